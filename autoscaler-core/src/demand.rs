@@ -1,0 +1,245 @@
+//! Demand: which waiting jobs the free runners will take, and which ones each pool must serve.
+//!
+//! Jobs and free runners are grouped by their label sets first (a cluster has a handful of
+//! distinct shapes, not thousands), then matched group against group with Gitea's own rule, so
+//! the cost stays linear in the number of jobs and runners.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::config::Policy;
+use crate::labels::{names_of, satisfies};
+use crate::plan::UnservableJob;
+use crate::snapshot::Job;
+
+/// Whose free runner a slot is; free capacity is used in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Owner {
+    /// Not on a managed machine: free for us, use it first.
+    Unmanaged,
+    /// A configured pool, by index.
+    Pool(usize),
+    /// A machine of a pool no longer configured: still a runner, used last.
+    Draining,
+}
+
+/// The outcome of matching waiting jobs to free runners.
+#[derive(Debug, Default)]
+pub(crate) struct Demand {
+    /// Per configured pool: waiting jobs it serves.
+    pub(crate) waiting: Vec<u32>,
+    /// Per configured pool: of those, jobs no free runner takes.
+    pub(crate) unmet: Vec<u32>,
+    /// Per configured pool: free slots no waiting job takes.
+    pub(crate) spare: Vec<u32>,
+    /// Jobs that no free runner takes and no pool serves.
+    pub(crate) unservable: Vec<UnservableJob>,
+}
+
+struct Bucket {
+    owner: Owner,
+    names: Vec<String>,
+    left: u32,
+}
+
+/// Matches `queued` (sorted by id, oldest first as Gitea hands them out) to the free slots.
+pub(crate) fn match_jobs<'a>(
+    policy: &Policy,
+    queued: &[&'a Job],
+    free: impl Iterator<Item = (Owner, &'a [String])>,
+) -> Demand {
+    let pools = policy.pools();
+    let mut demand = Demand {
+        waiting: vec![0; pools.len()],
+        unmet: vec![0; pools.len()],
+        spare: vec![0; pools.len()],
+        unservable: Vec::new(),
+    };
+
+    let mut raw_supply: HashMap<(Owner, &[String]), u32> = HashMap::new();
+    for (owner, labels) in free {
+        *raw_supply.entry((owner, labels)).or_default() += 1;
+    }
+    let mut supply: BTreeMap<(Owner, Vec<String>), u32> = BTreeMap::new();
+    for ((owner, labels), n) in raw_supply {
+        *supply.entry((owner, names_of(labels))).or_default() += n;
+    }
+    let mut buckets: Vec<Bucket> = supply
+        .into_iter()
+        .map(|((owner, names), left)| Bucket { owner, names, left })
+        .collect();
+
+    let mut raw_groups: HashMap<&[String], Vec<&Job>> = HashMap::new();
+    for job in queued {
+        raw_groups
+            .entry(job.labels.as_slice())
+            .or_default()
+            .push(job);
+    }
+    let mut groups: BTreeMap<Vec<String>, Vec<&Job>> = BTreeMap::new();
+    for (labels, jobs) in raw_groups {
+        groups.entry(names_of(labels)).or_default().extend(jobs);
+    }
+
+    // The most constrained shapes pick first, so a job that only one runner can take gets it.
+    let mut order: Vec<(Vec<usize>, Vec<String>, Vec<&Job>)> = groups
+        .into_iter()
+        .map(|(names, mut jobs)| {
+            jobs.sort_unstable_by_key(|j| j.id);
+            let fits = (0..buckets.len())
+                .filter(|&b| satisfies(&buckets[b].names, &names))
+                .collect();
+            (fits, names, jobs)
+        })
+        .collect();
+    order.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.1.cmp(&b.1)));
+
+    for (fits, names, jobs) in order {
+        let total = u32::try_from(jobs.len()).unwrap_or(u32::MAX);
+        let mut taken = 0u32;
+        for b in fits {
+            let take = buckets[b].left.min(total - taken);
+            buckets[b].left -= take;
+            taken += take;
+            if taken == total {
+                break;
+            }
+        }
+        match pools.iter().position(|p| satisfies(&p.label_names, &names)) {
+            Some(p) => {
+                demand.waiting[p] += total;
+                demand.unmet[p] += total - taken;
+            }
+            None => demand
+                .unservable
+                .extend(jobs[taken as usize..].iter().map(|j| UnservableJob {
+                    id: j.id,
+                    labels: j.labels.clone(),
+                    repo: j.repo.clone(),
+                })),
+        }
+    }
+    demand.unservable.sort_unstable_by_key(|j| j.id);
+    for b in &buckets {
+        if let Owner::Pool(p) = b.owner {
+            demand.spare[p] += b.left;
+        }
+    }
+    demand
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, PoolConfig};
+    use crate::snapshot::JobStatus;
+
+    fn job(id: u64, labels: &[&str]) -> Job {
+        Job {
+            id,
+            labels: labels.iter().map(|s| (*s).to_owned()).collect(),
+            status: JobStatus::Queued,
+            runner_id: None,
+            runner_name: None,
+            created: jiff::Timestamp::UNIX_EPOCH,
+            started: None,
+            repo: "acme/app".into(),
+        }
+    }
+
+    fn policy() -> Policy {
+        let c = Config {
+            pools: vec![
+                PoolConfig {
+                    name: "gpu".into(),
+                    labels: vec!["gpu".into(), "linux".into()],
+                    ..PoolConfig::default()
+                },
+                PoolConfig {
+                    name: "linux".into(),
+                    labels: vec!["linux:docker://node:20".into(), "ubuntu-latest".into()],
+                    ..PoolConfig::default()
+                },
+            ],
+            ..Config::default()
+        };
+        c.validate().expect("valid")
+    }
+
+    fn labels(l: &[&str]) -> Vec<String> {
+        l.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_job_goes_to_the_first_pool_that_serves_it() {
+        let p = policy();
+        let jobs = [
+            job(1, &["linux"]),
+            job(2, &["gpu"]),
+            job(3, &["ubuntu-latest"]),
+        ];
+        let refs: Vec<&Job> = jobs.iter().collect();
+        let d = match_jobs(&p, &refs, std::iter::empty());
+        assert_eq!(d.waiting, vec![2, 1]);
+        assert_eq!(d.unmet, vec![2, 1]);
+        assert!(d.unservable.is_empty());
+    }
+
+    #[test]
+    fn free_runners_take_jobs_before_any_server_is_wanted() {
+        let p = policy();
+        let jobs = [job(1, &["linux"]), job(2, &["linux"])];
+        let refs: Vec<&Job> = jobs.iter().collect();
+        let unmanaged = labels(&["linux", "gpu"]);
+        let d = match_jobs(
+            &p,
+            &refs,
+            [(Owner::Unmanaged, unmanaged.as_slice())].into_iter(),
+        );
+        assert_eq!(d.unmet, vec![1, 0]);
+    }
+
+    #[test]
+    fn jobs_no_pool_serves_are_reported_and_create_nothing() {
+        let p = policy();
+        let jobs = [job(7, &["windows"]), job(3, &["windows"])];
+        let refs: Vec<&Job> = jobs.iter().collect();
+        let d = match_jobs(&p, &refs, std::iter::empty());
+        assert_eq!(d.unmet, vec![0, 0]);
+        assert_eq!(
+            d.unservable.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![3, 7]
+        );
+    }
+
+    #[test]
+    fn the_most_constrained_shape_is_matched_first() {
+        let p = policy();
+        // One free gpu runner; the gpu job must get it even though the linux job is older.
+        let jobs = [job(1, &["linux"]), job(2, &["gpu"])];
+        let refs: Vec<&Job> = jobs.iter().collect();
+        let gpu = labels(&["gpu", "linux"]);
+        let d = match_jobs(&p, &refs, [(Owner::Pool(0), gpu.as_slice())].into_iter());
+        assert_eq!(
+            d.unmet,
+            vec![1, 0],
+            "the linux job is unmet, the gpu job served"
+        );
+        assert_eq!(d.spare, vec![0, 0]);
+    }
+
+    #[test]
+    fn unused_pool_slots_are_spare() {
+        let p = policy();
+        let l = labels(&["linux", "ubuntu-latest"]);
+        let d = match_jobs(
+            &p,
+            &[],
+            [
+                (Owner::Pool(1), l.as_slice()),
+                (Owner::Pool(1), l.as_slice()),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(d.spare, vec![0, 2]);
+    }
+}

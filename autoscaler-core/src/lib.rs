@@ -1,0 +1,73 @@
+//! # autoscaler-core
+//!
+//! The decision core of gitea-ci-autoscaler: a snapshot of Gitea jobs and runners, Hetzner
+//! servers, and Kubernetes nodes and runner pods goes in; a [`Plan`] of actions, each with a
+//! reason, comes out.
+//!
+//! ```text
+//!   Snapshot ──┐
+//!              ├──▶ decide() ──▶ Plan { actions, nodes, pools, unservable, warnings }
+//!   Policy ────┘
+//! ```
+//!
+//! The core does no IO, starts no runtime and never reads a clock: `now` is part of the
+//! snapshot. It is deterministic (the same inputs give the same plan, whatever the order of the
+//! lists) and it keeps no state between calls. What it must remember (idle since when, which
+//! teardown is under way, which node went missing) it writes onto the machines through actions
+//! (node annotations, server labels) and reads back from the next snapshot, so a restart or a
+//! crash between two teardown steps loses nothing.
+//!
+//! Safety rules it holds to, each checked by property tests:
+//! - a node whose runner has a job (the in-progress job list is the proof) is never torn down;
+//! - never more servers than the pool's or the global maximum;
+//! - a plan built from a source that was not read completely holds nothing destructive, and no
+//!   creation unless the server and job lists are complete;
+//! - only servers and nodes carrying this installation's ownership label are touched;
+//! - idle nodes are torn down only in the window before their paid hour ends;
+//! - jobs no pool can serve never create servers.
+//!
+//! ```
+//! use autoscaler_core::{Config, Snapshot, Source, decide};
+//!
+//! let policy = Config::default().validate().expect("the default configuration is valid");
+//! let mut snapshot = Snapshot::new("2026-11-25T10:00:00Z".parse().unwrap());
+//! snapshot.jobs = Source::complete(vec![]);
+//! snapshot.runners = Source::complete(vec![]);
+//! snapshot.servers = Source::complete(vec![]);
+//! snapshot.nodes = Source::complete(vec![]);
+//! snapshot.pods = Source::complete(vec![]);
+//! let plan = decide(&policy, &snapshot);
+//! assert!(plan.actions.is_empty());
+//! ```
+
+mod billing;
+mod config;
+mod decide;
+mod demand;
+mod duration;
+mod error;
+mod inventory;
+pub mod keys;
+pub mod labels;
+mod lifecycle;
+mod plan;
+mod scale_up;
+mod snapshot;
+mod source;
+pub mod synthetic;
+mod teardown;
+
+pub use billing::period_end;
+pub use config::{Backoff, CONFIG_VERSION, Config, Day, Policy, PoolConfig, WarmWindow};
+pub use decide::decide;
+pub use error::{ConfigProblem, Error};
+pub use jiff::{SignedDuration, Timestamp};
+pub use plan::{
+    Action, NodeReport, NodeState, PLAN_VERSION, Plan, PlannedAction, PoolReport, Slots,
+    TeardownStep, UnservableJob, Warning, WarningKind,
+};
+pub use snapshot::{
+    ApiBudget, CreateFailure, CreateFailureKind, ForgeCapabilities, Job, JobStatus, Node, PodPhase,
+    Runner, RunnerPod, SNAPSHOT_VERSION, Server, ServerStatus, Snapshot,
+};
+pub use source::Source;

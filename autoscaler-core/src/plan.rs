@@ -1,0 +1,464 @@
+//! What the decision returns: actions with reasons, and the state of every node and pool.
+//!
+//! Each [`Action`] is one idempotent call to one service, carrying only the data that step still
+//! has: once the node is deleted, [`Action::DeleteServer`] knows only the server. The JSON form is
+//! versioned by [`PLAN_VERSION`].
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The version of the plan's JSON form.
+pub const PLAN_VERSION: u32 = 1;
+
+/// The decision for one snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// See [`PLAN_VERSION`].
+    pub version: u32,
+    /// The snapshot's instant.
+    pub now: Timestamp,
+    /// What to do, in an order that is safe to carry out concurrently per target.
+    pub actions: Vec<PlannedAction>,
+    /// Every managed machine, by name.
+    pub nodes: Vec<NodeReport>,
+    /// Every configured pool, plus one per unknown pool label found on owned servers.
+    pub pools: Vec<PoolReport>,
+    /// Waiting jobs that no pool can serve; they never create servers.
+    pub unservable: Vec<UnservableJob>,
+    /// Things a person should know: missing data, held actions, configuration limits reached.
+    pub warnings: Vec<Warning>,
+}
+
+impl Plan {
+    /// The actions alone, without reasons.
+    pub fn action_list(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().map(|a| &a.action)
+    }
+
+    /// Whether the plan changes anything.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+/// An action with the reason a person can read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedAction {
+    /// What to do.
+    #[serde(flatten)]
+    pub action: Action,
+    /// Why.
+    pub reason: String,
+}
+
+/// One call to one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Create a Hetzner server that joins the cluster as a node of `pool`.
+    CreateServer {
+        /// The pool.
+        pool: String,
+        /// Server and node name.
+        name: String,
+        /// Hetzner server type.
+        server_type: String,
+        /// Hetzner location.
+        location: String,
+        /// Image.
+        image: String,
+        /// Labels for the server (ownership and pool).
+        labels: BTreeMap<String, String>,
+        /// Labels the node registers with (ownership and pool).
+        node_labels: BTreeMap<String, String>,
+    },
+    /// Label the server `joined=<at>`: its node registered.
+    RecordJoined {
+        /// The server.
+        server_id: u64,
+        /// When the node was first seen.
+        at: Timestamp,
+    },
+    /// Annotate the node `idle-since=<since>`.
+    MarkIdle {
+        /// The node.
+        node: String,
+        /// Idle since.
+        since: Timestamp,
+    },
+    /// Remove the node's `idle-since` annotation: it works again.
+    ClearIdle {
+        /// The node.
+        node: String,
+    },
+    /// Label the server `teardown=<at>`: the first step of a teardown, written before anything is
+    /// disabled so a crash at any later step resumes instead of leaking.
+    BeginTeardown {
+        /// The server.
+        server_id: u64,
+        /// When.
+        at: Timestamp,
+    },
+    /// Remove the server's `teardown` label: the node is kept after all.
+    AbortTeardown {
+        /// The server.
+        server_id: u64,
+    },
+    /// Disable a Gitea runner so it takes no new job (Gitea 1.26+).
+    DisableRunner {
+        /// Gitea's runner id.
+        runner_id: u64,
+        /// Its name, for people.
+        runner_name: String,
+    },
+    /// Enable a runner again: a teardown was aborted.
+    EnableRunner {
+        /// Gitea's runner id.
+        runner_id: u64,
+        /// Its name, for people.
+        runner_name: String,
+    },
+    /// Delete a Gitea runner, after it was seen disabled and idle.
+    DeleteRunner {
+        /// Gitea's runner id.
+        runner_id: u64,
+        /// Its name, for people.
+        runner_name: String,
+    },
+    /// Mark the node unschedulable.
+    Cordon {
+        /// The node.
+        node: String,
+    },
+    /// Evict every pod except DaemonSet and mirror pods; when none is left, annotate the node
+    /// `drained`. A PodDisruptionBudget refusal leaves it undrained, and the next tick retries.
+    Drain {
+        /// The node.
+        node: String,
+    },
+    /// Delete the node object (this also frees its K3s node password).
+    DeleteNode {
+        /// The node.
+        node: String,
+    },
+    /// Label the server `node-missing=<since>`: first seen without its node.
+    MarkNodeMissing {
+        /// The server.
+        server_id: u64,
+        /// When first seen so.
+        since: Timestamp,
+    },
+    /// Remove the server's `node-missing` label: the node is back.
+    ClearNodeMissing {
+        /// The server.
+        server_id: u64,
+    },
+    /// Annotate the node `server-missing=<since>`: first seen without its server.
+    MarkServerMissing {
+        /// The node.
+        node: String,
+        /// When first seen so.
+        since: Timestamp,
+    },
+    /// Remove the node's `server-missing` annotation: the server is back.
+    ClearServerMissing {
+        /// The node.
+        node: String,
+    },
+    /// Delete the Hetzner server. The last step; a 404 means it is already gone.
+    DeleteServer {
+        /// The server.
+        server_id: u64,
+        /// Its name, for people.
+        server_name: String,
+    },
+}
+
+impl Action {
+    /// Actions that remove capacity or lead to it. A plan built from incomplete data holds none.
+    pub fn is_destructive(&self) -> bool {
+        matches!(
+            self,
+            Self::BeginTeardown { .. }
+                | Self::DisableRunner { .. }
+                | Self::DeleteRunner { .. }
+                | Self::Cordon { .. }
+                | Self::Drain { .. }
+                | Self::DeleteNode { .. }
+                | Self::MarkNodeMissing { .. }
+                | Self::MarkServerMissing { .. }
+                | Self::DeleteServer { .. }
+        )
+    }
+
+    /// A short name for logs and metrics, e.g. `delete_server`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::CreateServer { .. } => "create_server",
+            Self::RecordJoined { .. } => "record_joined",
+            Self::MarkIdle { .. } => "mark_idle",
+            Self::ClearIdle { .. } => "clear_idle",
+            Self::BeginTeardown { .. } => "begin_teardown",
+            Self::AbortTeardown { .. } => "abort_teardown",
+            Self::DisableRunner { .. } => "disable_runner",
+            Self::EnableRunner { .. } => "enable_runner",
+            Self::DeleteRunner { .. } => "delete_runner",
+            Self::Cordon { .. } => "cordon",
+            Self::Drain { .. } => "drain",
+            Self::DeleteNode { .. } => "delete_node",
+            Self::MarkNodeMissing { .. } => "mark_node_missing",
+            Self::ClearNodeMissing { .. } => "clear_node_missing",
+            Self::MarkServerMissing { .. } => "mark_server_missing",
+            Self::ClearServerMissing { .. } => "clear_server_missing",
+            Self::DeleteServer { .. } => "delete_server",
+        }
+    }
+
+    /// The server this action targets, if it targets one.
+    pub fn server_id(&self) -> Option<u64> {
+        match self {
+            Self::RecordJoined { server_id, .. }
+            | Self::BeginTeardown { server_id, .. }
+            | Self::AbortTeardown { server_id }
+            | Self::MarkNodeMissing { server_id, .. }
+            | Self::ClearNodeMissing { server_id }
+            | Self::DeleteServer { server_id, .. } => Some(*server_id),
+            _ => None,
+        }
+    }
+
+    /// The node this action targets, if it targets one.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Self::MarkIdle { node, .. }
+            | Self::ClearIdle { node }
+            | Self::Cordon { node }
+            | Self::Drain { node }
+            | Self::DeleteNode { node }
+            | Self::MarkServerMissing { node, .. }
+            | Self::ClearServerMissing { node } => Some(node),
+            _ => None,
+        }
+    }
+
+    /// The runner this action targets, if it targets one.
+    pub fn runner_id(&self) -> Option<u64> {
+        match self {
+            Self::DisableRunner { runner_id, .. }
+            | Self::EnableRunner { runner_id, .. }
+            | Self::DeleteRunner { runner_id, .. } => Some(*runner_id),
+            _ => None,
+        }
+    }
+}
+
+/// One managed machine: a server, its node, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// Server and node name.
+    pub name: String,
+    /// Its pool.
+    pub pool: String,
+    /// The Hetzner server, when there is one.
+    pub server_id: Option<u64>,
+    /// Where it is in its life.
+    #[serde(flatten)]
+    pub state: NodeState,
+    /// Why, in words.
+    pub reason: String,
+    /// Runner slots: idle, busy and expected.
+    pub slots: Slots,
+    /// When the paid period ends, when there is a server.
+    pub paid_until: Option<Timestamp>,
+}
+
+/// Runner slots on one machine or pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slots {
+    /// Online, enabled runners with no job.
+    pub idle: u32,
+    /// Runners with a job.
+    pub busy: u32,
+    /// Runners still to come on machines that are provisioning or joining.
+    pub upcoming: u32,
+}
+
+/// The lifecycle state of a managed machine, derived from what is observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum NodeState {
+    /// The server exists; its node has not registered yet.
+    Provisioning,
+    /// The node registered; its runners are not online yet.
+    Joining,
+    /// Runners online, none working.
+    Idle {
+        /// Since when, as written on the node.
+        since: Option<Timestamp>,
+    },
+    /// At least one runner has a job.
+    Busy {
+        /// Jobs running on it.
+        jobs: u32,
+    },
+    /// Being torn down; `step` is what happens next.
+    Teardown {
+        /// The next step.
+        step: TeardownStep,
+    },
+    /// Hetzner is deleting the server.
+    Deleting,
+    /// Fault: no node after the provisioning timeout.
+    StuckProvisioning,
+    /// Fault: the node registered but no runner came online within the join timeout.
+    NoRunner,
+    /// Fault: the node has been NotReady longer than its timeout.
+    NotReady {
+        /// Since when.
+        since: Option<Timestamp>,
+    },
+    /// Fault: the server's node disappeared after it had joined.
+    NodeVanished,
+    /// Fault: a managed node whose server is gone.
+    ServerVanished,
+    /// Fault: the server is ours but its node lacks our ownership label; nothing is touched.
+    OwnershipConflict,
+}
+
+impl NodeState {
+    /// A short name for metrics, e.g. `stuck_provisioning`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Provisioning => "provisioning",
+            Self::Joining => "joining",
+            Self::Idle { .. } => "idle",
+            Self::Busy { .. } => "busy",
+            Self::Teardown { .. } => "teardown",
+            Self::Deleting => "deleting",
+            Self::StuckProvisioning => "stuck_provisioning",
+            Self::NoRunner => "no_runner",
+            Self::NotReady { .. } => "not_ready",
+            Self::NodeVanished => "node_vanished",
+            Self::ServerVanished => "server_vanished",
+            Self::OwnershipConflict => "ownership_conflict",
+        }
+    }
+
+    /// Whether this state is a fault.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::StuckProvisioning
+                | Self::NoRunner
+                | Self::NotReady { .. }
+                | Self::NodeVanished
+                | Self::ServerVanished
+                | Self::OwnershipConflict
+        )
+    }
+}
+
+/// The steps of a teardown, in order. Each is observable in the next snapshot, so a teardown
+/// resumes where it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeardownStep {
+    /// Disable the node's runners.
+    DisableRunners,
+    /// Runners disabled; waiting to see them idle on a later snapshot.
+    ConfirmIdle,
+    /// Delete the node's runners.
+    DeleteRunners,
+    /// Cordon the node.
+    Cordon,
+    /// Drain the node.
+    Drain,
+    /// Delete the node.
+    DeleteNode,
+    /// The node is gone; waiting for a later snapshot to agree.
+    ConfirmNodeGone,
+    /// Delete the server.
+    DeleteServer,
+    /// Aborting: enabling runners and removing the teardown mark.
+    Abort,
+    /// Nothing can be done safely this tick.
+    Held,
+}
+
+/// One pool's numbers in this tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolReport {
+    /// The pool.
+    pub name: String,
+    /// Whether it is configured; an unknown pool only drains.
+    pub configured: bool,
+    /// Waiting jobs this pool serves.
+    pub waiting: u32,
+    /// Of those, the jobs no idle runner could take.
+    pub unmet: u32,
+    /// Jobs running on this pool's nodes.
+    pub running: u32,
+    /// Slots on this pool's machines.
+    pub slots: Slots,
+    /// Owned servers in the pool, in any state.
+    pub servers: u32,
+    /// The warm-slot target now.
+    pub warm_target: u32,
+    /// Servers after this plan (created ones counted, torn-down ones not).
+    pub desired: u32,
+    /// Servers this plan creates.
+    pub creating: u32,
+    /// Teardowns this plan starts.
+    pub tearing_down: u32,
+    /// Creations are held back until then, after failures.
+    pub backoff_until: Option<Timestamp>,
+}
+
+/// A waiting job no pool can serve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnservableJob {
+    /// Gitea's job id.
+    pub id: u64,
+    /// Its `runs-on` labels.
+    pub labels: Vec<String>,
+    /// Its repository.
+    pub repo: String,
+}
+
+/// Something a person should know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// What kind of thing, for alerts.
+    pub kind: WarningKind,
+    /// The details.
+    pub message: String,
+}
+
+/// Kinds of warnings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WarningKind {
+    /// A source was not read completely; destructive actions are held.
+    IncompleteData,
+    /// The forge cannot disable runners; the teardown order is weaker.
+    WeakTeardownOrder,
+    /// Many nodes vanished at once; acting on it is refused.
+    MassVanish,
+    /// A machine's server and node disagree about ownership.
+    OwnershipConflict,
+    /// A stored label or annotation could not be read.
+    GarbledMemory,
+    /// Waiting jobs that no pool serves.
+    UnservableJobs,
+    /// Creations are backing off after failures.
+    CreateBackoff,
+    /// A configured maximum stopped creations.
+    MaxReached,
+    /// The Hetzner request budget stopped creations.
+    BudgetLow,
+    /// A job runs on a runner of a machine in teardown after the point of no return.
+    BusyInTeardown,
+}
