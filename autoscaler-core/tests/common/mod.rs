@@ -1,0 +1,503 @@
+//! A test world that plays the shell: it holds the truth as a complete snapshot, applies plans
+//! to it the way the real services would, lets Gitea assign waiting jobs the way Gitea does, and
+//! records every job that lost its runner.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{BTreeMap, HashSet};
+
+use autoscaler_core::keys;
+use autoscaler_core::labels::{label_name, satisfies};
+use autoscaler_core::synthetic;
+use autoscaler_core::{
+    Action, Config, Job, JobStatus, Node, Plan, Policy, PoolConfig, Runner, RunnerPod, Server,
+    ServerStatus, SignedDuration, Snapshot, Source, Timestamp, decide,
+};
+
+pub const INSTALLATION: &str = "default";
+
+pub fn t(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+pub fn mins(m: i64) -> SignedDuration {
+    SignedDuration::from_mins(m)
+}
+
+pub fn secs(s: i64) -> SignedDuration {
+    SignedDuration::from_secs(s)
+}
+
+pub fn items_mut<T>(s: &mut Source<T>) -> &mut Vec<T> {
+    match s {
+        Source::Complete { items } | Source::Partial { items, .. } => items,
+        Source::Unavailable { .. } => panic!("the world's sources are always complete"),
+    }
+}
+
+/// The kinds of actions a plan holds, in order, for compact assertions.
+pub fn kinds(plan: &Plan) -> Vec<&'static str> {
+    plan.action_list().map(Action::kind).collect()
+}
+
+pub struct World {
+    pub policy: Policy,
+    pub truth: Snapshot,
+    /// Jobs that were running when their runner, pod, node or server was taken away.
+    pub killed: Vec<u64>,
+    /// Every action ever applied, in order.
+    pub applied: Vec<Action>,
+    next_id: u64,
+}
+
+impl World {
+    pub fn new(config: Config) -> Self {
+        Self::at(config, t("2026-11-25T10:00:00Z"))
+    }
+
+    pub fn at(config: Config, now: Timestamp) -> Self {
+        let policy = config.validate().expect("test configuration is valid");
+        let mut truth = Snapshot::new(now);
+        truth.jobs = Source::complete(vec![]);
+        truth.runners = Source::complete(vec![]);
+        truth.servers = Source::complete(vec![]);
+        truth.nodes = Source::complete(vec![]);
+        truth.pods = Source::complete(vec![]);
+        Self {
+            policy,
+            truth,
+            killed: Vec::new(),
+            applied: Vec::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.truth.now
+    }
+
+    pub fn advance(&mut self, d: SignedDuration) {
+        self.truth.now += d;
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub fn pool(&self, name: &str) -> PoolConfig {
+        self.policy
+            .config()
+            .pools
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A joined machine of `pool`, created `age` ago, with its runners online and idle.
+    pub fn machine(&mut self, pool: &str, name: &str, age: SignedDuration) -> u64 {
+        let created = self.now() - age;
+        let id = self.id();
+        let mut server = synthetic::server(INSTALLATION, pool, id, name, created);
+        server
+            .labels
+            .insert(keys::JOINED.into(), keys::unix_value(created + secs(60)));
+        items_mut(&mut self.truth.servers).push(server);
+        self.join(name, created + secs(60));
+        id
+    }
+
+    /// Registers the node of server `name` with its runner pods and runners.
+    pub fn join(&mut self, name: &str, at: Timestamp) {
+        let server = self.server(name).expect("server exists").clone();
+        let pool = server.labels.get(keys::POOL).cloned().unwrap_or_default();
+        let config = self.pool(&pool);
+        items_mut(&mut self.truth.nodes).push(synthetic::node(INSTALLATION, &pool, name, at));
+        for k in 0..config.runners_per_node {
+            let pod_name = format!("{name}-runner-{k}");
+            items_mut(&mut self.truth.pods).push(synthetic::pod(&pod_name, name));
+            let id = self.id();
+            items_mut(&mut self.truth.runners).push(synthetic::runner(
+                id,
+                &pod_name,
+                &config.labels,
+            ));
+        }
+    }
+
+    /// Joins every server that has been up for `boot` and has no node yet.
+    pub fn join_booted(&mut self, boot: SignedDuration) {
+        let now = self.now();
+        let pending: Vec<String> = self
+            .truth
+            .servers
+            .items()
+            .iter()
+            .filter(|s| now.duration_since(s.created) >= boot && self.node(&s.name).is_none())
+            .map(|s| s.name.clone())
+            .collect();
+        for name in pending {
+            self.join(&name, now);
+        }
+    }
+
+    pub fn server(&self, name: &str) -> Option<&Server> {
+        self.truth.servers.items().iter().find(|s| s.name == name)
+    }
+
+    pub fn server_mut(&mut self, name: &str) -> &mut Server {
+        items_mut(&mut self.truth.servers)
+            .iter_mut()
+            .find(|s| s.name == name)
+            .expect("server exists")
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.truth.nodes.items().iter().find(|n| n.name == name)
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> &mut Node {
+        items_mut(&mut self.truth.nodes)
+            .iter_mut()
+            .find(|n| n.name == name)
+            .expect("node exists")
+    }
+
+    pub fn runners_of(&self, node: &str) -> Vec<Runner> {
+        let pods: HashSet<&str> = self
+            .truth
+            .pods
+            .items()
+            .iter()
+            .filter(|p| p.node.as_deref() == Some(node))
+            .map(|p| p.name.as_str())
+            .collect();
+        self.truth
+            .runners
+            .items()
+            .iter()
+            .filter(|r| pods.contains(r.name.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    pub fn queue(&mut self, labels: &[&str]) -> u64 {
+        let id = self.id();
+        let labels: Vec<String> = labels.iter().map(|s| (*s).to_owned()).collect();
+        let now = self.now();
+        items_mut(&mut self.truth.jobs).push(synthetic::queued_job(id, &labels, now));
+        id
+    }
+
+    /// Starts a job on the runner named `runner`, bypassing the queue (Gitea just assigned it).
+    pub fn start_on(&mut self, runner: &str) -> u64 {
+        let r = self
+            .truth
+            .runners
+            .items()
+            .iter()
+            .find(|r| r.name == runner)
+            .expect("runner exists")
+            .clone();
+        let id = self.id();
+        let now = self.now();
+        items_mut(&mut self.truth.jobs).push(synthetic::running_job(id, &r, now));
+        id
+    }
+
+    pub fn finish(&mut self, job: u64) {
+        items_mut(&mut self.truth.jobs).retain(|j| j.id != job);
+    }
+
+    pub fn running(&self) -> Vec<&Job> {
+        self.truth
+            .jobs
+            .items()
+            .iter()
+            .filter(|j| j.status == JobStatus::InProgress)
+            .collect()
+    }
+
+    /// What Gitea does between snapshots: free, enabled runners whose pod runs take the oldest
+    /// waiting job whose labels they satisfy. Disabled runners take nothing.
+    pub fn assign_waiting(&mut self) {
+        let live_pods: HashSet<String> = self
+            .truth
+            .pods
+            .items()
+            .iter()
+            .filter(|p| {
+                p.node
+                    .as_deref()
+                    .and_then(|n| self.node(n))
+                    .is_some_and(|n| n.ready)
+            })
+            .map(|p| p.name.clone())
+            .collect();
+        let now = self.now();
+        let runners: Vec<Runner> = self.truth.runners.items().to_vec();
+        for r in runners {
+            if !r.online || r.disabled || !live_pods.contains(&r.name) {
+                continue;
+            }
+            let taken = self
+                .truth
+                .jobs
+                .items()
+                .iter()
+                .any(|j| j.status == JobStatus::InProgress && j.runner_id == Some(r.id));
+            if taken {
+                continue;
+            }
+            let jobs = items_mut(&mut self.truth.jobs);
+            let pick = jobs
+                .iter_mut()
+                .filter(|j| j.status == JobStatus::Queued && satisfies(&r.labels, &j.labels))
+                .min_by_key(|j| j.id);
+            if let Some(job) = pick {
+                job.status = JobStatus::InProgress;
+                job.runner_id = Some(r.id);
+                job.runner_name = Some(r.name.clone());
+                job.started = Some(now);
+            }
+        }
+    }
+
+    pub fn decide(&self) -> Plan {
+        decide(&self.policy, &self.truth)
+    }
+
+    /// Decides and applies the whole plan; returns it.
+    pub fn step(&mut self) -> Plan {
+        let plan = self.decide();
+        let actions: Vec<Action> = plan.action_list().cloned().collect();
+        self.apply(&actions);
+        plan
+    }
+
+    fn kill_jobs_of_runner_names(&mut self, names: &HashSet<String>) {
+        let ids: HashSet<u64> = self
+            .truth
+            .runners
+            .items()
+            .iter()
+            .filter(|r| names.contains(&r.name))
+            .map(|r| r.id)
+            .collect();
+        let mut killed = Vec::new();
+        items_mut(&mut self.truth.jobs).retain(|j| {
+            let hit = j.status == JobStatus::InProgress
+                && (j.runner_id.is_some_and(|id| ids.contains(&id))
+                    || j.runner_name.as_ref().is_some_and(|n| names.contains(n)));
+            if hit {
+                killed.push(j.id);
+            }
+            !hit
+        });
+        self.killed.extend(killed);
+    }
+
+    fn pods_on(&self, node: &str) -> HashSet<String> {
+        self.truth
+            .pods
+            .items()
+            .iter()
+            .filter(|p| p.node.as_deref() == Some(node))
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    /// Carries out actions as the services would.
+    pub fn apply(&mut self, actions: &[Action]) {
+        let now = self.now();
+        for action in actions {
+            self.applied.push(action.clone());
+            match action {
+                Action::CreateServer {
+                    name,
+                    server_type,
+                    location,
+                    labels,
+                    ..
+                } => {
+                    let id = self.id();
+                    items_mut(&mut self.truth.servers).push(Server {
+                        id,
+                        name: name.clone(),
+                        labels: labels.clone(),
+                        created: now,
+                        status: ServerStatus::Initializing,
+                        server_type: server_type.clone(),
+                        location: location.clone(),
+                    });
+                }
+                Action::RecordJoined { server_id, at } => {
+                    self.label(*server_id, keys::JOINED, Some(keys::unix_value(*at)));
+                }
+                Action::BeginTeardown { server_id, at } => {
+                    self.label(*server_id, keys::TEARDOWN, Some(keys::unix_value(*at)));
+                }
+                Action::AbortTeardown { server_id } => self.label(*server_id, keys::TEARDOWN, None),
+                Action::MarkNodeMissing { server_id, since } => {
+                    self.label(
+                        *server_id,
+                        keys::NODE_MISSING,
+                        Some(keys::unix_value(*since)),
+                    );
+                }
+                Action::ClearNodeMissing { server_id } => {
+                    self.label(*server_id, keys::NODE_MISSING, None)
+                }
+                Action::MarkIdle { node, since } => {
+                    self.annotate(node, keys::IDLE_SINCE, Some(since.to_string()))
+                }
+                Action::ClearIdle { node } => self.annotate(node, keys::IDLE_SINCE, None),
+                Action::MarkServerMissing { node, since } => {
+                    self.annotate(node, keys::SERVER_MISSING, Some(since.to_string()));
+                }
+                Action::ClearServerMissing { node } => {
+                    self.annotate(node, keys::SERVER_MISSING, None)
+                }
+                Action::DisableRunner { runner_id, .. } => self.set_disabled(*runner_id, true),
+                Action::EnableRunner { runner_id, .. } => self.set_disabled(*runner_id, false),
+                Action::DeleteRunner { runner_id, .. } => {
+                    let names: HashSet<String> = self
+                        .truth
+                        .runners
+                        .items()
+                        .iter()
+                        .filter(|r| r.id == *runner_id)
+                        .map(|r| r.name.clone())
+                        .collect();
+                    // Only the deleted runner's own job dies; another runner under the same name
+                    // (never in these tests) would keep its job.
+                    let mut killed = Vec::new();
+                    items_mut(&mut self.truth.jobs).retain(|j| {
+                        let hit =
+                            j.status == JobStatus::InProgress && j.runner_id == Some(*runner_id);
+                        if hit {
+                            killed.push(j.id);
+                        }
+                        !hit
+                    });
+                    self.killed.extend(killed);
+                    let _ = names;
+                    items_mut(&mut self.truth.runners).retain(|r| r.id != *runner_id);
+                }
+                Action::Cordon { node } => {
+                    if let Some(n) = items_mut(&mut self.truth.nodes)
+                        .iter_mut()
+                        .find(|n| &n.name == node)
+                    {
+                        n.cordoned = true;
+                    }
+                }
+                Action::Drain { node } => {
+                    let pods = self.pods_on(node);
+                    self.kill_jobs_of_runner_names(&pods);
+                    items_mut(&mut self.truth.pods)
+                        .retain(|p| p.node.as_deref() != Some(node.as_str()));
+                    self.annotate(node, keys::DRAINED, Some(now.to_string()));
+                }
+                Action::DeleteNode { node } => {
+                    let pods = self.pods_on(node);
+                    self.kill_jobs_of_runner_names(&pods);
+                    items_mut(&mut self.truth.pods)
+                        .retain(|p| p.node.as_deref() != Some(node.as_str()));
+                    items_mut(&mut self.truth.nodes).retain(|n| &n.name != node);
+                }
+                Action::DeleteServer { server_id, .. } => {
+                    let name = self
+                        .truth
+                        .servers
+                        .items()
+                        .iter()
+                        .find(|s| s.id == *server_id)
+                        .map(|s| s.name.clone());
+                    if let Some(name) = name {
+                        let pods = self.pods_on(&name);
+                        self.kill_jobs_of_runner_names(&pods);
+                        if let Some(n) = items_mut(&mut self.truth.nodes)
+                            .iter_mut()
+                            .find(|n| n.name == name)
+                        {
+                            n.ready = false;
+                            n.ready_since = Some(now);
+                        }
+                    }
+                    items_mut(&mut self.truth.servers).retain(|s| s.id != *server_id);
+                }
+            }
+        }
+    }
+
+    fn label(&mut self, server_id: u64, key: &str, value: Option<String>) {
+        if let Some(s) = items_mut(&mut self.truth.servers)
+            .iter_mut()
+            .find(|s| s.id == server_id)
+        {
+            match value {
+                Some(v) => {
+                    s.labels.insert(key.to_owned(), v);
+                }
+                None => {
+                    s.labels.remove(key);
+                }
+            }
+        }
+    }
+
+    fn annotate(&mut self, node: &str, key: &str, value: Option<String>) {
+        if let Some(n) = items_mut(&mut self.truth.nodes)
+            .iter_mut()
+            .find(|n| n.name == node)
+        {
+            match value {
+                Some(v) => {
+                    n.annotations.insert(key.to_owned(), v);
+                }
+                None => {
+                    n.annotations.remove(key);
+                }
+            }
+        }
+    }
+
+    fn set_disabled(&mut self, runner_id: u64, disabled: bool) {
+        if let Some(r) = items_mut(&mut self.truth.runners)
+            .iter_mut()
+            .find(|r| r.id == runner_id)
+        {
+            r.disabled = disabled;
+        }
+    }
+}
+
+/// A configuration with one `linux` pool whose runners register `labels`.
+pub fn config(labels: &[&str]) -> Config {
+    Config {
+        installation: INSTALLATION.into(),
+        max_nodes: 20,
+        pools: vec![PoolConfig {
+            name: "linux".into(),
+            labels: labels.iter().map(|s| (*s).to_owned()).collect(),
+            max_nodes: 20,
+            ..PoolConfig::default()
+        }],
+        ..Config::default()
+    }
+}
+
+/// Label names of raw runner labels, for assertions.
+pub fn names(labels: &[String]) -> Vec<&str> {
+    labels.iter().map(|l| label_name(l)).collect()
+}
+
+pub fn empty_labels() -> BTreeMap<String, String> {
+    BTreeMap::new()
+}
+
+pub fn pod(name: &str, node: &str) -> RunnerPod {
+    synthetic::pod(name, node)
+}
