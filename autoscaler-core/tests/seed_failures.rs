@@ -279,9 +279,11 @@ fn idle_timers_survive_a_restart() {
 fn a_fleet_of_ten_thousand_is_decided_within_the_limits() {
     let fleet = Fleet::benchmark(10_000, t("2026-11-25T10:00:00Z"));
     let snapshot = fleet.build();
-    let mut config = autoscaler_core::Config::default();
-    config.max_nodes = 12_000;
-    config.max_creates_per_tick = 50;
+    let mut config = autoscaler_core::Config {
+        max_nodes: 12_000,
+        max_creates_per_tick: 50,
+        ..autoscaler_core::Config::default()
+    };
     config.pools[0].max_nodes = 12_000;
     let policy = config.validate().expect("valid");
     let plan = autoscaler_core::decide(&policy, &snapshot);
