@@ -224,8 +224,8 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             machine_of_pod.insert(pod.name.as_str(), i);
         }
     }
-    // Pods of a machine whose node we do not own still prove the node exists; keep them for
-    // the vanish check without attaching runners.
+    // Pods that name the node of a server whose node is missing prove the node is not really
+    // gone; nothing on them is retired, since the node is not there to retire them from.
     let names_of_missing_nodes: HashMap<&str, usize> = machines
         .iter()
         .enumerate()
@@ -239,6 +239,8 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             .and_then(|n| names_of_missing_nodes.get(n))
         {
             machines[i].pods.push(pod);
+            // A job on such a pod's runner still makes the server busy.
+            machine_of_pod.insert(pod.name.as_str(), i);
         }
     }
 

@@ -212,6 +212,12 @@ pub(crate) fn delete_server_when_confirmed(m: &Machine<'_>, ctx: &Context<'_>) -
     let Some(server) = m.server else {
         return Progress::held("neither server nor node is left");
     };
+    if m.is_busy() {
+        return Progress::held(format!(
+            "a running job names a runner of node {}; the server is left alone until it ends",
+            m.name
+        ));
+    }
     if m.live_pods() > 0 {
         return Progress::held(format!(
             "{} runner pod(s) still name node {}; waiting for them to go",

@@ -483,6 +483,28 @@ fn runner_pods_that_still_name_a_missing_node_hold_the_server() {
     }
 }
 
+/// Found by the property tests: the node is gone and its runner pod has finished, but Gitea still
+/// shows a job running on that pod's runner. The job is the proof; the server stays.
+#[test]
+fn a_job_on_a_finished_pod_of_a_vanished_node_holds_the_server() {
+    let mut w = default_world();
+    w.machine("linux", "m1", mins(30));
+    let runner = w.runners_of("m1")[0].name.clone();
+    w.start_on(&runner);
+    items_mut(&mut w.truth.nodes).clear();
+    items_mut(&mut w.truth.pods)[0].phase = autoscaler_core::PodPhase::Succeeded;
+    for _ in 0..5 {
+        let plan = w.step();
+        assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
+        assert!(
+            reason_of(&plan, "m1").contains("running job"),
+            "{}",
+            reason_of(&plan, "m1")
+        );
+        w.advance(mins(1));
+    }
+}
+
 #[test]
 fn a_node_without_runner_in_time_is_torn_down() {
     let mut w = default_world();
