@@ -5,7 +5,7 @@
 //! scale down idle nodes in their billing window, then scale up. Finally the fail-static filter
 //! removes everything destructive when any source was incomplete.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
@@ -19,6 +19,7 @@ use crate::plan::{
     Action, NodeReport, NodeState, PLAN_VERSION, Plan, PlannedAction, PoolReport, Slots,
     TeardownStep, Warning, WarningKind,
 };
+use crate::render::{Clock, Dur};
 use crate::scale_up::{self, Blocked, Namer};
 use crate::snapshot::Snapshot;
 use crate::teardown::{self, Context};
@@ -496,7 +497,7 @@ impl<'a> Decision<'a> {
                 }
                 // A stale mark must not shorten the confirmation once this node is deleted.
                 if let (Some(node), Some(s)) = (m.node, m.server)
-                    && keys::read_unix(&s.labels, keys::NODE_MISSING).is_present()
+                    && m.server_marks.node_missing.is_present()
                 {
                     out.push(
                         Action::ClearNodeMissing { server_id: s.id },
@@ -517,7 +518,7 @@ impl<'a> Decision<'a> {
                     .unwrap_or_default();
                 (
                     NodeState::Provisioning,
-                    format!("waiting for the node to register ({left:#} left)"),
+                    format!("waiting for the node to register ({} left)", Dur(left)),
                 )
             }
             Class::NodeMissing { joined, .. } => {
@@ -577,7 +578,7 @@ impl<'a> Decision<'a> {
             Class::Busy => {
                 self.upkeep(m, out);
                 if let Some(node) = m.node
-                    && keys::read_rfc3339(&node.annotations, keys::IDLE_SINCE).is_present()
+                    && m.node_marks.idle_since.is_present()
                 {
                     out.push(
                         Action::ClearIdle {
@@ -586,9 +587,10 @@ impl<'a> Decision<'a> {
                         "a runner has a job",
                     );
                 }
+                // The count is in the state; the reason needs no formatting.
                 (
                     NodeState::Busy { jobs: m.jobs },
-                    format!("{} job(s) running", m.jobs),
+                    "its runners have jobs".into(),
                 )
             }
             Class::NotReady { since } => {
@@ -645,7 +647,7 @@ impl<'a> Decision<'a> {
         let (Some(server), Some(node)) = (m.server, m.node) else {
             return;
         };
-        if keys::read_unix(&server.labels, keys::NODE_MISSING).is_present() {
+        if m.server_marks.node_missing.is_present() {
             out.push(
                 Action::ClearNodeMissing {
                     server_id: server.id,
@@ -653,7 +655,7 @@ impl<'a> Decision<'a> {
                 "its node is present again",
             );
         }
-        if keys::read_rfc3339(&node.annotations, keys::SERVER_MISSING).is_present() {
+        if m.node_marks.server_missing.is_present() {
             out.push(
                 Action::ClearServerMissing {
                     node: node.name.clone(),
@@ -661,7 +663,7 @@ impl<'a> Decision<'a> {
                 "its server is present again",
             );
         }
-        if keys::read_unix(&server.labels, keys::JOINED).at().is_none() {
+        if m.server_marks.joined.at().is_none() {
             let at = node
                 .created
                 .filter(|c| *c >= server.created && *c <= self.now)
@@ -711,8 +713,9 @@ impl<'a> Decision<'a> {
             let idle_for = now.duration_since(idle_since);
             if idle_for < pool.idle_timeout {
                 reports[i].reason = format!(
-                    "idle for {idle_for:#}; kept until idle for {:#}",
-                    pool.idle_timeout
+                    "idle for {}; kept until idle for {}",
+                    Dur(idle_for),
+                    Dur(pool.idle_timeout)
                 );
                 continue;
             }
@@ -725,13 +728,16 @@ impl<'a> Decision<'a> {
             ) {
                 Window::Before { opens } => {
                     reports[i].reason = format!(
-                        "idle for {idle_for:#}; paid until {}, teardown window opens at {opens}",
-                        opens + pool.teardown_window
+                        "idle for {}; the teardown window opens at {}",
+                        Dur(idle_for),
+                        Clock(opens)
                     );
                 }
                 Window::Missed { next_opens } => {
                     reports[i].reason = format!(
-                        "idle for {idle_for:#}; too late to finish teardown in this paid period, kept (next window opens at {next_opens})"
+                        "idle for {}; too late to finish teardown in this paid period, kept (next window opens at {})",
+                        Dur(idle_for),
+                        Clock(next_opens)
                     );
                 }
                 Window::Open { closes } => ready.push((closes, i)),
@@ -772,8 +778,9 @@ impl<'a> Decision<'a> {
                         )
                     } else {
                         format!(
-                            "idle for at least {:#} and in the last {:#} of its paid period; starting teardown",
-                            pool.idle_timeout, pool.teardown_window
+                            "idle for at least {} and in the last {} of its paid period; starting teardown",
+                            Dur(pool.idle_timeout),
+                            Dur(pool.teardown_window)
                         )
                     };
                     if per_machine[i].push(
@@ -804,15 +811,14 @@ impl<'a> Decision<'a> {
             .snapshot
             .hetzner_budget
             .map(|b| b.remaining.saturating_sub(config.hetzner_reserve));
-        let taken: HashSet<&str> = self
+        let names = self
             .snapshot
             .servers
             .items()
             .iter()
             .map(|s| s.name.as_str())
-            .chain(self.snapshot.nodes.items().iter().map(|n| n.name.as_str()))
-            .collect();
-        let mut namer = Namer::new(&config.installation, self.now, taken);
+            .chain(self.snapshot.nodes.items().iter().map(|n| n.name.as_str()));
+        let mut namer = Namer::new(&config.installation, self.now, names);
         let mut created = 0u32;
         for (i, pool) in self.policy.pools().iter().enumerate() {
             let acc = &mut accs[i];

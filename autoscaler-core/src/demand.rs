@@ -4,7 +4,9 @@
 //! distinct shapes, not thousands), then matched group against group with Gitea's own rule, so
 //! the cost stays linear in the number of jobs and runners.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use crate::config::Policy;
 use crate::labels::{names_of, satisfies};
@@ -55,7 +57,7 @@ pub(crate) fn match_jobs<'a>(
         unservable: Vec::new(),
     };
 
-    let mut raw_supply: HashMap<(Owner, &[String]), u32> = HashMap::new();
+    let mut raw_supply: FxHashMap<(Owner, &[String]), u32> = FxHashMap::default();
     for (owner, labels) in free {
         *raw_supply.entry((owner, labels)).or_default() += 1;
     }
@@ -68,12 +70,22 @@ pub(crate) fn match_jobs<'a>(
         .map(|((owner, names), left)| Bucket { owner, names, left })
         .collect();
 
-    let mut raw_groups: HashMap<&[String], Vec<&Job>> = HashMap::new();
+    // Jobs of one push arrive together with the same labels: compare with the previous job's
+    // labels before hashing.
+    let mut raw_groups: FxHashMap<&[String], Vec<&Job>> = FxHashMap::default();
+    let mut run: Option<(&[String], Vec<&Job>)> = None;
     for job in queued {
-        raw_groups
-            .entry(job.labels.as_slice())
-            .or_default()
-            .push(job);
+        match &mut run {
+            Some((labels, jobs)) if *labels == job.labels.as_slice() => jobs.push(job),
+            _ => {
+                if let Some((labels, jobs)) = run.replace((job.labels.as_slice(), vec![job])) {
+                    raw_groups.entry(labels).or_default().extend(jobs);
+                }
+            }
+        }
+    }
+    if let Some((labels, jobs)) = run {
+        raw_groups.entry(labels).or_default().extend(jobs);
     }
     let mut groups: BTreeMap<Vec<String>, Vec<&Job>> = BTreeMap::new();
     for (labels, jobs) in raw_groups {

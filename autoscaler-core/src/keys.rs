@@ -6,6 +6,8 @@
 //! second replica or a crash between two steps loses nothing. Server labels hold Unix seconds
 //! (Hetzner label values allow no `:`); node annotations hold RFC 3339 times.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 
 /// The prefix of every key this project writes.
@@ -30,9 +32,10 @@ pub const DRAINED: &str = "gitea-ci-autoscaler/drained";
 pub const SERVER_MISSING: &str = "gitea-ci-autoscaler/server-missing";
 
 /// How a stored instant reads back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum Stored {
     /// Not written.
+    #[default]
     Absent,
     /// Written and readable.
     At(Timestamp),
@@ -53,27 +56,82 @@ impl Stored {
     }
 }
 
-/// Reads a server label holding Unix seconds.
-pub(crate) fn read_unix(labels: &std::collections::BTreeMap<String, String>, key: &str) -> Stored {
-    match labels.get(key) {
-        None => Stored::Absent,
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .and_then(|s| Timestamp::from_second(s).ok())
-            .map_or(Stored::Garbled, Stored::At),
-    }
+/// Everything the core reads from a server's labels, in one pass over its own keys.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ServerMarks<'a> {
+    pub(crate) owner: Option<&'a str>,
+    pub(crate) pool: Option<&'a str>,
+    pub(crate) joined: Stored,
+    pub(crate) teardown: Stored,
+    pub(crate) node_missing: Stored,
 }
 
-/// Reads a node annotation holding an RFC 3339 instant.
-pub(crate) fn read_rfc3339(
-    annotations: &std::collections::BTreeMap<String, String>,
-    key: &str,
-) -> Stored {
-    match annotations.get(key) {
-        None => Stored::Absent,
-        Some(v) => v.parse::<Timestamp>().map_or(Stored::Garbled, Stored::At),
+/// Everything the core reads from a node's labels and annotations.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NodeMarks<'a> {
+    pub(crate) owner: Option<&'a str>,
+    pub(crate) pool: Option<&'a str>,
+    pub(crate) idle_since: Stored,
+    pub(crate) drained: Stored,
+    pub(crate) server_missing: Stored,
+}
+
+/// Our keys only. Label maps are small, so one walk with a prefix test beats two tree searches.
+fn ours(map: &BTreeMap<String, String>) -> impl Iterator<Item = (&str, &str)> {
+    map.iter()
+        .filter(|(k, _)| k.starts_with(OURS))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+const OURS: &str = "gitea-ci-autoscaler/";
+
+pub(crate) fn server_marks(labels: &BTreeMap<String, String>) -> ServerMarks<'_> {
+    let mut m = ServerMarks::default();
+    for (k, v) in ours(labels) {
+        match k {
+            OWNER => m.owner = Some(v),
+            POOL => m.pool = Some(v),
+            JOINED => m.joined = unix(v),
+            TEARDOWN => m.teardown = unix(v),
+            NODE_MISSING => m.node_missing = unix(v),
+            _ => {}
+        }
     }
+    m
+}
+
+pub(crate) fn node_marks<'a>(
+    labels: &'a BTreeMap<String, String>,
+    annotations: &'a BTreeMap<String, String>,
+) -> NodeMarks<'a> {
+    let mut m = NodeMarks::default();
+    for (k, v) in ours(labels) {
+        match k {
+            OWNER => m.owner = Some(v),
+            POOL => m.pool = Some(v),
+            _ => {}
+        }
+    }
+    for (k, v) in ours(annotations) {
+        match k {
+            IDLE_SINCE => m.idle_since = rfc3339(v),
+            DRAINED => m.drained = rfc3339(v),
+            SERVER_MISSING => m.server_missing = rfc3339(v),
+            _ => {}
+        }
+    }
+    m
+}
+
+fn unix(v: &str) -> Stored {
+    v.parse::<i64>()
+        .ok()
+        .and_then(|s| Timestamp::from_second(s).ok())
+        .map_or(Stored::Garbled, Stored::At)
+}
+
+fn rfc3339(v: &str) -> Stored {
+    v.parse::<Timestamp>().map_or(Stored::Garbled, Stored::At)
 }
 
 /// The label value for an instant: Unix seconds.
@@ -90,10 +148,31 @@ mod tests {
     fn stored_instants_read_back() {
         let at: Timestamp = "2026-11-25T10:00:00Z".parse().expect("ts");
         let labels = BTreeMap::from([(TEARDOWN.to_owned(), unix_value(at))]);
-        assert_eq!(read_unix(&labels, TEARDOWN), Stored::At(at));
-        assert_eq!(read_unix(&labels, JOINED), Stored::Absent);
+        assert_eq!(server_marks(&labels).teardown, Stored::At(at));
+        assert_eq!(server_marks(&labels).joined, Stored::Absent);
         let garbled = BTreeMap::from([(IDLE_SINCE.to_owned(), "yesterday".to_owned())]);
-        assert_eq!(read_rfc3339(&garbled, IDLE_SINCE), Stored::Garbled);
+        assert_eq!(
+            node_marks(&BTreeMap::new(), &garbled).idle_since,
+            Stored::Garbled
+        );
+    }
+
+    #[test]
+    fn marks_are_read_in_one_pass_and_foreign_keys_ignored() {
+        let at: Timestamp = "2026-11-25T10:00:00Z".parse().expect("ts");
+        let labels = BTreeMap::from([
+            (OWNER.to_owned(), "ci".to_owned()),
+            (POOL.to_owned(), "linux".to_owned()),
+            (TEARDOWN.to_owned(), unix_value(at)),
+            ("gitea-ci-autoscaler-other/owner".to_owned(), "x".to_owned()),
+            ("team".to_owned(), "infra".to_owned()),
+        ]);
+        let m = server_marks(&labels);
+        assert_eq!((m.owner, m.pool), (Some("ci"), Some("linux")));
+        assert_eq!((m.teardown, m.joined), (Stored::At(at), Stored::Absent));
+        let annotations = BTreeMap::from([(DRAINED.to_owned(), at.to_string())]);
+        let n = node_marks(&labels, &annotations);
+        assert_eq!((n.drained, n.idle_since), (Stored::At(at), Stored::Absent));
     }
 
     #[test]

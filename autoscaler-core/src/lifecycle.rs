@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 use crate::config::PoolConfig;
 use crate::inventory::Machine;
-use crate::keys::{self, Stored};
+use crate::keys::Stored;
 use crate::snapshot::ServerStatus;
 
 /// A machine's class before any action is chosen.
@@ -41,9 +41,9 @@ pub(crate) fn classify(m: &Machine<'_>, pool: &PoolConfig, now: Timestamp) -> Cl
     let since = |t: Timestamp| now.duration_since(t);
     let (server, node) = match (m.server, m.node) {
         (Some(server), node) => (server, node),
-        (None, Some(node)) => {
+        (None, Some(_)) => {
             return Class::ServerMissing {
-                missing: keys::read_rfc3339(&node.annotations, keys::SERVER_MISSING),
+                missing: m.node_marks.server_missing,
             };
         }
         // Not built by the inventory; touching nothing is the safe reading.
@@ -55,18 +55,18 @@ pub(crate) fn classify(m: &Machine<'_>, pool: &PoolConfig, now: Timestamp) -> Cl
     if node.is_some() && !m.node_owned {
         return Class::Conflict;
     }
-    let started = keys::read_unix(&server.labels, keys::TEARDOWN);
+    let started = m.server_marks.teardown;
     if started.is_present() {
         return Class::Teardown { started };
     }
-    let joined = keys::read_unix(&server.labels, keys::JOINED);
+    let joined = m.server_marks.joined;
     let Some(node) = node else {
         if !joined.is_present() && since(server.created) < pool.provisioning_timeout {
             return Class::Provisioning;
         }
         return Class::NodeMissing {
             joined: joined.is_present(),
-            missing: keys::read_unix(&server.labels, keys::NODE_MISSING),
+            missing: m.server_marks.node_missing,
         };
     };
     if m.is_busy() {
@@ -89,6 +89,6 @@ pub(crate) fn classify(m: &Machine<'_>, pool: &PoolConfig, now: Timestamp) -> Cl
         };
     }
     Class::Idle {
-        since: keys::read_rfc3339(&node.annotations, keys::IDLE_SINCE),
+        since: m.node_marks.idle_since,
     }
 }

@@ -387,6 +387,24 @@ pub enum TeardownStep {
     Held,
 }
 
+impl TeardownStep {
+    /// A short name for metrics and logs, e.g. `delete_runners`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::DisableRunners => "disable_runners",
+            Self::ConfirmIdle => "confirm_idle",
+            Self::DeleteRunners => "delete_runners",
+            Self::Cordon => "cordon",
+            Self::Drain => "drain",
+            Self::DeleteNode => "delete_node",
+            Self::ConfirmNodeGone => "confirm_node_gone",
+            Self::DeleteServer => "delete_server",
+            Self::Abort => "abort",
+            Self::Held => "held",
+        }
+    }
+}
+
 /// One pool's numbers in this tick.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolReport {

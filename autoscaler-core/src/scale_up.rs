@@ -6,7 +6,9 @@
 //! paid), the per-tick limit and the Hetzner request budget. After failures the pool backs off
 //! exponentially; after a capacity error it moves on to its next server type or location.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashSet;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -92,15 +94,26 @@ pub(crate) struct Namer<'a> {
     prefix: String,
     stamp: String,
     next: u32,
-    taken: HashSet<&'a str>,
+    taken: FxHashSet<&'a str>,
 }
 
 impl<'a> Namer<'a> {
-    pub(crate) fn new(installation: &str, now: Timestamp, taken: HashSet<&'a str>) -> Self {
+    /// `existing` are all server and node names; only those that could collide are kept.
+    pub(crate) fn new(
+        installation: &str,
+        now: Timestamp,
+        existing: impl Iterator<Item = &'a str>,
+    ) -> Self {
         let millis = u64::try_from(now.as_millisecond()).unwrap_or(0);
+        let stamp = base36(millis, 8);
+        let taken = existing
+            .filter(|n| {
+                n.len() >= 10 && n.as_bytes()[n.len() - 10..n.len() - 2] == *stamp.as_bytes()
+            })
+            .collect();
         Self {
             prefix: installation.to_owned(),
-            stamp: base36(millis, 8),
+            stamp,
             next: 0,
             taken,
         }
@@ -299,8 +312,11 @@ mod tests {
 
     #[test]
     fn names_are_unique_valid_hostnames() {
-        let taken = HashSet::from(["default-linux-00000000"]);
-        let mut namer = Namer::new("default", t("2026-11-25T10:00:00Z"), taken);
+        let mut namer = Namer::new(
+            "default",
+            t("2026-11-25T10:00:00Z"),
+            ["default-linux-00000000"].into_iter(),
+        );
         let a = namer.next("linux");
         let b = namer.next("linux");
         assert_ne!(a, b);
@@ -318,8 +334,8 @@ mod tests {
     #[test]
     fn a_taken_name_is_skipped() {
         let now = t("2026-11-25T10:00:00Z");
-        let first = Namer::new("default", now, HashSet::new()).next("linux");
-        let mut namer = Namer::new("default", now, HashSet::from([first.as_str()]));
+        let first = Namer::new("default", now, std::iter::empty()).next("linux");
+        let mut namer = Namer::new("default", now, [first.as_str()].into_iter());
         assert_ne!(namer.next("linux"), first);
     }
 }

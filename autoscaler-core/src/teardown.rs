@@ -15,7 +15,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use crate::inventory::Machine;
-use crate::keys::{self, Stored};
+use crate::keys::Stored;
 use crate::plan::{Action, TeardownStep, Warning, WarningKind};
 
 /// What the caller decided around the machine.
@@ -108,7 +108,7 @@ pub(crate) fn progress(m: &Machine<'_>, ctx: &Context<'_>) -> Progress {
             "node is NotReady so its pods cannot be drained; deleting the node (its pods are garbage-collected)",
         );
     }
-    if keys::read_rfc3339(&node.annotations, keys::DRAINED).is_present() {
+    if m.node_marks.drained.is_present() {
         return Progress::new(
             TeardownStep::DeleteNode,
             vec![delete],
@@ -228,7 +228,7 @@ pub(crate) fn delete_server_when_confirmed(m: &Machine<'_>, ctx: &Context<'_>) -
     if ctx.hold_missing {
         return Progress::held("too many nodes vanished at once; not acting on it");
     }
-    match keys::read_unix(&server.labels, keys::NODE_MISSING) {
+    match m.server_marks.node_missing {
         Stored::At(since) if ctx.now.duration_since(since) >= ctx.confirm => Progress::new(
             TeardownStep::DeleteServer,
             vec![Action::DeleteServer {

@@ -1,0 +1,24 @@
+//! Time of one decision over the synthetic fleet. Goal: ≤ 5 ms at N = 10,000 on one core, and at
+//! most 12× more time per 10× more machines.
+
+use std::hint::black_box;
+
+use autoscaler_benches::{SIZES, policy, snapshot};
+use autoscaler_core::decide;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+fn bench_decide(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decide");
+    for n in SIZES {
+        let policy = policy(n);
+        let snapshot = snapshot(n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &snapshot, |b, s| {
+            b.iter(|| decide(black_box(&policy), black_box(s)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_decide);
+criterion_main!(benches);
