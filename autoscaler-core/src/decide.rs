@@ -16,7 +16,7 @@ use crate::inventory::{self, Machine, PoolRef, count};
 use crate::keys::{self, Stored};
 use crate::lifecycle::{Class, classify};
 use crate::plan::{
-    Action, NodeReport, NodeState, PLAN_VERSION, Plan, PlannedAction, PoolReport, Slots,
+    Action, NodeReport, NodeState, PLAN_VERSION, Plan, PlannedAction, PoolReport, Reason, Slots,
     TeardownStep, Warning, WarningKind,
 };
 use crate::render::{Clock, Dur};
@@ -95,7 +95,7 @@ struct MachineActions {
 }
 
 impl MachineActions {
-    fn push(&mut self, action: Action, reason: impl Into<String>) -> bool {
+    fn push(&mut self, action: Action, reason: impl Into<Reason>) -> bool {
         let writes_labels = matches!(
             action,
             Action::RecordJoined { .. }
@@ -254,6 +254,7 @@ impl<'a> Decision<'a> {
             if !ma.actions.is_empty() && !self.trust.destructive() {
                 reports[i]
                     .reason
+                    .to_mut()
                     .push_str(" (held: the snapshot is incomplete)");
             }
             actions.extend(ma.actions);
@@ -425,7 +426,7 @@ impl<'a> Decision<'a> {
         out: &mut MachineActions,
         idle_candidates: &mut Vec<(Timestamp, usize)>,
         index: usize,
-    ) -> (NodeState, String) {
+    ) -> (NodeState, Reason) {
         let now = self.now;
         let base = Context {
             now,
@@ -518,7 +519,7 @@ impl<'a> Decision<'a> {
                     .unwrap_or_default();
                 (
                     NodeState::Provisioning,
-                    format!("waiting for the node to register ({} left)", Dur(left)),
+                    format!("waiting for the node to register ({} left)", Dur(left)).into(),
                 )
             }
             Class::NodeMissing { joined, .. } => {
@@ -541,7 +542,7 @@ impl<'a> Decision<'a> {
                         "no node registered within the provisioning timeout",
                     )
                 };
-                (state, format!("{what}; {}", p.reason))
+                (state, format!("{what}; {}", p.reason).into())
             }
             Class::ServerMissing { missing } => {
                 let reason = if guards.hold_orphans {
@@ -573,7 +574,7 @@ impl<'a> Decision<'a> {
                         }
                     }
                 };
-                (NodeState::ServerVanished, reason)
+                (NodeState::ServerVanished, reason.into())
             }
             Class::Busy => {
                 self.upkeep(m, out);
@@ -716,7 +717,8 @@ impl<'a> Decision<'a> {
                     "idle for {}; kept until idle for {}",
                     Dur(idle_for),
                     Dur(pool.idle_timeout)
-                );
+                )
+                .into();
                 continue;
             }
             match billing::teardown_window(
@@ -731,14 +733,15 @@ impl<'a> Decision<'a> {
                         "idle for {}; the teardown window opens at {}",
                         Dur(idle_for),
                         Clock(opens)
-                    );
+                    )
+                    .into();
                 }
                 Window::Missed { next_opens } => {
                     reports[i].reason = format!(
                         "idle for {}; too late to finish teardown in this paid period, kept (next window opens at {})",
                         Dur(idle_for),
                         Clock(next_opens)
-                    );
+                    ).into();
                 }
                 Window::Open { closes } => ready.push((closes, i)),
             }
@@ -768,7 +771,7 @@ impl<'a> Decision<'a> {
                 Ok(())
             };
             match reason {
-                Err(why) => reports[i].reason = why,
+                Err(why) => reports[i].reason = why.into(),
                 Ok(()) => {
                     let Some(server) = m.server else { continue };
                     let why = if draining {
@@ -793,7 +796,7 @@ impl<'a> Decision<'a> {
                         acc.need += i64::from(slots);
                         acc.healthy -= 1;
                         acc.tearing_down += 1;
-                        reports[i].reason = why;
+                        reports[i].reason = why.clone().into();
                     } else {
                         reports[i].reason =
                             "idle in its teardown window; its labels are updated first".into();
@@ -920,7 +923,7 @@ impl<'a> Decision<'a> {
                         labels: labels.clone(),
                         node_labels: labels.clone(),
                     },
-                    reason: reason.clone(),
+                    reason: reason.clone().into(),
                 });
             }
             acc.creating = n;
@@ -958,7 +961,7 @@ impl<'a> Decision<'a> {
         kept
     }
 
-    fn report(&self, m: &Machine<'_>, state: NodeState, reason: String) -> NodeReport {
+    fn report(&self, m: &Machine<'_>, state: NodeState, reason: Reason) -> NodeReport {
         let pool = self.pool_config(m.pool);
         let pool_name = match m.pool {
             PoolRef::Configured(i) => self.policy.pools()[i].config.name.clone(),

@@ -76,19 +76,10 @@ pub(crate) struct NodeMarks<'a> {
     pub(crate) server_missing: Stored,
 }
 
-/// Our keys only. Label maps are small, so one walk with a prefix test beats two tree searches.
-fn ours(map: &BTreeMap<String, String>) -> impl Iterator<Item = (&str, &str)> {
-    map.iter()
-        .filter(|(k, _)| k.starts_with(OURS))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-}
-
-const OURS: &str = "gitea-ci-autoscaler/";
-
 pub(crate) fn server_marks(labels: &BTreeMap<String, String>) -> ServerMarks<'_> {
     let mut m = ServerMarks::default();
-    for (k, v) in ours(labels) {
-        match k {
+    for (k, v) in labels {
+        match k.as_str() {
             OWNER => m.owner = Some(v),
             POOL => m.pool = Some(v),
             JOINED => m.joined = unix(v),
@@ -105,15 +96,15 @@ pub(crate) fn node_marks<'a>(
     annotations: &'a BTreeMap<String, String>,
 ) -> NodeMarks<'a> {
     let mut m = NodeMarks::default();
-    for (k, v) in ours(labels) {
-        match k {
+    for (k, v) in labels {
+        match k.as_str() {
             OWNER => m.owner = Some(v),
             POOL => m.pool = Some(v),
             _ => {}
         }
     }
-    for (k, v) in ours(annotations) {
-        match k {
+    for (k, v) in annotations {
+        match k.as_str() {
             IDLE_SINCE => m.idle_since = rfc3339(v),
             DRAINED => m.drained = rfc3339(v),
             SERVER_MISSING => m.server_missing = rfc3339(v),

@@ -64,7 +64,7 @@ pub use decide::decide;
 pub use error::{ConfigProblem, Error};
 pub use jiff::{SignedDuration, Timestamp};
 pub use plan::{
-    Action, NodeReport, NodeState, PLAN_VERSION, Plan, PlannedAction, PoolReport, Slots,
+    Action, NodeReport, NodeState, PLAN_VERSION, Plan, PlannedAction, PoolReport, Reason, Slots,
     TeardownStep, UnservableJob, Warning, WarningKind,
 };
 pub use snapshot::{

@@ -4,6 +4,7 @@
 //! has: once the node is deleted, [`Action::DeleteServer`] knows only the server. The JSON form is
 //! versioned by [`PLAN_VERSION`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -43,6 +44,9 @@ impl Plan {
     }
 }
 
+/// A reason a person can read. Most reasons are fixed sentences and cost no allocation.
+pub type Reason = Cow<'static, str>;
+
 /// An action with the reason a person can read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedAction {
@@ -50,7 +54,7 @@ pub struct PlannedAction {
     #[serde(flatten)]
     pub action: Action,
     /// Why.
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// One call to one service.
@@ -267,7 +271,7 @@ pub struct NodeReport {
     #[serde(flatten)]
     pub state: NodeState,
     /// Why, in words.
-    pub reason: String,
+    pub reason: Reason,
     /// Runner slots: idle, busy and expected.
     pub slots: Slots,
     /// When the paid period ends, when there is a server.

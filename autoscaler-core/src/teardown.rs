@@ -16,7 +16,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::inventory::Machine;
 use crate::keys::Stored;
-use crate::plan::{Action, TeardownStep, Warning, WarningKind};
+use crate::plan::{Action, Reason, TeardownStep, Warning, WarningKind};
 
 /// What the caller decided around the machine.
 #[derive(Debug, Clone, Copy)]
@@ -36,12 +36,12 @@ pub(crate) struct Context<'r> {
 pub(crate) struct Progress {
     pub(crate) step: TeardownStep,
     pub(crate) actions: Vec<Action>,
-    pub(crate) reason: String,
+    pub(crate) reason: Reason,
     pub(crate) warning: Option<Warning>,
 }
 
 impl Progress {
-    fn new(step: TeardownStep, actions: Vec<Action>, reason: impl Into<String>) -> Self {
+    fn new(step: TeardownStep, actions: Vec<Action>, reason: impl Into<Reason>) -> Self {
         Self {
             step,
             actions,
@@ -50,7 +50,7 @@ impl Progress {
         }
     }
 
-    fn held(reason: impl Into<String>) -> Self {
+    fn held(reason: impl Into<Reason>) -> Self {
         Self::new(TeardownStep::Held, Vec::new(), reason)
     }
 }
