@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 use std::collections::hash_map::Entry;
 
 use crate::config::Policy;
-use crate::keys::{self, NodeMarks, ServerMarks};
+use crate::keys::{self, Identity, NodeMarks, ServerMarks};
 use crate::snapshot::{Job, JobStatus, Node, PodPhase, Runner, RunnerPod, Server, Snapshot};
 
 /// Which pool a machine belongs to.
@@ -51,9 +51,9 @@ pub(crate) struct Machine<'a> {
     pub(crate) node_owned: bool,
     pub(crate) pool: PoolRef<'a>,
     /// What the core wrote on the server (all absent without a server).
-    pub(crate) server_marks: ServerMarks<'a>,
+    pub(crate) server_marks: ServerMarks,
     /// What the core wrote on the node (all absent without a node).
-    pub(crate) node_marks: NodeMarks<'a>,
+    pub(crate) node_marks: NodeMarks,
     /// Runner pods bound to the node (owned nodes only). A node holds a few, stored inline.
     pub(crate) pods: SmallVec<[&'a RunnerPod; 2]>,
     /// Runners registered under those pods' names, sorted by id.
@@ -128,7 +128,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             }
         }
     }
-    let node_marks: Vec<NodeMarks<'a>> = nodes
+    let node_marks: Vec<(Identity<'a>, NodeMarks)> = nodes
         .iter()
         .map(|n| keys::node_marks(&n.labels, &n.annotations))
         .collect();
@@ -149,22 +149,27 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
 
     // Server ↔ node: the provider id is exact when the cloud controller set it; the name is the
     // contract of our own join (node name = server name). Servers claim nodes in id order.
-    let servers = unique_by_id(
-        snapshot.servers.items(),
-        |s| s.id,
-        "servers",
-        &mut duplicates,
-    );
-    let mut owned: Vec<(&Server, ServerMarks<'a>)> = servers
-        .into_iter()
-        .map(|s| (s, keys::server_marks(&s.labels)))
-        .filter(|(_, m)| m.owner == owner)
-        .collect();
-    owned.sort_unstable_by_key(|(s, _)| s.id);
+    // One pass reads each server once: its id for the duplicate check, its marks, its owner.
+    let mut ids: Vec<u64> = Vec::with_capacity(snapshot.servers.items().len());
+    let mut owned: Vec<(&Server, Identity<'a>, ServerMarks)> =
+        Vec::with_capacity(snapshot.servers.items().len());
+    for server in snapshot.servers.items() {
+        ids.push(server.id);
+        let (identity, marks) = keys::server_marks(&server.labels);
+        if identity.owner == owner {
+            owned.push((server, identity, marks));
+        }
+    }
+    if has_repeats(&mut ids) {
+        note(&mut duplicates, "servers");
+        let mut seen = FxHashSet::default();
+        owned.retain(|(s, _, _)| seen.insert(s.id));
+    }
+    owned.sort_unstable_by_key(|(s, _, _)| s.id);
     let mut claimed = vec![false; nodes.len()];
     // (name, server index in `owned`, node index): small, so sorting them moves little.
     let mut drafts: Vec<(&str, Option<usize>, Option<usize>)> = Vec::with_capacity(owned.len() + 8);
-    for (k, (server, _)) in owned.iter().enumerate() {
+    for (k, (server, _, _)) in owned.iter().enumerate() {
         let node = node_by_provider
             .get(&server.id)
             .or_else(|| node_by_name.get(server.name.as_str()))
@@ -176,7 +181,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
         drafts.push((server.name.as_str(), Some(k), node));
     }
     for (i, node) in nodes.iter().enumerate() {
-        if !claimed[i] && node_marks[i].owner == owner {
+        if !claimed[i] && node_marks[i].0.owner == owner {
             drafts.push((node.name.as_str(), None, Some(i)));
         }
     }
@@ -188,10 +193,11 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
     let mut machine_of_node: Vec<Option<usize>> = vec![None; nodes.len()];
     let mut machines: Vec<Machine<'a>> = Vec::with_capacity(drafts.len());
     for (name, server, node) in drafts {
-        let (server, server_marks) = server.map_or((None, ServerMarks::default()), |k| {
-            (Some(owned[k].0), owned[k].1)
-        });
-        let marks = node.map(|i| node_marks[i]).unwrap_or_default();
+        let (server, server_id, server_marks) = server
+            .map_or((None, Identity::default(), ServerMarks::default()), |k| {
+                (Some(owned[k].0), owned[k].1, owned[k].2)
+            });
+        let (node_id, marks) = node.map(|i| node_marks[i]).unwrap_or_default();
         if let Some(i) = node {
             machine_of_node[i] = Some(machines.len());
         }
@@ -199,8 +205,8 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             name,
             server,
             node: node.map(|i| nodes[i]),
-            node_owned: node.is_some() && marks.owner == owner,
-            pool: pool_ref(policy, server_marks.pool.or(marks.pool).unwrap_or("")),
+            node_owned: node.is_some() && node_id.owner == owner,
+            pool: pool_ref(policy, server_id.pool.or(node_id.pool).unwrap_or("")),
             server_marks,
             node_marks: marks,
             pods: SmallVec::new(),
@@ -249,27 +255,38 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
 
     // Running jobs are the proof of work: by runner id where Gitea gives one we know, else by
     // runner name.
-    let mut runners = unique_by_id(
-        snapshot.runners.items(),
-        |r| r.id,
-        "runners",
-        &mut duplicates,
-    );
-    runners.sort_unstable_by_key(|r| r.id);
-    let runner_index = |id: u64| runners.binary_search_by_key(&id, |r| r.id).ok();
-    let jobs = unique_by_id(snapshot.jobs.items(), |j| j.id, "jobs", &mut duplicates);
+    // Runners by id (the index doubles as the duplicate check; the first occurrence counts).
+    let runners = snapshot.runners.items();
+    let mut runner_at: FxHashMap<u64, usize> = map_with_capacity(runners.len());
+    let mut first = vec![true; runners.len()];
+    for (k, runner) in runners.iter().enumerate() {
+        match runner_at.entry(runner.id) {
+            Entry::Occupied(_) => {
+                first[k] = false;
+                note(&mut duplicates, "runners");
+            }
+            Entry::Vacant(v) => {
+                v.insert(k);
+            }
+        }
+    }
+
+    // Running jobs are the proof of work: by runner id where Gitea gives one we know, else by
+    // runner name. One pass reads each job once.
+    let mut ids: Vec<u64> = Vec::with_capacity(snapshot.jobs.items().len());
     let mut busy_ids: FxHashSet<u64> = FxHashSet::default();
     let mut busy_names: FxHashSet<&str> = FxHashSet::default();
     let mut running: Vec<(&Job, Option<usize>)> = Vec::new();
     let mut queued: Vec<&Job> = Vec::new();
-    for job in jobs {
+    for job in snapshot.jobs.items() {
+        ids.push(job.id);
         match job.status {
             JobStatus::Queued => queued.push(job),
             JobStatus::InProgress => {
-                let runner = job.runner_id.and_then(runner_index);
+                let runner = job.runner_id.and_then(|id| runner_at.get(&id).copied());
                 match runner {
-                    Some(r) => {
-                        busy_ids.insert(runners[r].id);
+                    Some(k) => {
+                        busy_ids.insert(runners[k].id);
                     }
                     None => busy_names.extend(job.runner_name.as_deref()),
                 }
@@ -278,11 +295,17 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             JobStatus::Waiting | JobStatus::Completed => {}
         }
     }
+    if has_repeats(&mut ids) {
+        note(&mut duplicates, "jobs");
+        let mut seen = FxHashSet::default();
+        queued.retain(|j| seen.insert(j.id));
+        running.retain(|(j, _)| seen.insert(j.id));
+    }
     queued.sort_unstable_by_key(|j| j.id);
 
     let mut machine_of_runner: Vec<Option<usize>> = vec![None; runners.len()];
     let mut unmanaged_free = Vec::new();
-    for (k, runner) in runners.iter().enumerate() {
+    for (k, runner) in runners.iter().enumerate().filter(|(k, _)| first[*k]) {
         let busy = busy_ids.contains(&runner.id)
             || (!busy_names.is_empty() && busy_names.contains(runner.name.as_str()));
         if let Some(&Some(i)) = home_of_pod.get(runner.name.as_str()) {
@@ -292,9 +315,12 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             unmanaged_free.push(UnmanagedRunner { runner });
         }
     }
+    for m in &mut machines {
+        m.runners.sort_unstable_by_key(|r| r.runner.id);
+    }
     for (job, runner) in running {
         let machine = match runner {
-            Some(r) => machine_of_runner[r],
+            Some(k) => machine_of_runner[k],
             None => job
                 .runner_name
                 .as_deref()
@@ -329,38 +355,9 @@ fn pool_ref<'a>(policy: &Policy, name: &'a str) -> PoolRef<'a> {
         .map_or(PoolRef::Unknown(name), PoolRef::Configured)
 }
 
-/// The items with the first occurrence of each key; records `source` when a key repeats.
-fn unique_by<'a, T, K: std::hash::Hash + Eq>(
-    items: &'a [T],
-    key: impl Fn(&'a T) -> K,
-    source: &'static str,
-    duplicates: &mut Vec<&'static str>,
-) -> Vec<&'a T> {
-    let mut seen: FxHashSet<K> = FxHashSet::with_capacity_and_hasher(items.len(), FxBuildHasher);
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        if seen.insert(key(item)) {
-            out.push(item);
-        }
-    }
-    if out.len() != items.len() {
-        note(duplicates, source);
-    }
-    out
-}
-
-/// [`unique_by`] for numeric ids, which services list in id order: a sort of the ids (near
-/// linear on sorted input) proves them unique without hashing; only a repeat falls back.
-fn unique_by_id<'a, T>(
-    items: &'a [T],
-    id: impl Fn(&'a T) -> u64 + Copy,
-    source: &'static str,
-    duplicates: &mut Vec<&'static str>,
-) -> Vec<&'a T> {
-    let mut ids: Vec<u64> = items.iter().map(id).collect();
+/// Whether `ids` holds a value twice. Services list items in id order, so the sort is near
+/// linear; it replaces a hash set for the common case of no repeats.
+fn has_repeats(ids: &mut [u64]) -> bool {
     ids.sort_unstable();
-    if ids.windows(2).all(|w| w[0] != w[1]) {
-        return items.iter().collect();
-    }
-    unique_by(items, id, source, duplicates)
+    ids.windows(2).any(|w| w[0] == w[1])
 }

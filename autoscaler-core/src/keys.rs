@@ -56,50 +56,55 @@ impl Stored {
     }
 }
 
-/// Everything the core reads from a server's labels, in one pass over its own keys.
+/// Who owns a machine and which pool it is in: needed only while the inventory is built.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ServerMarks<'a> {
+pub(crate) struct Identity<'a> {
     pub(crate) owner: Option<&'a str>,
     pub(crate) pool: Option<&'a str>,
+}
+
+/// What the core wrote on a server's labels.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ServerMarks {
     pub(crate) joined: Stored,
     pub(crate) teardown: Stored,
     pub(crate) node_missing: Stored,
 }
 
-/// Everything the core reads from a node's labels and annotations.
+/// What the core wrote on a node's annotations.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct NodeMarks<'a> {
-    pub(crate) owner: Option<&'a str>,
-    pub(crate) pool: Option<&'a str>,
+pub(crate) struct NodeMarks {
     pub(crate) idle_since: Stored,
     pub(crate) drained: Stored,
     pub(crate) server_missing: Stored,
 }
 
-pub(crate) fn server_marks(labels: &BTreeMap<String, String>) -> ServerMarks<'_> {
-    let mut m = ServerMarks::default();
+/// Reads a server's labels in one pass.
+pub(crate) fn server_marks(labels: &BTreeMap<String, String>) -> (Identity<'_>, ServerMarks) {
+    let (mut id, mut m) = (Identity::default(), ServerMarks::default());
     for (k, v) in labels {
         match k.as_str() {
-            OWNER => m.owner = Some(v),
-            POOL => m.pool = Some(v),
+            OWNER => id.owner = Some(v),
+            POOL => id.pool = Some(v),
             JOINED => m.joined = unix(v),
             TEARDOWN => m.teardown = unix(v),
             NODE_MISSING => m.node_missing = unix(v),
             _ => {}
         }
     }
-    m
+    (id, m)
 }
 
+/// Reads a node's labels and annotations in one pass each.
 pub(crate) fn node_marks<'a>(
     labels: &'a BTreeMap<String, String>,
     annotations: &'a BTreeMap<String, String>,
-) -> NodeMarks<'a> {
-    let mut m = NodeMarks::default();
+) -> (Identity<'a>, NodeMarks) {
+    let (mut id, mut m) = (Identity::default(), NodeMarks::default());
     for (k, v) in labels {
         match k.as_str() {
-            OWNER => m.owner = Some(v),
-            POOL => m.pool = Some(v),
+            OWNER => id.owner = Some(v),
+            POOL => id.pool = Some(v),
             _ => {}
         }
     }
@@ -111,7 +116,7 @@ pub(crate) fn node_marks<'a>(
             _ => {}
         }
     }
-    m
+    (id, m)
 }
 
 fn unix(v: &str) -> Stored {
@@ -139,11 +144,11 @@ mod tests {
     fn stored_instants_read_back() {
         let at: Timestamp = "2026-11-25T10:00:00Z".parse().expect("ts");
         let labels = BTreeMap::from([(TEARDOWN.to_owned(), unix_value(at))]);
-        assert_eq!(server_marks(&labels).teardown, Stored::At(at));
-        assert_eq!(server_marks(&labels).joined, Stored::Absent);
+        assert_eq!(server_marks(&labels).1.teardown, Stored::At(at));
+        assert_eq!(server_marks(&labels).1.joined, Stored::Absent);
         let garbled = BTreeMap::from([(IDLE_SINCE.to_owned(), "yesterday".to_owned())]);
         assert_eq!(
-            node_marks(&BTreeMap::new(), &garbled).idle_since,
+            node_marks(&BTreeMap::new(), &garbled).1.idle_since,
             Stored::Garbled
         );
     }
@@ -158,11 +163,11 @@ mod tests {
             ("gitea-ci-autoscaler-other/owner".to_owned(), "x".to_owned()),
             ("team".to_owned(), "infra".to_owned()),
         ]);
-        let m = server_marks(&labels);
-        assert_eq!((m.owner, m.pool), (Some("ci"), Some("linux")));
+        let (id, m) = server_marks(&labels);
+        assert_eq!((id.owner, id.pool), (Some("ci"), Some("linux")));
         assert_eq!((m.teardown, m.joined), (Stored::At(at), Stored::Absent));
         let annotations = BTreeMap::from([(DRAINED.to_owned(), at.to_string())]);
-        let n = node_marks(&labels, &annotations);
+        let (_, n) = node_marks(&labels, &annotations);
         assert_eq!((n.drained, n.idle_since), (Stored::At(at), Stored::Absent));
     }
 
