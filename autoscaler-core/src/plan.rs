@@ -197,6 +197,19 @@ impl Action {
         )
     }
 
+    /// Actions that rewrite the server's labels. A Hetzner label update replaces the whole set,
+    /// so a plan holds at most one of these per server and a shell may run them concurrently.
+    pub fn writes_server_labels(&self) -> bool {
+        matches!(
+            self,
+            Self::RecordJoined { .. }
+                | Self::BeginTeardown { .. }
+                | Self::AbortTeardown { .. }
+                | Self::MarkNodeMissing { .. }
+                | Self::ClearNodeMissing { .. }
+        )
+    }
+
     /// A short name for logs and metrics, e.g. `delete_server`.
     pub fn kind(&self) -> &'static str {
         match self {

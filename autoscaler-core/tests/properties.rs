@@ -777,9 +777,7 @@ proptest! {
         let plan = decide(&policy, &snapshot);
         let mut writes: HashMap<u64, u32> = HashMap::new();
         for a in plan.action_list() {
-            if matches!(a, Action::RecordJoined { .. } | Action::BeginTeardown { .. } | Action::AbortTeardown { .. }
-                | Action::MarkNodeMissing { .. } | Action::ClearNodeMissing { .. })
-            {
+            if a.writes_server_labels() {
                 *writes.entry(a.server_id().expect("server action")).or_default() += 1;
             }
         }

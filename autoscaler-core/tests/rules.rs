@@ -31,6 +31,20 @@ fn state_of(plan: &autoscaler_core::Plan, name: &str) -> NodeState {
         .state
 }
 
+/// Five decisions a minute apart change nothing, and `name`'s reason says why.
+fn assert_held(w: &mut World, name: &str, why: &str) {
+    for _ in 0..5 {
+        let plan = w.step();
+        assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
+        assert!(
+            reason_of(&plan, name).contains(why),
+            "{}",
+            reason_of(&plan, name)
+        );
+        w.advance(mins(1));
+    }
+}
+
 fn reason_of<'p>(plan: &'p autoscaler_core::Plan, name: &str) -> &'p str {
     &plan
         .nodes
@@ -471,16 +485,7 @@ fn runner_pods_that_still_name_a_missing_node_hold_the_server() {
     let mut w = default_world();
     w.machine("linux", "m1", mins(30));
     items_mut(&mut w.truth.nodes).clear();
-    for _ in 0..5 {
-        let plan = w.step();
-        assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
-        assert!(
-            reason_of(&plan, "m1").contains("runner pod(s) still name node m1"),
-            "{}",
-            reason_of(&plan, "m1")
-        );
-        w.advance(mins(1));
-    }
+    assert_held(&mut w, "m1", "runner pod(s) still name node m1");
 }
 
 /// Found by the property tests: the node is gone and its runner pod has finished, but Gitea still
@@ -493,16 +498,7 @@ fn a_job_on_a_finished_pod_of_a_vanished_node_holds_the_server() {
     w.start_on(&runner);
     items_mut(&mut w.truth.nodes).clear();
     items_mut(&mut w.truth.pods)[0].phase = autoscaler_core::PodPhase::Succeeded;
-    for _ in 0..5 {
-        let plan = w.step();
-        assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
-        assert!(
-            reason_of(&plan, "m1").contains("running job"),
-            "{}",
-            reason_of(&plan, "m1")
-        );
-        w.advance(mins(1));
-    }
+    assert_held(&mut w, "m1", "running job");
 }
 
 #[test]

@@ -1,0 +1,393 @@
+//! One machine's state, reason and actions in this tick: teardowns under way, faults, and the
+//! memory the core keeps on the machine.
+
+use jiff::Timestamp;
+
+use super::{Decision, MachineActions, pools::PoolAcc};
+use crate::billing;
+use crate::inventory::{Machine, PoolRef, count};
+use crate::keys::{self, Stored};
+use crate::lifecycle::Class;
+use crate::plan::{Action, NodeReport, NodeState, Reason, Slots, TeardownStep, WarningKind};
+use crate::render::Dur;
+use crate::teardown::{self, Context};
+
+impl Decision<'_> {
+    /// Says why missing nodes or servers are not acted on, when a guard holds.
+    pub(super) fn warn_guards(&mut self, guards: &Guards) {
+        if guards.hold_missing {
+            self.warn(
+                WarningKind::MassVanish,
+                format!(
+                    "{} of {} joined servers lost their nodes at once; not acting on it (check the cluster \
+                     connection and the nodes' ownership labels)",
+                    guards.vanished, guards.joined
+                ),
+            );
+        }
+        if guards.hold_orphans {
+            self.warn(
+                WarningKind::MassVanish,
+                format!(
+                    "{} of {} managed nodes have no server at once; not acting on it (check the Hetzner \
+                     token's project and the servers' ownership labels)",
+                    guards.orphans, guards.owned_nodes
+                ),
+            );
+        }
+    }
+
+    /// This machine's state, reason and actions for the tick.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn machine(
+        &mut self,
+        m: &Machine<'_>,
+        class: Class,
+        acc: &mut PoolAcc,
+        guards: &Guards,
+        out: &mut MachineActions,
+        idle_candidates: &mut Vec<(Timestamp, usize)>,
+        index: usize,
+    ) -> (NodeState, Reason) {
+        let now = self.now;
+        let base = Context {
+            now,
+            can_disable: self.snapshot.forge.can_disable_runners,
+            abort: None,
+            confirm: self.policy.config().node_missing_confirm,
+            hold_missing: false,
+        };
+        let pool = self.pool_config(m.pool);
+        match class {
+            Class::Deleting => (NodeState::Deleting, "Hetzner is deleting the server".into()),
+            Class::Conflict => {
+                self.warn(
+                    WarningKind::OwnershipConflict,
+                    format!(
+                        "server {} is ours but node {} lacks the {}={} label; neither is touched",
+                        m.name,
+                        m.name,
+                        keys::OWNER,
+                        self.policy.config().installation
+                    ),
+                );
+                (
+                    NodeState::OwnershipConflict,
+                    "the node does not carry our ownership label; nothing is touched".into(),
+                )
+            }
+            Class::Teardown { started } => {
+                let reusable = acc.configured.is_some()
+                    && m.node.is_some_and(|n| n.ready && !n.cordoned)
+                    && m.runners.iter().any(|r| r.runner.online);
+                let missed = reusable
+                    && match (started, m.server) {
+                        (Stored::At(t), Some(s)) => {
+                            billing::period_end(s.created, t, pool.billing_period) <= now
+                        }
+                        _ => false,
+                    };
+                let reclaim = reusable && !missed && acc.need > 0;
+                let abort = if missed {
+                    Some(
+                        "it did not finish within its paid period and the next one is paid already"
+                            .to_owned(),
+                    )
+                } else if reclaim {
+                    Some(format!(
+                        "{} waiting job(s) or warm slot(s) need it",
+                        acc.need
+                    ))
+                } else {
+                    None
+                };
+                let progress = teardown::progress(
+                    m,
+                    &Context {
+                        abort: abort.as_deref(),
+                        ..base
+                    },
+                );
+                if reclaim && progress.step == TeardownStep::Abort {
+                    acc.need -= i64::from(pool.runners_per_node);
+                    acc.reclaimed += 1;
+                }
+                if let Some(w) = progress.warning {
+                    self.warnings.push(w);
+                }
+                for a in progress.actions {
+                    out.push(a, progress.reason.clone());
+                }
+                // A stale mark must not shorten the confirmation once this node is deleted.
+                if let (Some(node), Some(s)) = (m.node, m.server)
+                    && m.server_marks.node_missing.is_present()
+                {
+                    out.push(
+                        Action::ClearNodeMissing { server_id: s.id },
+                        format!("node {} is present again", node.name),
+                    );
+                }
+                (
+                    NodeState::Teardown {
+                        step: progress.step,
+                    },
+                    progress.reason,
+                )
+            }
+            Class::Provisioning => {
+                let left = m
+                    .server
+                    .map(|s| pool.provisioning_timeout - now.duration_since(s.created))
+                    .unwrap_or_default();
+                (
+                    NodeState::Provisioning,
+                    format!("waiting for the node to register ({} left)", Dur(left)).into(),
+                )
+            }
+            Class::NodeMissing { joined, .. } => {
+                let hold_missing = joined && guards.hold_missing;
+                let p = teardown::delete_server_when_confirmed(
+                    m,
+                    &Context {
+                        hold_missing,
+                        ..base
+                    },
+                );
+                for a in p.actions {
+                    out.push(a, p.reason.clone());
+                }
+                let (state, what) = if joined {
+                    (NodeState::NodeVanished, "its node vanished")
+                } else {
+                    (
+                        NodeState::StuckProvisioning,
+                        "no node registered within the provisioning timeout",
+                    )
+                };
+                (state, format!("{what}; {}", p.reason).into())
+            }
+            Class::ServerMissing { missing } => {
+                let reason = if guards.hold_orphans {
+                    "too many nodes lost their servers at once; not acting on it".to_owned()
+                } else {
+                    match missing {
+                        Stored::At(since)
+                            if now.duration_since(since)
+                                >= self.policy.config().node_missing_confirm =>
+                        {
+                            let p = teardown::progress(m, &base);
+                            if let Some(w) = p.warning {
+                                self.warnings.push(w);
+                            }
+                            for a in p.actions {
+                                out.push(a, p.reason.clone());
+                            }
+                            format!("its server has been gone since {since}; {}", p.reason)
+                        }
+                        Stored::At(since) => format!(
+                            "server missing since {since}; waiting for a later snapshot to agree"
+                        ),
+                        Stored::Absent | Stored::Garbled => {
+                            out.push(
+                                Action::MarkServerMissing { node: m.name.to_owned(), since: now },
+                                "no server for this managed node; marking it so a later snapshot can confirm",
+                            );
+                            "no server found; marked for confirmation".into()
+                        }
+                    }
+                };
+                (NodeState::ServerVanished, reason.into())
+            }
+            Class::Busy => {
+                self.upkeep(m, out);
+                if let Some(node) = m.node
+                    && m.node_marks.idle_since.is_present()
+                {
+                    out.push(
+                        Action::ClearIdle {
+                            node: node.name.clone(),
+                        },
+                        "a runner has a job",
+                    );
+                }
+                // The count is in the state; the reason needs no formatting.
+                (
+                    NodeState::Busy { jobs: m.jobs },
+                    "its runners have jobs".into(),
+                )
+            }
+            Class::NotReady { since } => {
+                self.begin_fault_teardown(m, out, "NotReady longer than its timeout");
+                (
+                    NodeState::NotReady { since },
+                    "NotReady longer than its timeout; tearing down".into(),
+                )
+            }
+            Class::NoRunner => {
+                self.begin_fault_teardown(m, out, "no runner came online within the join timeout");
+                (
+                    NodeState::NoRunner,
+                    "no runner came online within the join timeout; tearing down".into(),
+                )
+            }
+            Class::Joining => {
+                self.upkeep(m, out);
+                (
+                    NodeState::Joining,
+                    "registered; waiting for its runners to come online".into(),
+                )
+            }
+            Class::Idle { since } => {
+                self.upkeep(m, out);
+                let node = m.node.map_or(m.name, |n| n.name.as_str());
+                let since = match since {
+                    Stored::At(t) => Some(t),
+                    Stored::Absent | Stored::Garbled => {
+                        if since == Stored::Garbled {
+                            self.warn(
+                                WarningKind::GarbledMemory,
+                                format!("node {node}: unreadable {} annotation; restarting its idle timer", keys::IDLE_SINCE),
+                            );
+                        }
+                        out.push(
+                            Action::MarkIdle {
+                                node: node.to_owned(),
+                                since: now,
+                            },
+                            "its runners have no job",
+                        );
+                        None
+                    }
+                };
+                idle_candidates.push((since.unwrap_or(now), index));
+                (NodeState::Idle { since }, "idle".into())
+            }
+        }
+    }
+
+    /// Memory upkeep for a machine with both server and node.
+    fn upkeep(&self, m: &Machine<'_>, out: &mut MachineActions) {
+        let (Some(server), Some(node)) = (m.server, m.node) else {
+            return;
+        };
+        if m.server_marks.node_missing.is_present() {
+            out.push(
+                Action::ClearNodeMissing {
+                    server_id: server.id,
+                },
+                "its node is present again",
+            );
+        }
+        if m.node_marks.server_missing.is_present() {
+            out.push(
+                Action::ClearServerMissing {
+                    node: node.name.clone(),
+                },
+                "its server is present again",
+            );
+        }
+        if m.server_marks.joined.at().is_none() {
+            let at = node
+                .created
+                .filter(|c| *c >= server.created && *c <= self.now)
+                .unwrap_or(self.now);
+            out.push(
+                Action::RecordJoined {
+                    server_id: server.id,
+                    at,
+                },
+                "its node registered",
+            );
+        }
+    }
+
+    fn begin_fault_teardown(&self, m: &Machine<'_>, out: &mut MachineActions, why: &str) {
+        if let Some(server) = m.server {
+            // Faults are retired at once, not at the end of the paid period: the machine is of
+            // no use, and its slot under the maximum is wanted for a replacement.
+            out.push(
+                Action::BeginTeardown {
+                    server_id: server.id,
+                    at: self.now,
+                },
+                format!("{why}; starting teardown"),
+            );
+        }
+    }
+
+    pub(super) fn report(&self, m: &Machine<'_>, state: NodeState, reason: Reason) -> NodeReport {
+        let pool = self.pool_config(m.pool);
+        let pool_name = match m.pool {
+            PoolRef::Configured(i) => self.policy.pools()[i].config.name.clone(),
+            PoolRef::Unknown(name) => name.to_owned(),
+        };
+        let upcoming = match state {
+            NodeState::Provisioning => pool.runners_per_node,
+            NodeState::Joining => pool
+                .runners_per_node
+                .saturating_sub(count(m.runners.iter().filter(|r| r.runner.online))),
+            _ => 0,
+        };
+        let counts_free = matches!(
+            state,
+            NodeState::Joining | NodeState::Idle { .. } | NodeState::Busy { .. }
+        );
+        NodeReport {
+            name: m.name.to_owned(),
+            pool: pool_name,
+            server_id: m.server.map(|s| s.id),
+            state,
+            reason,
+            slots: Slots {
+                idle: if counts_free {
+                    count(m.free_runners())
+                } else {
+                    0
+                },
+                busy: m.busy_runners(),
+                upcoming,
+            },
+            paid_until: m
+                .server
+                .map(|s| billing::period_end(s.created, self.now, pool.billing_period)),
+        }
+    }
+}
+
+/// Mass-disappearance guards: when most nodes (or servers) vanish at once, the likelier story is
+/// a broken connection or a relabelling, not a fleet of dead machines.
+pub(super) struct Guards {
+    joined: usize,
+    vanished: usize,
+    hold_missing: bool,
+    owned_nodes: usize,
+    orphans: usize,
+    hold_orphans: bool,
+}
+
+impl Guards {
+    pub(super) fn of(machines: &[Machine<'_>], classes: &[Class]) -> Self {
+        let vanished = classes
+            .iter()
+            .filter(|c| matches!(c, Class::NodeMissing { joined: true, .. }))
+            .count();
+        let joined = vanished
+            + machines
+                .iter()
+                .filter(|m| m.server.is_some() && m.node.is_some())
+                .count();
+        let orphans = classes
+            .iter()
+            .filter(|c| matches!(c, Class::ServerMissing { .. }))
+            .count();
+        let owned_nodes = machines.iter().filter(|m| m.node_owned).count();
+        Self {
+            joined,
+            vanished,
+            hold_missing: vanished >= 2 && vanished * 2 > joined,
+            owned_nodes,
+            orphans,
+            hold_orphans: orphans >= 2 && orphans * 2 > owned_nodes,
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The decision: one pass over the correlated snapshot that yields the plan.
+//!
+//! Order of work: judge the data, classify every machine, count slots per pool, match waiting
+//! jobs to free runners, then per machine (teardowns in progress, faults, memory upkeep), then
+//! scale down idle nodes in their billing window, then scale up. Finally the fail-static filter
+//! removes everything destructive when any source was incomplete.
+//!
+//! The work is split by concern: `pools` (slot accounting and demand), `machine` (one machine's
+//! state and actions), `scale_down`, `creates`.
+
+use jiff::Timestamp;
+
+use crate::config::{Policy, PoolConfig};
+use crate::inventory::{self, PoolRef};
+use crate::lifecycle::{Class, classify};
+use crate::plan::{
+    Action, NodeReport, PLAN_VERSION, Plan, PlannedAction, Reason, Warning, WarningKind,
+};
+use crate::snapshot::Snapshot;
+
+mod creates;
+mod machine;
+mod pools;
+mod scale_down;
+
+use machine::Guards;
+use pools::pool_report;
+
+/// Decides what to do about `snapshot` under `policy`.
+///
+/// Pure and deterministic: the same inputs give the same plan, whatever the order of the items in
+/// the snapshot's lists. It never fails; what it cannot judge it leaves alone and says so in the
+/// plan's warnings.
+pub fn decide(policy: &Policy, snapshot: &Snapshot) -> Plan {
+    Decision::new(policy, snapshot).run()
+}
+
+/// The timings of machines whose pool is no longer configured: they only drain.
+fn retired_pool() -> &'static PoolConfig {
+    static RETIRED: std::sync::OnceLock<PoolConfig> = std::sync::OnceLock::new();
+    RETIRED.get_or_init(|| PoolConfig {
+        name: String::new(),
+        min_nodes: 0,
+        max_nodes: 0,
+        warm_slots: 0,
+        ..PoolConfig::default()
+    })
+}
+
+/// Which sources may be trusted for what.
+#[derive(Debug, Clone, Copy)]
+struct Trust {
+    jobs: bool,
+    runners: bool,
+    servers: bool,
+    nodes: bool,
+    pods: bool,
+}
+
+impl Trust {
+    fn destructive(self) -> bool {
+        self.jobs && self.runners && self.servers && self.nodes && self.pods
+    }
+
+    fn creates(self) -> bool {
+        self.jobs && self.servers
+    }
+}
+
+/// Actions of one machine in this tick; at most one writes the server's labels, because a
+/// Hetzner label update replaces the whole label set and two concurrent writes would race.
+#[derive(Default)]
+struct MachineActions {
+    actions: Vec<PlannedAction>,
+    server_labels_written: bool,
+}
+
+impl MachineActions {
+    fn push(&mut self, action: Action, reason: impl Into<Reason>) -> bool {
+        let writes_labels = action.writes_server_labels();
+        if writes_labels && self.server_labels_written {
+            return false;
+        }
+        self.server_labels_written |= writes_labels;
+        self.actions.push(PlannedAction {
+            action,
+            reason: reason.into(),
+        });
+        true
+    }
+}
+
+struct Decision<'a> {
+    policy: &'a Policy,
+    snapshot: &'a Snapshot,
+    now: Timestamp,
+    trust: Trust,
+    warnings: Vec<Warning>,
+}
+
+impl<'a> Decision<'a> {
+    fn new(policy: &'a Policy, snapshot: &'a Snapshot) -> Self {
+        Self {
+            policy,
+            snapshot,
+            now: snapshot.now,
+            trust: Trust {
+                jobs: false,
+                runners: false,
+                servers: false,
+                nodes: false,
+                pods: false,
+            },
+            warnings: Vec::new(),
+        }
+    }
+
+    fn warn(&mut self, kind: WarningKind, message: impl Into<String>) {
+        self.warnings.push(Warning {
+            kind,
+            message: message.into(),
+        });
+    }
+
+    fn pool_config(&self, pool: PoolRef<'_>) -> &'a PoolConfig {
+        match pool {
+            PoolRef::Configured(i) => &self.policy.pools()[i].config,
+            PoolRef::Unknown(_) => retired_pool(),
+        }
+    }
+
+    fn run(mut self) -> Plan {
+        let inv = inventory::build(self.policy, self.snapshot);
+        self.judge_sources(&inv.duplicates);
+        if !self.snapshot.forge.can_disable_runners {
+            self.warn(
+                WarningKind::WeakTeardownOrder,
+                "the forge cannot disable runners (Gitea before 1.26): a job assigned between the last \
+                 snapshot and a runner deletion would be lost; upgrade Gitea to 1.26 for the safe order",
+            );
+        }
+
+        let classes: Vec<Class> = inv
+            .machines
+            .iter()
+            .map(|m| classify(m, self.pool_config(m.pool), self.now))
+            .collect();
+        let (mut accs, acc_of) = self.pool_accounts(&inv.machines);
+        let demand = self.count_slots_and_match(&inv, &classes, &mut accs, &acc_of);
+        if !demand.unservable.is_empty() {
+            let shapes: std::collections::BTreeSet<String> = demand
+                .unservable
+                .iter()
+                .map(|j| format!("[{}]", j.labels.join(", ")))
+                .collect();
+            let shown: Vec<&str> = shapes.iter().take(5).map(String::as_str).collect();
+            self.warn(
+                WarningKind::UnservableJobs,
+                format!(
+                    "{} waiting job(s) ask for labels no pool serves: {}{}",
+                    demand.unservable.len(),
+                    shown.join(" "),
+                    if shapes.len() > shown.len() {
+                        " …"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+
+        let mut per_machine: Vec<MachineActions> = inv
+            .machines
+            .iter()
+            .map(|_| MachineActions::default())
+            .collect();
+        let mut reports: Vec<NodeReport> = Vec::with_capacity(inv.machines.len());
+        let guards = Guards::of(&inv.machines, &classes);
+        self.warn_guards(&guards);
+
+        let mut idle_candidates: Vec<(Timestamp, usize)> = Vec::new();
+        for (i, m) in inv.machines.iter().enumerate() {
+            let acc = &mut accs[acc_of[i]];
+            let (state, reason) = self.machine(
+                m,
+                classes[i],
+                acc,
+                &guards,
+                &mut per_machine[i],
+                &mut idle_candidates,
+                i,
+            );
+            reports.push(self.report(m, state, reason));
+        }
+
+        self.scale_down(
+            &inv.machines,
+            &classes,
+            &mut accs,
+            &acc_of,
+            &mut idle_candidates,
+            &mut per_machine,
+            &mut reports,
+        );
+        let creates = self.scale_up(&inv.machines, &mut accs);
+
+        let mut actions: Vec<PlannedAction> = Vec::new();
+        for (i, ma) in per_machine.into_iter().enumerate() {
+            if !ma.actions.is_empty() && !self.trust.destructive() {
+                reports[i]
+                    .reason
+                    .to_mut()
+                    .push_str(" (held: the snapshot is incomplete)");
+            }
+            actions.extend(ma.actions);
+        }
+        actions.extend(creates);
+        let actions = self.fail_static(actions);
+
+        Plan {
+            version: PLAN_VERSION,
+            now: self.now,
+            actions,
+            nodes: reports,
+            pools: accs.into_iter().map(pool_report).collect(),
+            unservable: demand.unservable,
+            warnings: self.warnings,
+        }
+    }
+
+    fn judge_sources(&mut self, duplicates: &[&'static str]) {
+        let s = self.snapshot;
+        let mut judge = |name: &'static str, problem: Option<&str>| -> bool {
+            let duplicated = duplicates.contains(&name);
+            if let Some(p) = problem {
+                self.warnings.push(Warning {
+                    kind: WarningKind::IncompleteData,
+                    message: format!(
+                        "the {name} list is incomplete ({p}); destructive actions are held"
+                    ),
+                });
+            } else if duplicated {
+                self.warnings.push(Warning {
+                    kind: WarningKind::IncompleteData,
+                    message: format!(
+                        "the {name} list holds the same item twice (a page shifted while it was read); \
+                         destructive actions are held"
+                    ),
+                });
+            }
+            problem.is_none() && !duplicated
+        };
+        self.trust = Trust {
+            jobs: judge("jobs", s.jobs.problem()),
+            runners: judge("runners", s.runners.problem()),
+            servers: judge("servers", s.servers.problem()),
+            nodes: judge("nodes", s.nodes.problem()),
+            pods: judge("pods", s.pods.problem()),
+        };
+    }
+
+    /// Removes what the data does not justify: nothing destructive on incomplete data, no creates
+    /// unless the servers and jobs were read completely.
+    fn fail_static(&mut self, actions: Vec<PlannedAction>) -> Vec<PlannedAction> {
+        if self.trust.destructive() {
+            return actions;
+        }
+        let before = actions.len();
+        let creates_ok = self.trust.creates();
+        let kept: Vec<PlannedAction> = actions
+            .into_iter()
+            .filter(|a| creates_ok && matches!(a.action, Action::CreateServer { .. }))
+            .collect();
+        if kept.len() < before {
+            self.warn(
+                WarningKind::IncompleteData,
+                format!(
+                    "{} action(s) held until every source is read completely{}",
+                    before - kept.len(),
+                    if creates_ok {
+                        ""
+                    } else {
+                        " (creations need complete server and job lists)"
+                    }
+                ),
+            );
+        }
+        kept
+    }
+}
