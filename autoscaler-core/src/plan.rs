@@ -38,6 +38,11 @@ impl Plan {
         self.actions.iter().map(|a| &a.action)
     }
 
+    /// Whether the plan holds a warning of this kind, e.g. for alerting.
+    pub fn has_warning(&self, kind: WarningKind) -> bool {
+        self.warnings.iter().any(|w| w.kind == kind)
+    }
+
     /// Whether the plan changes anything.
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()

@@ -16,10 +16,7 @@ fn default_world() -> World {
 fn one_idle(age: i64, idle: i64) -> World {
     let mut w = default_world();
     w.machine("linux", "m1", mins(age));
-    let since = w.now() - mins(idle);
-    w.node_mut("m1")
-        .annotations
-        .insert(keys::IDLE_SINCE.into(), since.to_string());
+    w.idle_for("m1", mins(idle));
     w
 }
 
@@ -29,6 +26,16 @@ fn state_of(plan: &autoscaler_core::Plan, name: &str) -> NodeState {
         .find(|n| n.name == name)
         .expect("reported")
         .state
+}
+
+/// The plan changes nothing, and `name`'s reason says why.
+fn assert_kept(plan: &autoscaler_core::Plan, name: &str, why: &str) {
+    assert!(plan.actions.is_empty(), "{:?}", kinds(plan));
+    assert!(
+        reason_of(plan, name).contains(why),
+        "{}",
+        reason_of(plan, name)
+    );
 }
 
 /// Five decisions a minute apart change nothing, and `name`'s reason says why.
@@ -72,24 +79,14 @@ fn an_idle_node_in_its_window_starts_teardown() {
 fn an_idle_node_before_its_window_is_kept_for_reuse() {
     let w = one_idle(30, 10);
     let plan = w.decide();
-    assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
-    assert!(
-        reason_of(&plan, "m1").contains("teardown window opens"),
-        "{}",
-        reason_of(&plan, "m1")
-    );
+    assert_kept(&plan, "m1", "teardown window opens");
 }
 
 #[test]
 fn too_late_in_the_period_the_node_is_kept_for_the_next() {
     let w = one_idle(59, 10);
     let plan = w.decide();
-    assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
-    assert!(
-        reason_of(&plan, "m1").contains("too late"),
-        "{}",
-        reason_of(&plan, "m1")
-    );
+    assert_kept(&plan, "m1", "too late");
 }
 
 #[test]
@@ -118,10 +115,7 @@ fn the_pool_minimum_is_kept() {
     c.pools[0].min_nodes = 1;
     let mut w = World::new(c);
     w.machine("linux", "m1", mins(57));
-    let since = w.now() - mins(10);
-    w.node_mut("m1")
-        .annotations
-        .insert(keys::IDLE_SINCE.into(), since.to_string());
+    w.idle_for("m1", mins(10));
     let plan = w.decide();
     assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
     assert!(reason_of(&plan, "m1").contains("minimum"));
@@ -141,10 +135,7 @@ fn warm_slots_keep_idle_nodes() {
     c.pools[0].warm_slots = 1;
     let mut w = World::new(c);
     w.machine("linux", "m1", mins(57));
-    let since = w.now() - mins(10);
-    w.node_mut("m1")
-        .annotations
-        .insert(keys::IDLE_SINCE.into(), since.to_string());
+    w.idle_for("m1", mins(10));
     assert!(w.decide().actions.is_empty());
 }
 
@@ -216,10 +207,7 @@ fn several_runner_pods_share_a_node() {
     c.pools[0].runners_per_node = 2;
     let mut w = World::new(c);
     w.machine("linux", "m1", mins(57));
-    let since = w.now() - mins(10);
-    w.node_mut("m1")
-        .annotations
-        .insert(keys::IDLE_SINCE.into(), since.to_string());
+    w.idle_for("m1", mins(10));
     let first = w.runners_of("m1")[0].name.clone();
     w.start_on(&first);
     w.queue(&["linux"]);
@@ -274,26 +262,16 @@ fn jobs_no_pool_serves_are_reported_and_create_nothing() {
         plan.unservable.iter().map(|j| j.id).collect::<Vec<_>>(),
         vec![id]
     );
-    assert!(
-        plan.warnings
-            .iter()
-            .any(|w| w.kind == WarningKind::UnservableJobs)
-    );
+    assert!(plan.has_warning(WarningKind::UnservableJobs));
 }
 
 #[test]
 fn waiting_jobs_create_servers_within_every_limit() {
     let mut w = default_world();
-    for _ in 0..30 {
-        w.queue(&["linux"]);
-    }
+    w.queue_n(30, &["linux"]);
     let plan = w.decide();
     assert_eq!(kinds(&plan).len(), 10, "max_creates_per_tick");
-    assert!(
-        plan.warnings
-            .iter()
-            .any(|x| x.kind == WarningKind::MaxReached)
-    );
+    assert!(plan.has_warning(WarningKind::MaxReached));
 
     let mut c = config(&["linux"]);
     c.max_nodes = 8;
@@ -304,9 +282,7 @@ fn waiting_jobs_create_servers_within_every_limit() {
         let r = w.runners_of(&name)[0].name.clone();
         w.start_on(&r);
     }
-    for _ in 0..30 {
-        w.queue(&["linux"]);
-    }
+    w.queue_n(30, &["linux"]);
     let creates = kinds(&w.decide())
         .iter()
         .filter(|k| **k == "create_server")
@@ -327,9 +303,7 @@ fn idle_runners_and_capacity_on_the_way_are_counted() {
         labels: synthetic::labels(INSTALLATION, "linux"),
         node_labels: synthetic::labels(INSTALLATION, "linux"),
     }]);
-    for _ in 0..3 {
-        w.queue(&["linux"]);
-    }
+    w.queue_n(3, &["linux"]);
     let plan = w.decide();
     assert_eq!(
         kinds(&plan)
@@ -396,27 +370,17 @@ fn failed_creates_back_off_and_capacity_errors_move_on() {
     let plan = w.decide();
     assert!(plan.actions.is_empty());
     assert!(plan.pools[0].backoff_until.is_some());
-    assert!(
-        plan.warnings
-            .iter()
-            .any(|x| x.kind == WarningKind::CreateBackoff)
-    );
+    assert!(plan.has_warning(WarningKind::CreateBackoff));
 }
 
 #[test]
 fn the_request_budget_limits_creates() {
     let mut w = default_world();
-    for _ in 0..5 {
-        w.queue(&["linux"]);
-    }
+    w.queue_n(5, &["linux"]);
     w.truth.hetzner_budget = Some(ApiBudget { remaining: 102 });
     let plan = w.decide();
     assert_eq!(kinds(&plan).len(), 2, "100 requests are kept in reserve");
-    assert!(
-        plan.warnings
-            .iter()
-            .any(|x| x.kind == WarningKind::BudgetLow)
-    );
+    assert!(plan.has_warning(WarningKind::BudgetLow));
 }
 
 // --- Lifecycle faults --------------------------------------------------------------------------
@@ -592,11 +556,7 @@ fn a_node_without_our_label_is_never_touched() {
     let plan = w.decide();
     assert_eq!(state_of(&plan, "m1"), NodeState::OwnershipConflict);
     assert!(plan.actions.is_empty());
-    assert!(
-        plan.warnings
-            .iter()
-            .any(|x| x.kind == WarningKind::OwnershipConflict)
-    );
+    assert!(plan.has_warning(WarningKind::OwnershipConflict));
 }
 
 #[test]
@@ -611,10 +571,7 @@ fn foreign_machines_are_ignored_and_not_counted() {
     w.node_mut("theirs")
         .labels
         .insert(keys::OWNER.into(), "other".into());
-    let since = w.now() - mins(30);
-    w.node_mut("theirs")
-        .annotations
-        .insert(keys::IDLE_SINCE.into(), since.to_string());
+    w.idle_for("theirs", mins(30));
     let runner = w.runners_of("theirs")[0].name.clone();
     w.start_on(&runner);
     w.queue(&["linux"]);
@@ -670,11 +627,7 @@ fn without_disable_the_order_skips_disabling_and_warns() {
     let mut seen = Vec::new();
     for _ in 0..10 {
         let plan = w.step();
-        assert!(
-            plan.warnings
-                .iter()
-                .any(|x| x.kind == WarningKind::WeakTeardownOrder)
-        );
+        assert!(plan.has_warning(WarningKind::WeakTeardownOrder));
         seen.extend(kinds(&plan));
         w.advance(secs(5));
     }
@@ -798,9 +751,7 @@ fn an_unreadable_node_list_does_not_buy_replacements() {
     for i in 0..3 {
         w.machine("linux", &format!("m{i}"), mins(30));
     }
-    for _ in 0..3 {
-        w.queue(&["linux"]);
-    }
+    w.queue_n(3, &["linux"]);
     let s = with_source_broken(&w, "nodes", false);
     let plan = autoscaler_core::decide(&w.policy, &s);
     assert!(
@@ -836,10 +787,7 @@ fn a_machine_of_a_removed_pool_drains() {
     w.node_mut("m1")
         .labels
         .insert(keys::POOL.into(), "old".into());
-    let since = w.now() - mins(10);
-    w.node_mut("m1")
-        .annotations
-        .insert(keys::IDLE_SINCE.into(), since.to_string());
+    w.idle_for("m1", mins(10));
     let plan = w.decide();
     assert_eq!(kinds(&plan), vec!["begin_teardown"]);
     let old = plan

@@ -4,7 +4,7 @@
 mod common;
 
 use autoscaler_core::synthetic::Fleet;
-use autoscaler_core::{Action, NodeState, Source, keys};
+use autoscaler_core::{Action, NodeState, Source};
 use common::*;
 
 fn idle_fleet(n: usize, age_mins: i64) -> World {
@@ -12,10 +12,7 @@ fn idle_fleet(n: usize, age_mins: i64) -> World {
     for i in 0..n {
         let name = format!("m{i:02}");
         w.machine("linux", &name, mins(age_mins));
-        let since = w.now() - mins(10);
-        w.node_mut(&name)
-            .annotations
-            .insert(keys::IDLE_SINCE.into(), since.to_string());
+        w.idle_for(&name, mins(10));
     }
     w
 }
@@ -93,11 +90,7 @@ fn an_empty_node_list_once_deletes_nothing() {
         "{:?}",
         kinds(&plan)
     );
-    assert!(
-        plan.warnings
-            .iter()
-            .any(|x| x.kind == autoscaler_core::WarningKind::MassVanish)
-    );
+    assert!(plan.has_warning(autoscaler_core::WarningKind::MassVanish));
     assert!(
         plan.nodes
             .iter()
@@ -230,10 +223,7 @@ fn half_applied_plans_still_converge() {
     for i in 0..4 {
         let name = format!("m{i}");
         w.machine("linux", &name, mins(57));
-        let since = w.now() - mins(10);
-        w.node_mut(&name)
-            .annotations
-            .insert(keys::IDLE_SINCE.into(), since.to_string());
+        w.idle_for(&name, mins(10));
     }
     for tick in 0..24 {
         let actions: Vec<Action> = w.decide().action_list().cloned().collect();

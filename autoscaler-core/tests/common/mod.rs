@@ -108,6 +108,14 @@ impl World {
         id
     }
 
+    /// Writes `idle-since = now − ago` on node `name`, as an earlier tick would have.
+    pub fn idle_for(&mut self, name: &str, ago: SignedDuration) {
+        let since = self.now() - ago;
+        self.node_mut(name)
+            .annotations
+            .insert(keys::IDLE_SINCE.into(), since.to_string());
+    }
+
     /// Registers the node of server `name` with its runner pods and runners.
     pub fn join(&mut self, name: &str, at: Timestamp) {
         let server = self.server(name).expect("server exists").clone();
@@ -188,6 +196,13 @@ impl World {
         let now = self.now();
         items_mut(&mut self.truth.jobs).push(synthetic::queued_job(id, &labels, now));
         id
+    }
+
+    /// Queues `n` jobs asking for `labels`.
+    pub fn queue_n(&mut self, n: usize, labels: &[&str]) {
+        for _ in 0..n {
+            self.queue(labels);
+        }
     }
 
     /// Starts a job on the runner named `runner`, bypassing the queue (Gitea just assigned it).
