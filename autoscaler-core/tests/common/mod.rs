@@ -7,11 +7,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use autoscaler_core::keys;
-use autoscaler_core::labels::{label_name, satisfies};
+use autoscaler_core::labels::satisfies;
 use autoscaler_core::synthetic;
 use autoscaler_core::{
-    Action, Config, Job, JobStatus, Node, Plan, Policy, PoolConfig, Runner, RunnerPod, Server,
-    ServerStatus, SignedDuration, Snapshot, Source, Timestamp, decide,
+    Action, Config, Job, JobStatus, Node, Plan, Policy, PoolConfig, Runner, Server, ServerStatus,
+    SignedDuration, Snapshot, Source, Timestamp, decide,
 };
 
 pub const INSTALLATION: &str = "default";
@@ -377,16 +377,7 @@ impl World {
                 Action::DisableRunner { runner_id, .. } => self.set_disabled(*runner_id, true),
                 Action::EnableRunner { runner_id, .. } => self.set_disabled(*runner_id, false),
                 Action::DeleteRunner { runner_id, .. } => {
-                    let names: HashSet<String> = self
-                        .truth
-                        .runners
-                        .items()
-                        .iter()
-                        .filter(|r| r.id == *runner_id)
-                        .map(|r| r.name.clone())
-                        .collect();
-                    // Only the deleted runner's own job dies; another runner under the same name
-                    // (never in these tests) would keep its job.
+                    // Only the deleted runner's own job dies.
                     let mut killed = Vec::new();
                     items_mut(&mut self.truth.jobs).retain(|j| {
                         let hit =
@@ -397,7 +388,6 @@ impl World {
                         !hit
                     });
                     self.killed.extend(killed);
-                    let _ = names;
                     items_mut(&mut self.truth.runners).retain(|r| r.id != *runner_id);
                 }
                 Action::Cordon { node } => {
@@ -452,14 +442,7 @@ impl World {
             .iter_mut()
             .find(|s| s.id == server_id)
         {
-            match value {
-                Some(v) => {
-                    s.labels.insert(key.to_owned(), v);
-                }
-                None => {
-                    s.labels.remove(key);
-                }
-            }
+            set(&mut s.labels, key, value);
         }
     }
 
@@ -468,14 +451,7 @@ impl World {
             .iter_mut()
             .find(|n| n.name == node)
         {
-            match value {
-                Some(v) => {
-                    n.annotations.insert(key.to_owned(), v);
-                }
-                None => {
-                    n.annotations.remove(key);
-                }
-            }
+            set(&mut n.annotations, key, value);
         }
     }
 
@@ -487,6 +463,14 @@ impl World {
             r.disabled = disabled;
         }
     }
+}
+
+/// Writes `value` under `key`, or removes the key when there is none.
+fn set(map: &mut BTreeMap<String, String>, key: &str, value: Option<String>) {
+    match value {
+        Some(v) => map.insert(key.to_owned(), v),
+        None => map.remove(key),
+    };
 }
 
 /// A configuration with one `linux` pool whose runners register `labels`.
@@ -502,17 +486,4 @@ pub fn config(labels: &[&str]) -> Config {
         }],
         ..Config::default()
     }
-}
-
-/// Label names of raw runner labels, for assertions.
-pub fn names(labels: &[String]) -> Vec<&str> {
-    labels.iter().map(|l| label_name(l)).collect()
-}
-
-pub fn empty_labels() -> BTreeMap<String, String> {
-    BTreeMap::new()
-}
-
-pub fn pod(name: &str, node: &str) -> RunnerPod {
-    synthetic::pod(name, node)
 }
