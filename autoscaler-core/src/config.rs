@@ -88,6 +88,12 @@ pub struct PoolConfig {
     pub warm_schedule: Vec<WarmWindow>,
     /// Runner pods per node; each registers one Gitea runner.
     pub runners_per_node: u32,
+    /// A busy runner whose job is expected to end within this much time (see
+    /// `Job::expected_duration`) counts as a slot on the way: a job waits that long for it
+    /// rather than for a new server, which takes about as long to boot and costs a whole paid
+    /// period. Jobs past their expected end no longer count. Zero turns it off.
+    #[serde(with = "crate::duration")]
+    pub reuse_within: SignedDuration,
     /// How long a node must have been idle before it may be torn down.
     #[serde(with = "crate::duration")]
     pub idle_timeout: SignedDuration,
@@ -200,6 +206,7 @@ impl Default for PoolConfig {
             warm_slots: 0,
             warm_schedule: Vec::new(),
             runners_per_node: 1,
+            reuse_within: SignedDuration::from_secs(60),
             idle_timeout: SignedDuration::from_mins(5),
             billing_period: SignedDuration::from_hours(1),
             teardown_window: SignedDuration::from_mins(5),
@@ -338,6 +345,9 @@ fn validate_pool(p: &mut Problems, at: &str, pool: &PoolConfig) -> PoolPolicy {
                 format!("{slots} slots exceed max_nodes × runners_per_node = {capacity}"),
             );
         }
+    }
+    if pool.reuse_within.is_negative() {
+        p.add(format!("{at}.reuse_within"), "must not be negative");
     }
     if pool.idle_timeout.is_negative() {
         p.add(format!("{at}.idle_timeout"), "must not be negative");

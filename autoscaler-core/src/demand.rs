@@ -155,6 +155,7 @@ mod tests {
             created: jiff::Timestamp::UNIX_EPOCH,
             started: None,
             repo: "acme/app".into(),
+            expected_duration: None,
         }
     }
 

@@ -46,3 +46,27 @@ impl Visitor<'_> for DurationVisitor {
             .map_err(|e| E::custom(format!("{v:?} is not a duration ({e}); write e.g. \"5m\"")))
     }
 }
+
+/// The same forms for an optional duration; absent or `null` is `None`.
+pub(crate) mod option {
+    use jiff::SignedDuration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        d: &Option<SignedDuration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SignedDuration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super")] SignedDuration);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(d)| d))
+    }
+}

@@ -60,6 +60,8 @@ pub(crate) struct Machine<'a> {
     pub(crate) runners: SmallVec<[MachineRunner<'a>; 2]>,
     /// Running jobs placed on this machine's runners.
     pub(crate) jobs: u32,
+    /// Of those, jobs expected to end within the pool's `reuse_within`.
+    pub(crate) ending_soon: u32,
 }
 
 impl Machine<'_> {
@@ -212,6 +214,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             pods: SmallVec::new(),
             runners: SmallVec::new(),
             jobs: 0,
+            ending_soon: 0,
         });
     }
 
@@ -327,7 +330,13 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
                 .and_then(|n| home_of_pod.get(n).copied().flatten()),
         };
         if let Some(i) = machine {
-            machines[i].jobs += 1;
+            let m = &mut machines[i];
+            m.jobs += 1;
+            if let PoolRef::Configured(p) = m.pool
+                && ends_within(job, snapshot.now, policy.pools()[p].config.reuse_within)
+            {
+                m.ending_soon += 1;
+            }
         }
     }
 
@@ -337,6 +346,20 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
         queued,
         duplicates,
     }
+}
+
+/// The job is expected to end after `now` and no later than `now + horizon`. A job past its
+/// expected end proves the estimate wrong and no longer counts.
+fn ends_within(job: &Job, now: jiff::Timestamp, horizon: jiff::SignedDuration) -> bool {
+    let (Some(started), Some(expected)) = (job.started, job.expected_duration) else {
+        return false;
+    };
+    if horizon.is_zero() {
+        return false;
+    }
+    let left = started.duration_until(now);
+    let left = expected - left;
+    left.is_positive() && left <= horizon
 }
 
 fn map_with_capacity<K, V>(n: usize) -> FxHashMap<K, V> {

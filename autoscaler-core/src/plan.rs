@@ -305,6 +305,10 @@ pub struct Slots {
     pub busy: u32,
     /// Runners still to come on machines that are provisioning or joining.
     pub upcoming: u32,
+    /// Busy runners whose job is expected to end within the pool's `reuse_within`: counted as
+    /// capacity on the way.
+    #[serde(default)]
+    pub ending_soon: u32,
 }
 
 /// The lifecycle state of a managed machine, derived from what is observed.

@@ -13,7 +13,7 @@ impl Display for Plan {
         writeln!(f, "pools:")?;
         writeln!(
             f,
-            "  {:<12} {:>7} {:>5} {:>7} {:>5} {:>5} {:>8} {:>7} {:>4} {:>7} {:>8} {:>8}",
+            "  {:<12} {:>7} {:>5} {:>7} {:>5} {:>5} {:>8} {:>6} {:>7} {:>4} {:>7} {:>8} {:>8}",
             "pool",
             "waiting",
             "unmet",
@@ -21,6 +21,7 @@ impl Display for Plan {
             "idle",
             "busy",
             "upcoming",
+            "ending",
             "servers",
             "warm",
             "desired",
@@ -30,7 +31,7 @@ impl Display for Plan {
         for p in &self.pools {
             writeln!(
                 f,
-                "  {:<12} {:>7} {:>5} {:>7} {:>5} {:>5} {:>8} {:>7} {:>4} {:>7} {:>8} {:>8}{}",
+                "  {:<12} {:>7} {:>5} {:>7} {:>5} {:>5} {:>8} {:>6} {:>7} {:>4} {:>7} {:>8} {:>8}{}",
                 truncate(&p.name, 12),
                 p.waiting,
                 p.unmet,
@@ -38,6 +39,7 @@ impl Display for Plan {
                 p.slots.idle,
                 p.slots.busy,
                 p.slots.upcoming,
+                p.slots.ending_soon,
                 p.servers,
                 p.warm_target,
                 p.desired,

@@ -1,7 +1,7 @@
 //! Scale up: how many servers each pool needs, within every limit, and where to create them.
 //!
-//! A pool needs `unmet jobs + warm target − upcoming slots − spare idle slots` more slots,
-//! rounded up to whole nodes, and at least enough nodes for its minimum. That is clamped by the
+//! A pool needs `unmet jobs + warm target − upcoming slots − slots ending soon − spare idle
+//! slots` more slots, rounded up to whole nodes, and at least enough nodes for its minimum. That is clamped by the
 //! pool's and the global maximum (counting every owned server, whatever its state: they are all
 //! paid), the per-tick limit and the Hetzner request budget. After failures the pool backs off
 //! exponentially; after a capacity error it moves on to its next server type or location.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -148,6 +148,15 @@ pub struct Job {
     /// `owner/name` of its repository.
     #[serde(default)]
     pub repo: String,
+    /// How long jobs like this one ran lately, as the shell learned from finished jobs of the
+    /// same repository and workflow. With it, a runner whose job is about to end counts as
+    /// capacity on the way (see `PoolConfig::reuse_within`) instead of a reason to buy a server.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::duration::option"
+    )]
+    pub expected_duration: Option<SignedDuration>,
 }
 
 /// One registered Gitea runner.

@@ -82,6 +82,7 @@ pub fn queued_job(id: u64, labels: &[String], created: Timestamp) -> Job {
         created,
         started: None,
         repo: "acme/app".into(),
+        expected_duration: None,
     }
 }
 
@@ -100,6 +101,7 @@ pub fn running_job(id: u64, runner: &Runner, started: Timestamp) -> Job {
         created: started,
         started: Some(started),
         repo: "acme/app".into(),
+        expected_duration: None,
     }
 }
 

@@ -32,6 +32,8 @@ struct RunnerSpec {
     busy_flag: bool,
     labels: u8,
     running_job: bool,
+    /// The running job's expected duration in seconds, when the shell learned one.
+    expected_secs: Option<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,14 +99,16 @@ fn runner_spec() -> impl Strategy<Value = RunnerSpec> {
         prop::bool::weighted(0.2),
         1u8..16,
         prop::bool::weighted(0.3),
+        prop::option::of(0u16..600),
     )
         .prop_map(
-            |(online, disabled, busy_flag, labels, running_job)| RunnerSpec {
+            |(online, disabled, busy_flag, labels, running_job, expected_secs)| RunnerSpec {
                 online,
                 disabled,
                 busy_flag,
                 labels,
                 running_job,
+                expected_secs,
             },
         )
 }
@@ -360,7 +364,7 @@ fn build(spec: &WorldSpec) -> (Policy, Snapshot) {
             for r in &p.runners {
                 let runner = make_runner(id(), &pod_name, r);
                 if r.running_job {
-                    jobs.push(running(id(), &runner, now));
+                    jobs.push(running(id(), &runner, now, r.expected_secs));
                 }
                 runners.push(runner);
             }
@@ -369,7 +373,7 @@ fn build(spec: &WorldSpec) -> (Policy, Snapshot) {
     for (k, r) in spec.unmanaged.iter().enumerate() {
         let runner = make_runner(id(), &format!("static-{k}"), r);
         if r.running_job {
-            jobs.push(running(id(), &runner, now));
+            jobs.push(running(id(), &runner, now, r.expected_secs));
         }
         runners.push(runner);
     }
@@ -384,6 +388,7 @@ fn build(spec: &WorldSpec) -> (Policy, Snapshot) {
             created: now,
             started: Some(now),
             repo: "acme/app".into(),
+            expected_duration: None,
         });
     }
     for (mask, odd) in &spec.queued {
@@ -400,6 +405,7 @@ fn build(spec: &WorldSpec) -> (Policy, Snapshot) {
             created: now,
             started: None,
             repo: "acme/app".into(),
+            expected_duration: None,
         });
     }
 
@@ -446,7 +452,7 @@ fn make_runner(id: u64, name: &str, r: &RunnerSpec) -> Runner {
     }
 }
 
-fn running(id: u64, runner: &Runner, now: Timestamp) -> Job {
+fn running(id: u64, runner: &Runner, now: Timestamp, expected_secs: Option<u16>) -> Job {
     Job {
         id,
         labels: runner.labels.clone(),
@@ -454,8 +460,10 @@ fn running(id: u64, runner: &Runner, now: Timestamp) -> Job {
         runner_id: Some(runner.id),
         runner_name: Some(runner.name.clone()),
         created: now,
-        started: Some(now),
+        // Started a minute ago, so some expectations are past, some end soon, some later.
+        started: Some(now - SignedDuration::from_mins(1)),
         repo: "acme/app".into(),
+        expected_duration: expected_secs.map(|s| SignedDuration::from_secs(i64::from(s))),
     }
 }
 

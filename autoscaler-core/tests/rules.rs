@@ -4,7 +4,7 @@ mod common;
 
 use autoscaler_core::{
     Action, ApiBudget, CreateFailure, CreateFailureKind, ForgeCapabilities, JobStatus, NodeState,
-    PoolConfig, Snapshot, Source, TeardownStep, WarningKind, keys, synthetic,
+    PoolConfig, SignedDuration, Snapshot, Source, TeardownStep, WarningKind, keys, synthetic,
 };
 use common::*;
 
@@ -316,6 +316,39 @@ fn idle_runners_and_capacity_on_the_way_are_counted() {
     assert_eq!(state_of(&plan, "m2"), NodeState::Provisioning);
 }
 
+/// One busy machine whose job started 2 minutes ago and is expected to take `expected`, and
+/// one waiting job; returns how many servers the plan creates.
+fn creates_beside_a_job_expected_to_take(expected: Option<SignedDuration>) -> usize {
+    let mut w = default_world();
+    w.machine("linux", "m1", mins(10));
+    let runner = w.runners_of("m1")[0].name.clone();
+    w.advance(mins(-2));
+    let job = w.start_on(&runner);
+    w.advance(mins(2));
+    for j in items_mut(&mut w.truth.jobs) {
+        if j.id == job {
+            j.expected_duration = expected;
+        }
+    }
+    w.queue(&["linux"]);
+    let plan = w.decide();
+    kinds(&plan)
+        .iter()
+        .filter(|k| **k == "create_server")
+        .count()
+}
+
+#[test]
+fn a_runner_about_to_free_up_is_capacity_on_the_way() {
+    // Ends in 30 s, within the default reuse_within of 60 s: the waiting job waits for it.
+    assert_eq!(creates_beside_a_job_expected_to_take(Some(secs(150))), 0);
+    // Ends in 5 minutes: a new server is quicker.
+    assert_eq!(creates_beside_a_job_expected_to_take(Some(mins(7))), 1);
+    // Past its expected end: the estimate was wrong, nothing is assumed.
+    assert_eq!(creates_beside_a_job_expected_to_take(Some(secs(90))), 1);
+    // No estimate.
+    assert_eq!(creates_beside_a_job_expected_to_take(None), 1);
+}
 #[test]
 fn idle_unmanaged_runners_are_capacity() {
     let mut w = default_world();

@@ -112,8 +112,12 @@ impl Decision<'_> {
                 }
             };
             let reason = format!(
-                "{} waiting job(s) no free runner takes, warm target {}, {} slot(s) on the way, minimum {} node(s)",
-                acc.unmet, acc.warm, acc.slots.upcoming, pool.config.min_nodes
+                "{} waiting job(s) no free runner takes, warm target {}, {} slot(s) on the way, {} ending soon, minimum {} node(s)",
+                acc.unmet,
+                acc.warm,
+                acc.slots.upcoming,
+                acc.slots.ending_soon,
+                pool.config.min_nodes
             );
             let labels = scale_up::server_labels(&config.installation, &pool.config.name);
             for _ in 0..n {

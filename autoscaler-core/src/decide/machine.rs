@@ -346,6 +346,7 @@ impl Decision<'_> {
                 },
                 busy: m.busy_runners(),
                 upcoming,
+                ending_soon: m.ending_soon,
             },
             paid_until: m
                 .server

@@ -121,6 +121,7 @@ impl<'a> Decision<'a> {
                 Class::Idle { .. } | Class::Busy => {
                     acc.healthy += 1;
                     supply(acc, &mut free);
+                    acc.slots.ending_soon += m.ending_soon;
                 }
                 // With the node or runner list unreadable, a machine that looks broken may be
                 // fine: count it as capacity rather than buy a replacement on no evidence.
@@ -137,6 +138,7 @@ impl<'a> Decision<'a> {
             acc.unmet = demand.unmet[p];
             acc.need = i64::from(acc.unmet) + i64::from(acc.warm)
                 - i64::from(acc.slots.upcoming)
+                - i64::from(acc.slots.ending_soon)
                 - i64::from(demand.spare[p]);
         }
         demand
