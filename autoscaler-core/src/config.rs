@@ -167,7 +167,7 @@ impl Default for Config {
             version: CONFIG_VERSION,
             installation: "default".into(),
             max_nodes: 5,
-            max_creates_per_tick: 10,
+            max_creates_per_tick: 50,
             node_missing_confirm: SignedDuration::from_secs(15),
             create_backoff: Backoff::default(),
             capacity_cooldown: SignedDuration::from_mins(10),
@@ -210,7 +210,7 @@ impl Default for PoolConfig {
             idle_timeout: SignedDuration::from_mins(5),
             billing_period: SignedDuration::from_hours(1),
             teardown_window: SignedDuration::from_mins(5),
-            teardown_lead: SignedDuration::from_secs(90),
+            teardown_lead: SignedDuration::from_secs(45),
             provisioning_timeout: SignedDuration::from_secs(600),
             join_timeout: SignedDuration::from_mins(5),
             not_ready_timeout: SignedDuration::from_mins(5),
@@ -500,7 +500,7 @@ impl Policy {
     }
 
     /// The warm-slot target of pool `index` at `now`.
-    pub(crate) fn warm_target(&self, index: usize, now: jiff::Timestamp) -> u32 {
+    pub fn warm_target(&self, index: usize, now: jiff::Timestamp) -> u32 {
         let pool = &self.pools[index];
         let local = now
             .to_zoned(jiff::tz::TimeZone::fixed(self.offset))

@@ -84,7 +84,10 @@ fn an_idle_node_before_its_window_is_kept_for_reuse() {
 
 #[test]
 fn too_late_in_the_period_the_node_is_kept_for_the_next() {
-    let w = one_idle(59, 10);
+    // 30 s before the period ends, less than teardown_lead (45 s).
+    let mut w = default_world();
+    w.machine("linux", "m1", secs(59 * 60 + 30));
+    w.idle_for("m1", mins(10));
     let plan = w.decide();
     assert_kept(&plan, "m1", "too late");
 }
@@ -267,7 +270,9 @@ fn jobs_no_pool_serves_are_reported_and_create_nothing() {
 
 #[test]
 fn waiting_jobs_create_servers_within_every_limit() {
-    let mut w = default_world();
+    let mut c = config(&["ubuntu-latest:docker://node:20", "linux"]);
+    c.max_creates_per_tick = 10;
+    let mut w = World::new(c);
     w.queue_n(30, &["linux"]);
     let plan = w.decide();
     assert_eq!(kinds(&plan).len(), 10, "max_creates_per_tick");

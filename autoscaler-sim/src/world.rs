@@ -1,0 +1,919 @@
+//! The simulated Gitea, Hetzner Cloud and Kubernetes: the truth a policy observes as snapshots
+//! and changes with actions.
+//!
+//! The truth is kept as a complete [`Snapshot`], so a healthy tick hands it to the policy as it
+//! is; only an outage makes a copy with one service's lists unreadable. Everything the services
+//! know but do not show (when a server will boot, which job a runner runs) lives beside it.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use autoscaler_core::labels::{label_name, satisfies};
+use autoscaler_core::{
+    Action, ApiBudget, CreateFailure, CreateFailureKind, Job, JobStatus, Node, PodPhase, Runner,
+    RunnerPod, Server, ServerStatus, SignedDuration, Snapshot, Source, Timestamp, keys,
+};
+use rand::{RngExt, SeedableRng};
+use rand_xorshift::XorShiftRng;
+use rustc_hash::FxHashMap;
+
+use crate::scenario::Scenario;
+
+/// Milliseconds since the Unix epoch: the virtual clock.
+pub(crate) type Ms = i64;
+
+pub(crate) fn ts(ms: Ms) -> Timestamp {
+    Timestamp::from_millisecond(ms).expect("simulated time stays within jiff's range")
+}
+
+fn ms_of(d: SignedDuration) -> Ms {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The three services, for outages and call counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    Gitea = 0,
+    Hetzner = 1,
+    Kubernetes = 2,
+}
+
+/// Requests made to each service.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Calls {
+    pub(crate) total: [u64; 3],
+    pub(crate) failed: [u64; 3],
+    /// Hetzner requests per hour of the run, to find the busiest hour.
+    pub(crate) hetzner_by_hour: Vec<u32>,
+}
+
+/// What the services know about a server but do not list.
+#[derive(Debug, Clone)]
+struct Hidden {
+    name: String,
+    pool: usize,
+    created: Ms,
+    price: f64,
+    node_labels: BTreeMap<String, String>,
+    /// Its runners' ids once registered.
+    runners: Vec<u64>,
+}
+
+/// A job's story, by job id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JobLog {
+    pub(crate) arrival: Ms,
+    pub(crate) duration: Ms,
+    pub(crate) pool: usize,
+    pub(crate) started: Option<Ms>,
+    pub(crate) outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Open,
+    Served,
+    Killed,
+}
+
+/// Something the services do on their own at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Happening {
+    /// The server booted: its node registers with its runner pods.
+    Boot(u64),
+    /// Its runners register with Gitea.
+    RunnersOnline(u64),
+    /// A job ends (unless it was killed before).
+    JobEnd(u64),
+}
+
+/// The money side: what was billed for deleted servers.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ledger {
+    pub(crate) hours: u64,
+    pub(crate) euros: f64,
+    pub(crate) creates: u64,
+    pub(crate) create_failures: u64,
+}
+
+/// Per-repository run times of finished jobs: the shell's estimate of the next one.
+#[derive(Debug, Default)]
+struct Learned {
+    recent: FxHashMap<String, VecDeque<u32>>,
+}
+
+impl Learned {
+    const KEEP: usize = 8;
+
+    fn record(&mut self, repo: &str, secs: u32) {
+        let q = self.recent.entry(repo.to_owned()).or_default();
+        if q.len() == Self::KEEP {
+            q.pop_front();
+        }
+        q.push_back(secs);
+    }
+
+    /// The median of the last few runs.
+    fn expect(&self, repo: &str) -> Option<SignedDuration> {
+        let q = self.recent.get(repo)?;
+        let mut v: Vec<u32> = q.iter().copied().collect();
+        v.sort_unstable();
+        v.get(v.len() * 3 / 4)
+            .map(|&s| SignedDuration::from_secs(i64::from(s)))
+    }
+}
+
+/// One service outage.
+#[derive(Debug, Clone, Copy)]
+struct Outage {
+    service: usize,
+    from: Ms,
+    until: Ms,
+}
+
+pub(crate) struct World {
+    /// The truth, all sources complete.
+    pub(crate) snap: Snapshot,
+    pub(crate) now: Ms,
+    start: Ms,
+    rng: XorShiftRng,
+    hidden: FxHashMap<u64, Hidden>,
+    /// Runner id → the job it runs.
+    runner_job: FxHashMap<u64, u64>,
+    /// Runner id → its pool.
+    runner_pool: FxHashMap<u64, usize>,
+    /// Per pool: the labels its runners register with and the `runs-on` its jobs ask for.
+    runner_labels: Vec<Vec<String>>,
+    job_labels: Vec<Vec<String>>,
+    /// `can_take[p][q]`: a runner of pool `p` satisfies jobs of pool `q`.
+    can_take: Vec<Vec<bool>>,
+    runners_per_node: Vec<u32>,
+    /// Per pool, queued job ids in arrival order.
+    queues: Vec<VecDeque<u64>>,
+    pub(crate) jobs: Vec<JobLog>,
+    repos: Vec<String>,
+    learned: Learned,
+    pub(crate) pending: Vec<(Ms, Happening)>,
+    pub(crate) ledger: Ledger,
+    pub(crate) calls: Calls,
+    outages: Vec<Outage>,
+    next_outage: usize,
+    down_until: [Ms; 3],
+    tokens: f64,
+    tokens_at: Ms,
+    failure_memory: Ms,
+    next_server_id: u64,
+    next_runner_id: u64,
+    pub(crate) peak_servers: u32,
+    scenario: Scenario,
+}
+
+impl World {
+    pub(crate) fn new(scenario: &Scenario, start: Ms, end_hint: Ms) -> Self {
+        let pools = &scenario.autoscaler.pools;
+        let runner_labels: Vec<Vec<String>> = pools.iter().map(|p| p.labels.clone()).collect();
+        let job_labels: Vec<Vec<String>> = pools
+            .iter()
+            .map(|p| {
+                p.labels
+                    .first()
+                    .map(|l| vec![label_name(l).to_owned()])
+                    .unwrap_or_default()
+            })
+            .collect();
+        let can_take = runner_labels
+            .iter()
+            .map(|r| job_labels.iter().map(|j| satisfies(r, j)).collect())
+            .collect();
+        let mut snap = Snapshot::new(ts(start));
+        snap.jobs = Source::complete(Vec::new());
+        snap.runners = Source::complete(Vec::new());
+        snap.servers = Source::complete(Vec::new());
+        snap.nodes = Source::complete(Vec::new());
+        snap.pods = Source::complete(Vec::new());
+        let mut rng = XorShiftRng::seed_from_u64(scenario.world.seed);
+        let outages = plan_outages(&mut rng, scenario, start, end_hint);
+        let config = &scenario.autoscaler;
+        Self {
+            snap,
+            now: start,
+            start,
+            rng,
+            hidden: FxHashMap::default(),
+            runner_job: FxHashMap::default(),
+            runner_pool: FxHashMap::default(),
+            can_take,
+            runners_per_node: pools.iter().map(|p| p.runners_per_node).collect(),
+            queues: vec![VecDeque::new(); pools.len()],
+            runner_labels,
+            job_labels,
+            jobs: Vec::new(),
+            repos: Vec::new(),
+            learned: Learned::default(),
+            pending: Vec::new(),
+            ledger: Ledger::default(),
+            calls: Calls::default(),
+            outages,
+            next_outage: 0,
+            down_until: [i64::MIN; 3],
+            tokens: f64::from(scenario.world.hetzner_requests_per_hour),
+            tokens_at: start,
+            failure_memory: ms_of(config.create_backoff.max.max(config.capacity_cooldown)),
+            next_server_id: 1,
+            next_runner_id: 1,
+            peak_servers: 0,
+            scenario: scenario.clone(),
+        }
+    }
+
+    pub(crate) fn set_now(&mut self, now: Ms) {
+        debug_assert!(now >= self.now);
+        self.now = now;
+        self.snap.now = ts(now);
+        while let Some(o) = self.outages.get(self.next_outage) {
+            if o.from > now {
+                break;
+            }
+            self.down_until[o.service] = self.down_until[o.service].max(o.until);
+            self.next_outage += 1;
+        }
+        let rate = f64::from(self.scenario.world.hetzner_requests_per_hour) / 3_600_000.0;
+        let cap = f64::from(self.scenario.world.hetzner_requests_per_hour);
+        self.tokens = (self.tokens + (now - self.tokens_at) as f64 * rate).min(cap);
+        self.tokens_at = now;
+    }
+
+    fn is_down(&self, s: Service) -> bool {
+        self.down_until[s as usize] > self.now
+    }
+
+    /// Makes one request; false when it fails (an outage, or Hetzner's budget is spent).
+    fn call(&mut self, s: Service) -> bool {
+        self.calls.total[s as usize] += 1;
+        let mut ok = !self.is_down(s);
+        if s == Service::Hetzner {
+            let hour = usize::try_from((self.now - self.start) / 3_600_000).unwrap_or(0);
+            if self.calls.hetzner_by_hour.len() <= hour {
+                self.calls.hetzner_by_hour.resize(hour + 1, 0);
+            }
+            self.calls.hetzner_by_hour[hour] += 1;
+            if self.tokens >= 1.0 {
+                self.tokens -= 1.0;
+            } else {
+                ok = false;
+            }
+        }
+        if !ok {
+            self.calls.failed[s as usize] += 1;
+        }
+        ok
+    }
+
+    // --- Jobs ---------------------------------------------------------------------------------
+
+    /// A job becomes runnable.
+    pub(crate) fn arrive(&mut self, pool: usize, duration_secs: u32, repo: &str) {
+        let id = self.jobs.len() as u64 + 1;
+        self.jobs.push(JobLog {
+            arrival: self.now,
+            duration: i64::from(duration_secs) * 1000,
+            pool,
+            started: None,
+            outcome: Outcome::Open,
+        });
+        self.repos.push(repo.to_owned());
+        let job = Job {
+            id,
+            labels: self.job_labels[pool].clone(),
+            status: JobStatus::Queued,
+            runner_id: None,
+            runner_name: None,
+            created: self.snap.now,
+            started: None,
+            repo: repo.to_owned(),
+            expected_duration: self.learned.expect(repo),
+        };
+        items_mut(&mut self.snap.jobs).push(job);
+        self.queues[pool].push_back(id);
+    }
+
+    /// Gitea hands queued jobs to free runners, oldest first, as act_runner polls.
+    pub(crate) fn assign(&mut self) {
+        if self.queues.iter().all(VecDeque::is_empty) {
+            return;
+        }
+        let free: Vec<(u64, String, usize)> = self
+            .snap
+            .runners
+            .items()
+            .iter()
+            .filter(|r| r.online && !r.disabled && !self.runner_job.contains_key(&r.id))
+            .filter_map(|r| Some((r.id, r.name.clone(), *self.runner_pool.get(&r.id)?)))
+            .collect();
+        for (runner_id, runner_name, p) in free {
+            let pick = (0..self.queues.len())
+                .filter(|&q| self.can_take[p][q])
+                .filter_map(|q| self.queues[q].front().map(|&id| (id, q)))
+                .min();
+            let Some((job_id, q)) = pick else { continue };
+            self.queues[q].pop_front();
+            self.start_job(job_id, runner_id, runner_name);
+        }
+    }
+
+    fn start_job(&mut self, job_id: u64, runner_id: u64, runner_name: String) {
+        let now = self.snap.now;
+        if let Some(job) = self.job_mut(job_id) {
+            job.status = JobStatus::InProgress;
+            job.runner_id = Some(runner_id);
+            job.runner_name = Some(runner_name);
+            job.started = Some(now);
+        }
+        if let Some(r) = self.runner_mut(runner_id) {
+            r.busy = true;
+        }
+        self.runner_job.insert(runner_id, job_id);
+        let log = &mut self.jobs[(job_id - 1) as usize];
+        log.started = Some(self.now);
+        let end = self.now + log.duration;
+        self.pending.push((end, Happening::JobEnd(job_id)));
+    }
+
+    fn job_mut(&mut self, id: u64) -> Option<&mut Job> {
+        let jobs = items_mut(&mut self.snap.jobs);
+        let i = jobs.binary_search_by_key(&id, |j| j.id).ok()?;
+        Some(&mut jobs[i])
+    }
+
+    fn runner_mut(&mut self, id: u64) -> Option<&mut Runner> {
+        items_mut(&mut self.snap.runners)
+            .iter_mut()
+            .find(|r| r.id == id)
+    }
+
+    /// A job ends on its own; false when it was already gone (killed).
+    fn end_job(&mut self, job_id: u64) {
+        let log = self.jobs[(job_id - 1) as usize];
+        if log.outcome != Outcome::Open {
+            return;
+        }
+        self.jobs[(job_id - 1) as usize].outcome = Outcome::Served;
+        let jobs = items_mut(&mut self.snap.jobs);
+        if let Ok(i) = jobs.binary_search_by_key(&job_id, |j| j.id) {
+            let job = jobs.remove(i);
+            if let Some(r) = job.runner_id {
+                self.runner_job.remove(&r);
+                if let Some(r) = self.runner_mut(r) {
+                    r.busy = false;
+                }
+            }
+        }
+        let repo = std::mem::take(&mut self.repos[(job_id - 1) as usize]);
+        self.learned.record(
+            &repo,
+            u32::try_from(log.duration / 1000).unwrap_or(u32::MAX),
+        );
+    }
+
+    /// The job on runner `runner_id`, if any, dies with its runner.
+    fn kill_job_of(&mut self, runner_id: u64) {
+        let Some(job_id) = self.runner_job.remove(&runner_id) else {
+            return;
+        };
+        self.jobs[(job_id - 1) as usize].outcome = Outcome::Killed;
+        let jobs = items_mut(&mut self.snap.jobs);
+        if let Ok(i) = jobs.binary_search_by_key(&job_id, |j| j.id) {
+            jobs.remove(i);
+        }
+        if let Some(r) = self.runner_mut(runner_id) {
+            r.busy = false;
+        }
+    }
+
+    // --- Happenings -----------------------------------------------------------------------------
+
+    pub(crate) fn happen(&mut self, what: Happening) {
+        match what {
+            Happening::JobEnd(id) => self.end_job(id),
+            Happening::Boot(id) => self.boot(id),
+            Happening::RunnersOnline(id) => self.runners_online(id),
+        }
+    }
+
+    fn boot(&mut self, server_id: u64) {
+        let Some(h) = self.hidden.get(&server_id) else {
+            return; // deleted before it booted
+        };
+        let (name, labels, rpn) = (
+            h.name.clone(),
+            h.node_labels.clone(),
+            self.runners_per_node[h.pool],
+        );
+        if let Some(s) = items_mut(&mut self.snap.servers)
+            .iter_mut()
+            .find(|s| s.id == server_id)
+        {
+            s.status = ServerStatus::Running;
+        }
+        let now = self.snap.now;
+        items_mut(&mut self.snap.nodes).push(Node {
+            name: name.clone(),
+            labels,
+            annotations: BTreeMap::new(),
+            ready: true,
+            ready_since: Some(now),
+            cordoned: false,
+            provider_id: Some(format!("hcloud://{server_id}")),
+            created: Some(now),
+        });
+        for k in 0..rpn {
+            items_mut(&mut self.snap.pods).push(RunnerPod {
+                name: format!("{name}-runner-{k}"),
+                node: Some(name.clone()),
+                phase: PodPhase::Running,
+            });
+        }
+        let at = self.now + ms_of(self.scenario.world.runner_start);
+        self.pending.push((at, Happening::RunnersOnline(server_id)));
+    }
+
+    fn runners_online(&mut self, server_id: u64) {
+        let Some(h) = self.hidden.get(&server_id) else {
+            return;
+        };
+        let (name, pool) = (h.name.clone(), h.pool);
+        let pods: Vec<String> = self
+            .snap
+            .pods
+            .items()
+            .iter()
+            .filter(|p| p.node.as_deref() == Some(name.as_str()))
+            .map(|p| p.name.clone())
+            .collect();
+        let node_ready = self
+            .snap
+            .nodes
+            .items()
+            .iter()
+            .any(|n| n.name == name && n.ready);
+        if !node_ready {
+            return;
+        }
+        let mut ids = Vec::with_capacity(pods.len());
+        for pod in pods {
+            let id = self.next_runner_id;
+            self.next_runner_id += 1;
+            items_mut(&mut self.snap.runners).push(Runner {
+                id,
+                name: pod,
+                labels: self.runner_labels[pool].clone(),
+                online: true,
+                busy: false,
+                disabled: false,
+                ephemeral: false,
+            });
+            ids.push(id);
+            self.runner_pool.insert(id, pool);
+        }
+        if let Some(h) = self.hidden.get_mut(&server_id) {
+            h.runners.extend(ids);
+        }
+    }
+
+    // --- Snapshots ------------------------------------------------------------------------------
+
+    /// Reads every list as the daemon would and returns what it sees: the truth, or a copy in
+    /// which an unreachable service's lists are unavailable.
+    pub(crate) fn observe(&mut self) -> std::borrow::Cow<'_, Snapshot> {
+        let jobs_pages = pages(self.snap.jobs.items().len());
+        let runner_pages = pages(self.snap.runners.items().len());
+        let server_pages = pages(self.snap.servers.items().len());
+        let mut gitea_ok = true;
+        for _ in 0..jobs_pages + runner_pages {
+            gitea_ok &= self.call(Service::Gitea);
+        }
+        let mut hetzner_ok = true;
+        for _ in 0..server_pages {
+            hetzner_ok &= self.call(Service::Hetzner);
+        }
+        let kube_ok = self.call(Service::Kubernetes) & self.call(Service::Kubernetes);
+        let cutoff = self.now - self.failure_memory;
+        self.snap
+            .create_failures
+            .retain(|f| f.at.as_millisecond() >= cutoff);
+        self.snap.hetzner_budget = Some(ApiBudget {
+            remaining: self.tokens as u32,
+        });
+        if gitea_ok && hetzner_ok && kube_ok {
+            return std::borrow::Cow::Borrowed(&self.snap);
+        }
+        let mut seen = self.snap.clone();
+        if !gitea_ok {
+            seen.jobs = Source::unavailable("Gitea is unreachable");
+            seen.runners = Source::unavailable("Gitea is unreachable");
+        }
+        if !hetzner_ok {
+            seen.servers = Source::unavailable("Hetzner Cloud is unreachable");
+        }
+        if !kube_ok {
+            seen.nodes = Source::unavailable("the Kubernetes API is unreachable");
+            seen.pods = Source::unavailable("the Kubernetes API is unreachable");
+        }
+        std::borrow::Cow::Owned(seen)
+    }
+
+    // --- Actions --------------------------------------------------------------------------------
+
+    /// Carries out one action as the services would; failed calls change nothing.
+    pub(crate) fn apply(&mut self, action: &Action) {
+        match action {
+            Action::CreateServer {
+                pool,
+                name,
+                server_type,
+                location,
+                labels,
+                node_labels,
+                ..
+            } => self.create(pool, name, server_type, location, labels, node_labels),
+            Action::RecordJoined { server_id, at } => {
+                self.label(*server_id, keys::JOINED, Some(keys::unix_value(*at)));
+            }
+            Action::BeginTeardown { server_id, at } => {
+                self.label(*server_id, keys::TEARDOWN, Some(keys::unix_value(*at)));
+            }
+            Action::AbortTeardown { server_id } => self.label(*server_id, keys::TEARDOWN, None),
+            Action::MarkNodeMissing { server_id, since } => {
+                self.label(
+                    *server_id,
+                    keys::NODE_MISSING,
+                    Some(keys::unix_value(*since)),
+                );
+            }
+            Action::ClearNodeMissing { server_id } => {
+                self.label(*server_id, keys::NODE_MISSING, None);
+            }
+            Action::MarkIdle { node, since } => {
+                self.annotate(node, keys::IDLE_SINCE, Some(since.to_string()));
+            }
+            Action::ClearIdle { node } => self.annotate(node, keys::IDLE_SINCE, None),
+            Action::MarkServerMissing { node, since } => {
+                self.annotate(node, keys::SERVER_MISSING, Some(since.to_string()));
+            }
+            Action::ClearServerMissing { node } => {
+                self.annotate(node, keys::SERVER_MISSING, None);
+            }
+            Action::DisableRunner { runner_id, .. } => self.set_disabled(*runner_id, true),
+            Action::EnableRunner { runner_id, .. } => self.set_disabled(*runner_id, false),
+            Action::DeleteRunner { runner_id, .. } => {
+                if self.call(Service::Gitea) {
+                    self.kill_job_of(*runner_id);
+                    items_mut(&mut self.snap.runners).retain(|r| r.id != *runner_id);
+                }
+            }
+            Action::Cordon { node } => {
+                if self.call(Service::Kubernetes)
+                    && let Some(n) = self.node_mut(node)
+                {
+                    n.cordoned = true;
+                }
+            }
+            Action::Drain { node } => {
+                // One eviction per pod.
+                let pods = self.pods_on(node);
+                let mut ok = true;
+                for _ in &pods {
+                    ok &= self.call(Service::Kubernetes);
+                }
+                if ok {
+                    self.remove_pods(node);
+                    let now = self.snap.now.to_string();
+                    if let Some(n) = self.node_mut(node) {
+                        n.annotations.insert(keys::DRAINED.into(), now);
+                    }
+                }
+            }
+            Action::DeleteNode { node } => {
+                if self.call(Service::Kubernetes) {
+                    self.remove_pods(node);
+                    items_mut(&mut self.snap.nodes).retain(|n| &n.name != node);
+                }
+            }
+            Action::DeleteServer { server_id, .. } => {
+                if self.call(Service::Hetzner) {
+                    self.delete_server(*server_id);
+                }
+            }
+        }
+    }
+
+    fn create(
+        &mut self,
+        pool: &str,
+        name: &str,
+        server_type: &str,
+        location: &str,
+        labels: &BTreeMap<String, String>,
+        node_labels: &BTreeMap<String, String>,
+    ) {
+        let now = self.now;
+        let failure = |kind, message: &str| CreateFailure {
+            pool: pool.to_owned(),
+            server_type: server_type.to_owned(),
+            location: location.to_owned(),
+            at: ts(now),
+            kind,
+            message: message.to_owned(),
+        };
+        if !self.call(Service::Hetzner) {
+            let f = failure(CreateFailureKind::Other, "request failed");
+            self.snap.create_failures.push(f);
+            self.ledger.create_failures += 1;
+            return;
+        }
+        let faults = &self.scenario.world.faults;
+        if faults.capacity_error_rate > 0.0 && self.rng.random_bool(faults.capacity_error_rate) {
+            let f = failure(CreateFailureKind::Capacity, "resource_unavailable");
+            self.snap.create_failures.push(f);
+            self.ledger.create_failures += 1;
+            return;
+        }
+        let w = &self.scenario.world;
+        let (lo, hi) = (ms_of(w.boot_min), ms_of(w.boot_max));
+        let mut boot = if hi > lo {
+            self.rng.random_range(lo..=hi)
+        } else {
+            lo
+        };
+        if faults.slow_boot_rate > 0.0 && self.rng.random_bool(faults.slow_boot_rate) {
+            boot += ms_of(faults.slow_boot_extra);
+        }
+        let joins = !(faults.never_join_rate > 0.0 && self.rng.random_bool(faults.never_join_rate));
+        let id = self.next_server_id;
+        self.next_server_id += 1;
+        let pool_index = self
+            .scenario
+            .autoscaler
+            .pools
+            .iter()
+            .position(|p| p.name == pool)
+            .unwrap_or(0);
+        let price = w.prices.get(server_type).copied().unwrap_or(0.0);
+        items_mut(&mut self.snap.servers).push(Server {
+            id,
+            name: name.to_owned(),
+            labels: labels.clone(),
+            created: ts(self.now),
+            status: ServerStatus::Initializing,
+            server_type: server_type.to_owned(),
+            location: location.to_owned(),
+        });
+        self.hidden.insert(
+            id,
+            Hidden {
+                name: name.to_owned(),
+                pool: pool_index,
+                created: self.now,
+                price,
+                node_labels: node_labels.clone(),
+                runners: Vec::new(),
+            },
+        );
+        self.ledger.creates += 1;
+        if joins {
+            self.pending.push((self.now + boot, Happening::Boot(id)));
+        }
+        let n = u32::try_from(self.snap.servers.items().len()).unwrap_or(u32::MAX);
+        self.peak_servers = self.peak_servers.max(n);
+    }
+
+    fn delete_server(&mut self, server_id: u64) {
+        let Some(h) = self.hidden.remove(&server_id) else {
+            return;
+        };
+        let (hours, euros) = self.bill(&h, self.now);
+
+        self.ledger.hours += hours;
+        self.ledger.euros += euros;
+        items_mut(&mut self.snap.servers).retain(|s| s.id != server_id);
+        // Its node goes NotReady; its runners go offline and their jobs die.
+        let now = self.snap.now;
+        if let Some(n) = self.node_mut(&h.name) {
+            n.ready = false;
+            n.ready_since = Some(now);
+        }
+        for pod in self.pods_on(&h.name) {
+            self.runner_gone(&pod);
+        }
+    }
+
+    /// What the server costs when it lives until `until`: every started period in full.
+    fn bill(&self, h: &Hidden, until: Ms) -> (u64, f64) {
+        let period = ms_of(self.scenario.world.billing_period).max(1);
+        let lived = (until - h.created).max(1);
+        let periods = u64::try_from((lived + period - 1) / period).unwrap_or(0);
+        let hours = periods as f64 * period as f64 / 3_600_000.0;
+        (hours.ceil() as u64, hours * h.price)
+    }
+
+    fn pods_on(&self, node: &str) -> Vec<String> {
+        self.snap
+            .pods
+            .items()
+            .iter()
+            .filter(|p| p.node.as_deref() == Some(node))
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    /// The runner registered under `pod` stops: offline, and its job dies.
+    fn runner_gone(&mut self, pod: &str) {
+        let ids: Vec<u64> = self
+            .snap
+            .runners
+            .items()
+            .iter()
+            .filter(|r| r.name == pod)
+            .map(|r| r.id)
+            .collect();
+        for id in ids {
+            self.kill_job_of(id);
+            if let Some(r) = self.runner_mut(id) {
+                r.online = false;
+            }
+        }
+    }
+
+    fn remove_pods(&mut self, node: &str) {
+        for pod in self.pods_on(node) {
+            self.runner_gone(&pod);
+        }
+        items_mut(&mut self.snap.pods).retain(|p| p.node.as_deref() != Some(node));
+    }
+
+    fn node_mut(&mut self, name: &str) -> Option<&mut Node> {
+        items_mut(&mut self.snap.nodes)
+            .iter_mut()
+            .find(|n| n.name == name)
+    }
+
+    fn label(&mut self, server_id: u64, key: &str, value: Option<String>) {
+        if !self.call(Service::Hetzner) {
+            return;
+        }
+        if let Some(s) = items_mut(&mut self.snap.servers)
+            .iter_mut()
+            .find(|s| s.id == server_id)
+        {
+            set(&mut s.labels, key, value);
+        }
+    }
+
+    fn annotate(&mut self, node: &str, key: &str, value: Option<String>) {
+        if !self.call(Service::Kubernetes) {
+            return;
+        }
+        if let Some(n) = self.node_mut(node) {
+            set(&mut n.annotations, key, value);
+        }
+    }
+
+    fn set_disabled(&mut self, runner_id: u64, disabled: bool) {
+        if !self.call(Service::Gitea) {
+            return;
+        }
+        if let Some(r) = self.runner_mut(runner_id) {
+            r.disabled = disabled;
+        }
+    }
+
+    // --- Reading the state ----------------------------------------------------------------------
+
+    /// Nodes by state, for the timeline: provisioning, joining, idle, busy, teardown.
+    pub(crate) fn census(&self) -> [u32; 5] {
+        let mut out = [0u32; 5];
+        let nodes: FxHashMap<&str, &Node> = self
+            .snap
+            .nodes
+            .items()
+            .iter()
+            .map(|n| (n.name.as_str(), n))
+            .collect();
+        let runners: FxHashMap<u64, &Runner> = self
+            .snap
+            .runners
+            .items()
+            .iter()
+            .map(|r| (r.id, r))
+            .collect();
+        for s in self.snap.servers.items() {
+            let Some(h) = self.hidden.get(&s.id) else {
+                continue;
+            };
+            let node = nodes.get(s.name.as_str());
+            let mine: Vec<&Runner> = h
+                .runners
+                .iter()
+                .filter_map(|id| runners.get(id))
+                .copied()
+                .collect();
+            let k = if s.labels.contains_key(keys::TEARDOWN)
+                || node.is_some_and(|n| n.cordoned)
+                || mine.iter().any(|r| r.disabled)
+            {
+                4
+            } else if node.is_none_or(|n| !n.ready) {
+                0
+            } else if !mine.iter().any(|r| r.online) {
+                1
+            } else if mine.iter().any(|r| self.runner_job.contains_key(&r.id)) {
+                3
+            } else {
+                2
+            };
+            out[k] += 1;
+        }
+        out
+    }
+
+    pub(crate) fn waiting(&self) -> u32 {
+        u32::try_from(self.queues.iter().map(VecDeque::len).sum::<usize>()).unwrap_or(u32::MAX)
+    }
+
+    pub(crate) fn running(&self) -> u32 {
+        u32::try_from(self.runner_job.len()).unwrap_or(u32::MAX)
+    }
+
+    pub(crate) fn servers(&self) -> u32 {
+        u32::try_from(self.hidden.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Euros billed so far, counting live servers' started periods.
+    pub(crate) fn euros_so_far(&self) -> f64 {
+        self.ledger.euros
+            + self
+                .hidden
+                .values()
+                .map(|h| self.bill(h, self.now).1)
+                .sum::<f64>()
+    }
+
+    /// Bills every live server until now: the end of the run.
+    pub(crate) fn close_books(&self) -> (u64, f64) {
+        let mut hours = self.ledger.hours;
+        let mut euros = self.ledger.euros;
+        for h in self.hidden.values() {
+            let (hh, e) = self.bill(h, self.now);
+            hours += hh;
+            euros += e;
+        }
+        (hours, euros)
+    }
+
+    /// Jobs neither finished nor killed.
+    pub(crate) fn open_jobs(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum::<usize>() + self.runner_job.len()
+    }
+}
+
+fn pages(items: usize) -> usize {
+    items.div_ceil(50).max(1)
+}
+
+fn items_mut<T>(s: &mut Source<T>) -> &mut Vec<T> {
+    match s {
+        Source::Complete { items } | Source::Partial { items, .. } => items,
+        Source::Unavailable { .. } => unreachable!("the truth is always complete"),
+    }
+}
+
+fn set(map: &mut BTreeMap<String, String>, key: &str, value: Option<String>) {
+    match value {
+        Some(v) => map.insert(key.to_owned(), v),
+        None => map.remove(key),
+    };
+}
+
+/// Outages as a Poisson process over the run, each of one service chosen at random.
+fn plan_outages(rng: &mut XorShiftRng, scenario: &Scenario, start: Ms, end: Ms) -> Vec<Outage> {
+    let f = &scenario.world.faults;
+    let mut out = Vec::new();
+    if f.outages_per_day <= 0.0 {
+        return out;
+    }
+    let mean_gap = 86_400_000.0 / f.outages_per_day;
+    let mut t = start as f64;
+    loop {
+        let u: f64 = rng.random_range(f64::EPSILON..1.0);
+        t += -u.ln() * mean_gap;
+        if t >= end as f64 {
+            break;
+        }
+        let from = t as Ms;
+        out.push(Outage {
+            service: rng.random_range(0..3),
+            from,
+            until: from + ms_of(f.outage_duration),
+        });
+    }
+    out
+}
