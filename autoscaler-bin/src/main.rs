@@ -30,26 +30,7 @@ enum Command {
         json: bool,
     },
     /// Replay a CI trace (CSV: arrival_unix_s,duration_s,labels,repo) and report cost and waits.
-    Simulate {
-        /// The trace file.
-        #[arg(long, value_name = "FILE")]
-        trace: PathBuf,
-        /// A scenario file (JSON): `autoscaler` (the daemon's configuration), `world`, `routes`.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Which policies to replay.
-        #[arg(long, value_enum, default_value_t = Which::Both)]
-        policy: Which,
-        /// Print the reports as JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Also write an SVG chart of nodes, waiting jobs and cost over time.
-        #[arg(long, value_name = "FILE.svg")]
-        chart: Option<PathBuf>,
-        /// Seed of the world's random draws (boot times, faults); overrides the scenario's.
-        #[arg(long)]
-        seed: Option<u64>,
-    },
+    Simulate(sim::SimulateArgs),
 }
 
 /// Which policies a replay runs.
@@ -67,21 +48,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { chart, json } => sim::demo(&chart, json),
-        Command::Simulate {
-            trace,
-            config,
-            policy,
-            json,
-            chart,
-            seed,
-        } => sim::simulate(&sim::SimulateArgs {
-            trace,
-            config,
-            policy,
-            json,
-            chart,
-            seed,
-        }),
+        Command::Simulate(args) => sim::simulate(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -45,13 +45,27 @@ impl From<autoscaler_sim::Error> for Failure {
     }
 }
 
+/// The arguments of `simulate`.
+#[derive(Debug, clap::Args)]
 pub(crate) struct SimulateArgs {
-    pub(crate) trace: PathBuf,
-    pub(crate) config: Option<PathBuf>,
-    pub(crate) policy: Which,
-    pub(crate) json: bool,
-    pub(crate) chart: Option<PathBuf>,
-    pub(crate) seed: Option<u64>,
+    /// The trace file.
+    #[arg(long, value_name = "FILE")]
+    trace: PathBuf,
+    /// A scenario file (JSON): `autoscaler` (the daemon's configuration), `world`, `routes`.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Which policies to replay.
+    #[arg(long, value_enum, default_value_t = Which::Both)]
+    policy: Which,
+    /// Print the reports as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also write an SVG chart of nodes, waiting jobs and cost over time.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+    /// Seed of the world's random draws (boot times, faults); overrides the scenario's.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 fn read(path: &Path, what: &str) -> Result<String, Failure> {

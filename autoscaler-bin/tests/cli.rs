@@ -1,0 +1,106 @@
+//! The binary's simulator commands, end to end.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gitea-ci-autoscaler"))
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("gca-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn simulate_prints_both_reports_as_json_and_writes_the_chart() {
+    let trace = temp("t.csv");
+    std::fs::write(
+        &trace,
+        "arrival_unix_s,duration_s,labels,repo\n1700000000,300,a;b,o/r\n1700000000,200,a,o/r\n1700003000,100,a,o/s\n",
+    )
+    .unwrap();
+    let chart = temp("t.svg");
+    let out = bin()
+        .args(["simulate", "--json", "--seed", "3", "--trace"])
+        .arg(&trace)
+        .arg("--chart")
+        .arg(&chart)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = doc["reports"].as_array().unwrap();
+    let names: Vec<&str> = reports
+        .iter()
+        .map(|r| r["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ours", "baseline"]);
+    for r in reports {
+        assert_eq!(r["served"], 3);
+        assert_eq!(r["killed"], 0);
+        assert_eq!(r["leaked_servers"], 0);
+    }
+    assert_eq!(doc["trace"]["jobs"], 3);
+    assert!(std::fs::read_to_string(&chart).unwrap().starts_with("<svg"));
+}
+
+#[test]
+fn bad_input_is_named_and_exits_2() {
+    let trace = temp("bad.csv");
+    std::fs::write(&trace, "arrival_unix_s,duration_s,labels,repo\n1,0,a,o/r\n").unwrap();
+    let out = bin()
+        .arg("simulate")
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("duration_s"),
+        "{err}"
+    );
+
+    let config = temp("bad.json");
+    std::fs::write(&config, r#"{"world": {"boot_min": 90, "boot_max": 30}}"#).unwrap();
+    let good = temp("good.csv");
+    std::fs::write(&good, "arrival_unix_s,duration_s,labels,repo\n1,5,a,o/r\n").unwrap();
+    let out = bin()
+        .arg("simulate")
+        .arg("--trace")
+        .arg(&good)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("world.boot_max"));
+}
+
+#[test]
+fn the_demo_needs_nothing_and_reports_both_policies() {
+    let chart = temp("demo.svg");
+    let out = bin()
+        .args(["demo", "--json", "--chart"])
+        .arg(&chart)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["trace"]["jobs"], 1022);
+    for r in doc["reports"].as_array().unwrap() {
+        assert_eq!(r["served"], 1022);
+        assert_eq!(r["killed"], 0);
+        assert_eq!(r["leaked_servers"], 0);
+    }
+    assert!(chart.exists());
+}
