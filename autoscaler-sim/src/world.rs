@@ -350,7 +350,7 @@ impl World {
             .find(|r| r.id == id)
     }
 
-    /// A job ends on its own; false when it was already gone (killed).
+    /// A job ends on its own, unless it was killed before.
     fn end_job(&mut self, job_id: u64) {
         let log = self.jobs[(job_id - 1) as usize];
         if log.outcome != Outcome::Open {
