@@ -6,6 +6,17 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gitea-ci-autoscaler"))
 }
 
+/// Runs `cmd`, which must succeed, and parses what it printed as JSON.
+fn json_of(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn temp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("gca-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -21,19 +32,13 @@ fn simulate_prints_both_reports_as_json_and_writes_the_chart() {
     )
     .unwrap();
     let chart = temp("t.svg");
-    let out = bin()
-        .args(["simulate", "--json", "--seed", "3", "--trace"])
-        .arg(&trace)
-        .arg("--chart")
-        .arg(&chart)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let doc = json_of(
+        bin()
+            .args(["simulate", "--json", "--seed", "3", "--trace"])
+            .arg(&trace)
+            .arg("--chart")
+            .arg(&chart),
     );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let reports = doc["reports"].as_array().unwrap();
     let names: Vec<&str> = reports
         .iter()
@@ -85,17 +90,7 @@ fn bad_input_is_named_and_exits_2() {
 #[test]
 fn the_demo_needs_nothing_and_reports_both_policies() {
     let chart = temp("demo.svg");
-    let out = bin()
-        .args(["demo", "--json", "--chart"])
-        .arg(&chart)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = json_of(bin().args(["demo", "--json", "--chart"]).arg(&chart));
     assert_eq!(doc["trace"]["jobs"], 1022);
     for r in doc["reports"].as_array().unwrap() {
         assert_eq!(r["served"], 1022);
