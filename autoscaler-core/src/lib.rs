@@ -51,6 +51,7 @@ pub mod keys;
 pub mod labels;
 mod lifecycle;
 mod plan;
+pub mod ports;
 mod render;
 mod scale_up;
 mod snapshot;

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::keys;
+
 /// The version of the plan's JSON form.
 pub const PLAN_VERSION: u32 = 1;
 
@@ -271,6 +273,35 @@ impl Action {
             Self::DisableRunner { runner_id, .. }
             | Self::EnableRunner { runner_id, .. }
             | Self::DeleteRunner { runner_id, .. } => Some(*runner_id),
+            _ => None,
+        }
+    }
+
+    /// The server label this action writes, as `(key, value)`; a `None` value removes the key.
+    /// The shell applies it to the labels it last read and writes the whole set back, because
+    /// Hetzner replaces a server's labels on every update.
+    pub fn server_label_write(&self) -> Option<(&'static str, Option<String>)> {
+        match self {
+            Self::RecordJoined { at, .. } => Some((keys::JOINED, Some(keys::unix_value(*at)))),
+            Self::BeginTeardown { at, .. } => Some((keys::TEARDOWN, Some(keys::unix_value(*at)))),
+            Self::AbortTeardown { .. } => Some((keys::TEARDOWN, None)),
+            Self::MarkNodeMissing { since, .. } => {
+                Some((keys::NODE_MISSING, Some(keys::unix_value(*since))))
+            }
+            Self::ClearNodeMissing { .. } => Some((keys::NODE_MISSING, None)),
+            _ => None,
+        }
+    }
+
+    /// The node annotation this action writes, as `(key, value)`; a `None` value removes it.
+    pub fn node_annotation_write(&self) -> Option<(&'static str, Option<String>)> {
+        match self {
+            Self::MarkIdle { since, .. } => Some((keys::IDLE_SINCE, Some(since.to_string()))),
+            Self::ClearIdle { .. } => Some((keys::IDLE_SINCE, None)),
+            Self::MarkServerMissing { since, .. } => {
+                Some((keys::SERVER_MISSING, Some(since.to_string())))
+            }
+            Self::ClearServerMissing { .. } => Some((keys::SERVER_MISSING, None)),
             _ => None,
         }
     }

@@ -1,0 +1,290 @@
+//! The ports: what the daemon asks of Gitea, Hetzner Cloud and Kubernetes.
+//!
+//! The decision itself never calls these; the shell does, to fill a [`Snapshot`] and to carry
+//! out a [`Plan`](crate::Plan). They live here, next to the types they speak, so that every
+//! provider crate implements the same contract and the daemon can be tested against mocks
+//! (feature `mocks`, via mockall) without any network.
+//!
+//! ```text
+//!            ┌──────── Forge (autoscaler-gitea) ─────────┐
+//!   daemon ──┼──────── Cloud (autoscaler-hetzner) ───────┼──▶ Snapshot ──▶ decide() ──▶ Plan
+//!            └──────── Cluster (autoscaler-k3s) ─────────┘       ▲                       │
+//!                                   ▲                            └──── failures ─────────┤
+//!                                   └─────────────── actions ────────────────────────────┘
+//! ```
+//!
+//! Listing methods return `Ok(Source::Partial)` when some pages were read and others failed,
+//! and `Err` when nothing could be read; the shell turns an `Err` into `Source::Unavailable`.
+//! No method retries for longer than one call: the next tick is the retry, so a stuck service
+//! can never stall the loop.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use crate::plan::Action;
+use crate::snapshot::{ApiBudget, ForgeCapabilities, Job, Node, Runner, RunnerPod, Server};
+use crate::source::Source;
+
+/// Which external service a [`ProviderError`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// Gitea's API.
+    Gitea,
+    /// Hetzner Cloud's API.
+    Hetzner,
+    /// The Kubernetes API server of the K3s cluster.
+    Kubernetes,
+}
+
+impl Service {
+    /// The lowercase name used in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gitea => "gitea",
+            Self::Hetzner => "hetzner",
+            Self::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of failure a provider reported: decides whether the shell retries, backs off,
+/// tries another server type, or alerts a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The network or the service failed in a way that may pass (5xx, connection reset).
+    Transient,
+    /// The call did not answer in time.
+    Timeout,
+    /// The service's rate limit, or the client's own request budget, refused the call.
+    RateLimited,
+    /// No capacity for this server type in this location: try another one.
+    Capacity,
+    /// An account limit (Hetzner's `resource_limit_exceeded`): creating more cannot succeed.
+    Quota,
+    /// Something is in the way for now: a lock, a concurrent change, a PodDisruptionBudget.
+    Conflict,
+    /// The object does not exist.
+    NotFound,
+    /// The credentials were refused or lack a permission: a person must act.
+    Auth,
+    /// The request or the configuration is wrong: retrying the same call cannot help.
+    Invalid,
+    /// The service is too old for this call.
+    Unsupported,
+    /// The service answered something that does not follow its contract.
+    BadResponse,
+}
+
+impl ErrorKind {
+    /// The lowercase name used in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transient => "transient",
+            Self::Timeout => "timeout",
+            Self::RateLimited => "rate_limited",
+            Self::Capacity => "capacity",
+            Self::Quota => "quota",
+            Self::Conflict => "conflict",
+            Self::NotFound => "not_found",
+            Self::Auth => "auth",
+            Self::Invalid => "invalid",
+            Self::Unsupported => "unsupported",
+            Self::BadResponse => "bad_response",
+        }
+    }
+
+    /// Whether the same call may succeed on a later tick without anyone changing anything.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Self::Transient | Self::Timeout | Self::RateLimited | Self::Capacity | Self::Conflict
+        )
+    }
+}
+
+/// A failed call to a provider, as the daemon sees it: which service, what kind, and a message
+/// for people. Provider crates convert their own error enums into it at the port boundary; the
+/// message never holds a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{service}: {message}")]
+pub struct ProviderError {
+    /// The service.
+    pub service: Service,
+    /// The kind.
+    pub kind: ErrorKind,
+    /// What happened, naming the call.
+    pub message: String,
+}
+
+impl ProviderError {
+    /// A new error.
+    pub fn new(service: Service, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            service,
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// A server to create: the data of [`Action::CreateServer`], owned by the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewServer {
+    /// The pool it serves.
+    pub pool: String,
+    /// Server name and node name.
+    pub name: String,
+    /// Hetzner server type.
+    pub server_type: String,
+    /// Hetzner location.
+    pub location: String,
+    /// Image.
+    pub image: String,
+    /// Server labels: ownership and pool, so the next listing finds it.
+    pub labels: BTreeMap<String, String>,
+    /// Labels the node registers with.
+    pub node_labels: BTreeMap<String, String>,
+}
+
+impl NewServer {
+    /// The server a [`Action::CreateServer`] asks for; `None` for every other action.
+    pub fn from_action(action: &Action) -> Option<Self> {
+        match action {
+            Action::CreateServer {
+                pool,
+                name,
+                server_type,
+                location,
+                image,
+                labels,
+                node_labels,
+            } => Some(Self {
+                pool: pool.clone(),
+                name: name.clone(),
+                server_type: server_type.clone(),
+                location: location.clone(),
+                image: image.clone(),
+                labels: labels.clone(),
+                node_labels: node_labels.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// How far a drain got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainProgress {
+    /// Nothing evictable is left on the node, and the node carries the `drained` annotation.
+    Drained,
+    /// Pods are still on the node. The next tick calls drain again.
+    Pending {
+        /// Evictions accepted in this call.
+        evicted: u32,
+        /// Pods whose eviction a PodDisruptionBudget refused (HTTP 429), by `namespace/name`.
+        blocked: Vec<String>,
+        /// Pods already terminating, waiting for their grace period.
+        terminating: u32,
+    },
+}
+
+/// An hourly price of one server type in one location.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Price {
+    /// Server type name.
+    pub server_type: String,
+    /// Location name.
+    pub location: String,
+    /// Net € per started hour, as Hetzner's decimal string read exactly enough for cost figures.
+    pub hourly_net: f64,
+    /// Gross € per started hour (VAT included).
+    pub hourly_gross: f64,
+}
+
+/// Gitea: Actions jobs and runners.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Forge: Send + Sync {
+    /// What this Gitea can do (read from its version once and cached by the implementation).
+    async fn capabilities(&self) -> Result<ForgeCapabilities, ProviderError>;
+    /// Runnable (`queued`) and running (`in_progress`) jobs, every page.
+    async fn jobs(&self) -> Result<Source<Job>, ProviderError>;
+    /// Registered runners, every page.
+    async fn runners(&self) -> Result<Source<Runner>, ProviderError>;
+    /// Disable (`true`) or enable (`false`) a runner.
+    async fn set_runner_disabled(
+        &self,
+        runner_id: u64,
+        disabled: bool,
+    ) -> Result<(), ProviderError>;
+    /// Delete a runner; one that is already gone counts as deleted.
+    async fn delete_runner(&self, runner_id: u64) -> Result<(), ProviderError>;
+}
+
+/// Hetzner Cloud: this installation's servers.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Cloud: Send + Sync {
+    /// Servers carrying this installation's ownership label, every page.
+    async fn servers(&self) -> Result<Source<Server>, ProviderError>;
+    /// Create a server that joins the cluster as a runner node.
+    async fn create_server(&self, server: &NewServer) -> Result<Server, ProviderError>;
+    /// Replace a server's labels with `labels` (Hetzner replaces the whole set).
+    async fn set_server_labels(
+        &self,
+        server_id: u64,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), ProviderError>;
+    /// Delete a server; one that is already gone counts as deleted.
+    async fn delete_server(&self, server_id: u64) -> Result<(), ProviderError>;
+    /// Hourly prices of every server type in every location.
+    async fn prices(&self) -> Result<Vec<Price>, ProviderError>;
+    /// What is left of the request budget, as the last response reported it.
+    fn budget(&self) -> Option<ApiBudget>;
+}
+
+/// Kubernetes (K3s): runner nodes and runner pods.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// Nodes carrying this installation's ownership label.
+    async fn nodes(&self) -> Result<Source<Node>, ProviderError>;
+    /// Runner pods in the runner namespace.
+    async fn runner_pods(&self) -> Result<Source<RunnerPod>, ProviderError>;
+    /// Set (`Some`) or remove (`None`) one annotation on a node.
+    async fn annotate_node(
+        &self,
+        node: &str,
+        key: &str,
+        value: Option<String>,
+    ) -> Result<(), ProviderError>;
+    /// Mark the node unschedulable.
+    async fn cordon(&self, node: &str) -> Result<(), ProviderError>;
+    /// Evict what can be evicted; annotate the node `drained` at `now` once nothing is left.
+    async fn drain(&self, node: &str, now: Timestamp) -> Result<DrainProgress, ProviderError>;
+    /// Delete the node object; one that is already gone counts as deleted.
+    async fn delete_node(&self, node: &str) -> Result<(), ProviderError>;
+    /// The API server's version, e.g. `v1.33.4+k3s1`: agents install exactly this one.
+    async fn server_version(&self) -> Result<String, ProviderError>;
+}
+
+/// Leader election: only the holder of the lease changes anything.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Leadership: Send + Sync {
+    /// Take the lease when it is free or expired, renew it when held; `Ok(true)` when this
+    /// replica leads until `now` plus the lease duration.
+    async fn acquire_or_renew(&self, now: Timestamp) -> Result<bool, ProviderError>;
+    /// Give the lease up so another replica can lead at once (on shutdown).
+    async fn release(&self) -> Result<(), ProviderError>;
+}
