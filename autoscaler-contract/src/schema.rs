@@ -70,11 +70,10 @@ impl Validator<'_> {
                 }
                 self.check_range(schema, value, at)?;
             }
-            Some("boolean") => {
-                if !value.is_boolean() {
-                    return Err(format!("{at}: expected a boolean, got {}", kind(value)));
-                }
+            Some("boolean") if !value.is_boolean() => {
+                return Err(format!("{at}: expected a boolean, got {}", kind(value)));
             }
+            Some("boolean") => {}
             Some(other) => return Err(format!("{at}: the schema has an unknown type `{other}`")),
         }
         Ok(())
