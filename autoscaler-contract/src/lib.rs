@@ -252,14 +252,8 @@ impl Spec {
             Dialect::OpenApi3 => &response["content"]["application/json"]["schema"],
         };
         if schema.is_null() {
-            return if body.is_null() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{}: {method} {template} {status} has no body in the spec",
-                    self.name
-                ))
-            };
+            // The spec describes no body (Gitea's `notFound`, an empty 204): nothing to check.
+            return Ok(());
         }
         self.validate(schema, body)
             .map_err(|e| format!("{}: {method} {template} {status}: {e}", self.name))
