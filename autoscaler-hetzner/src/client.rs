@@ -1,0 +1,449 @@
+//! The HTTP client: servers by label, create, relabel, delete, server types and prices.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use autoscaler_core::keys;
+use autoscaler_core::ports::{Cloud, NewServer, Price, ProviderError};
+use autoscaler_core::{ApiBudget, Server, Source, Timestamp};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::wire::{ErrorBody, OneServer, ServerTypesPage, ServersPage};
+use crate::{HetznerError, K3sJoin, RequestBudget};
+
+/// The official endpoint.
+pub const DEFAULT_URL: &str = "https://api.hetzner.cloud/v1";
+
+const PER_PAGE: u32 = 50;
+
+/// Where Hetzner is, how to talk to it, and what every new server gets.
+#[derive(Debug, Clone)]
+pub struct HetznerConfig {
+    /// The API's base URL, `https://api.hetzner.cloud/v1` unless a proxy or fake stands in.
+    pub url: String,
+    /// A read-write API token of the project.
+    pub token: SecretString,
+    /// This installation's name: the ownership label's value. Only servers carrying it are
+    /// listed, and so only those can ever be relabelled or deleted.
+    pub installation: String,
+    /// The longest one request may take.
+    pub timeout: Duration,
+    /// SSH key names or ids for new servers (without one Hetzner mails a root password).
+    pub ssh_keys: Vec<String>,
+    /// Give new servers a public IPv4 address (billed separately); IPv6 is always on.
+    pub enable_ipv4: bool,
+    /// Private network ids to attach new servers to.
+    pub networks: Vec<u64>,
+    /// Firewall ids for new servers.
+    pub firewalls: Vec<u64>,
+    /// How new servers join the cluster.
+    pub join: K3sJoin,
+}
+
+impl HetznerConfig {
+    /// A configuration for the official endpoint with a 15-second timeout and IPv4 on.
+    pub fn new(token: SecretString, installation: impl Into<String>, join: K3sJoin) -> Self {
+        Self {
+            url: DEFAULT_URL.to_owned(),
+            token,
+            installation: installation.into(),
+            timeout: Duration::from_secs(15),
+            ssh_keys: Vec::new(),
+            enable_ipv4: true,
+            networks: Vec::new(),
+            firewalls: Vec::new(),
+            join,
+        }
+    }
+}
+
+/// One server type, with where it can be bought and at what price.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTypeInfo {
+    /// Its name, e.g. `ccx33`.
+    pub name: String,
+    /// vCPUs.
+    pub cores: f64,
+    /// Memory in GB.
+    pub memory: f64,
+    /// `x86` or `arm`.
+    pub architecture: String,
+    /// Locations where it can be ordered now (listed, available, not deprecated).
+    pub orderable_in: Vec<String>,
+    /// Hourly prices per location.
+    pub prices: Vec<Price>,
+}
+
+/// A Hetzner Cloud client for one installation's servers.
+#[derive(Debug)]
+pub struct HetznerClient {
+    http: reqwest::Client,
+    base: String,
+    token: SecretString,
+    config: HetznerConfig,
+    budget: Mutex<RequestBudget>,
+}
+
+fn header_num<T: std::str::FromStr>(h: &HeaderMap, name: &str) -> Option<T> {
+    h.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn call_name(method: &Method, path: &str) -> String {
+    format!("{method} {}", path.split('?').next().unwrap_or(path))
+}
+
+impl HetznerClient {
+    /// A client over `http`, which the caller built (rustls, provider installed).
+    pub fn new(http: reqwest::Client, config: HetznerConfig) -> Result<Self, HetznerError> {
+        let base = config.url.trim().trim_end_matches('/').to_owned();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(HetznerError::Config(format!(
+                "the API URL `{base}` must start with https:// (or http:// for a local test server)"
+            )));
+        }
+        if config.installation.is_empty() {
+            return Err(HetznerError::Config("the installation name is empty".to_owned()));
+        }
+        config.join.validate()?;
+        Ok(Self {
+            http,
+            base,
+            token: config.token.clone(),
+            config,
+            budget: Mutex::new(RequestBudget::default()),
+        })
+    }
+
+    fn budget(&self) -> std::sync::MutexGuard<'_, RequestBudget> {
+        self.budget.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What is left of the request budget now.
+    pub fn remaining_budget(&self) -> Option<u32> {
+        self.budget().remaining(Timestamp::now())
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Option<T>, HetznerError> {
+        let call = call_name(&method, path);
+        if let Err(wait) = self.budget().admit(Timestamp::now()) {
+            return Err(HetznerError::BudgetSpent {
+                call,
+                retry_in_secs: wait.as_secs().max(1),
+            });
+        }
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(self.token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(self.config.timeout)
+            .query(query);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.map_err(|source| HetznerError::Transport {
+            call: call.clone(),
+            source,
+        })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        {
+            let mut budget = self.budget();
+            let now = Timestamp::now();
+            budget.observe(
+                now,
+                header_num(&headers, "RateLimit-Limit"),
+                header_num(&headers, "RateLimit-Remaining"),
+                header_num(&headers, "RateLimit-Reset"),
+            );
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                budget.rate_limited(now);
+            } else if status.is_success() {
+                budget.succeeded();
+            }
+        }
+        let bytes = resp.bytes().await.map_err(|source| HetznerError::Transport {
+            call: call.clone(),
+            source,
+        })?;
+        if !status.is_success() {
+            let correlation = headers
+                .get("X-Correlation-Id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => (b.error.code, b.error.message),
+                Err(_) => (
+                    format!("http_{}", status.as_u16()),
+                    String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                ),
+            };
+            tracing::debug!(%call, status = status.as_u16(), %code, correlation, "hetzner error");
+            return Err(HetznerError::Api {
+                call,
+                status: status.as_u16(),
+                code,
+                message: format!("{message} (correlation id {correlation})"),
+            });
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| HetznerError::Decode {
+                call,
+                problem: e.to_string(),
+            })
+    }
+
+    async fn send_some<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<T, HetznerError> {
+        let call = call_name(&method, path);
+        self.send(method, path, query, body)
+            .await?
+            .ok_or_else(|| HetznerError::Decode {
+                call,
+                problem: "empty body".to_owned(),
+            })
+    }
+
+    /// The label selector that finds exactly this installation's servers.
+    pub fn selector(&self) -> String {
+        format!("{}=={}", keys::OWNER, self.config.installation)
+    }
+
+    /// This installation's servers, every page.
+    pub async fn list_servers(&self) -> Result<Source<Server>, HetznerError> {
+        let selector = self.selector();
+        let mut servers = Vec::new();
+        let mut problems = Vec::new();
+        let mut page = 1;
+        let mut total = None;
+        loop {
+            let query = [
+                ("label_selector", selector.clone()),
+                ("per_page", PER_PAGE.to_string()),
+                ("page", page.to_string()),
+            ];
+            let result: Result<ServersPage, _> =
+                self.send_some(Method::GET, "/servers", &query, None).await;
+            let body = match result {
+                Ok(b) => b,
+                Err(e) if page == 1 => return Err(e),
+                Err(e) => {
+                    problems.push(format!("servers: page {page} failed: {e}"));
+                    break;
+                }
+            };
+            total = total.or(body.meta.pagination.total_entries);
+            for s in body.servers {
+                match s.into_server() {
+                    Ok(s) => servers.push(s),
+                    Err(e) => problems.push(e),
+                }
+            }
+            match body.meta.pagination.next_page {
+                Some(next) if next > page => {
+                    let limit = total.map_or(u64::MAX, |t| t.div_ceil(u64::from(PER_PAGE)) + 1);
+                    if u64::from(next) > limit {
+                        problems.push(format!(
+                            "servers: page {next} is past the {limit} pages the total needs"
+                        ));
+                        break;
+                    }
+                    page = next;
+                }
+                _ => break,
+            }
+        }
+        servers.sort_by_key(|s| s.id);
+        servers.dedup_by_key(|s| s.id);
+        if let Some(t) = total
+            && (servers.len() as u64) < t
+            && problems.is_empty()
+        {
+            problems.push(format!(
+                "servers: read {}, but the total is {t}",
+                servers.len()
+            ));
+        }
+        Ok(if problems.is_empty() {
+            Source::complete(servers)
+        } else {
+            Source::Partial {
+                items: servers,
+                reason: problems.join("; "),
+            }
+        })
+    }
+
+    /// Creates a server that joins the cluster. A `uniqueness_error` means a server of that
+    /// name exists, maybe from an earlier attempt whose answer was lost: the next listing shows it.
+    pub async fn create(&self, new: &NewServer) -> Result<Server, HetznerError> {
+        let user_data = self.config.join.user_data(&new.name, &new.node_labels)?;
+        let mut body = json!({
+            "name": new.name,
+            "server_type": new.server_type,
+            "location": new.location,
+            "image": new.image,
+            "labels": new.labels,
+            "user_data": user_data,
+            "start_after_create": true,
+            "public_net": {"enable_ipv4": self.config.enable_ipv4, "enable_ipv6": true},
+        });
+        if !self.config.ssh_keys.is_empty() {
+            body["ssh_keys"] = json!(self.config.ssh_keys);
+        }
+        if !self.config.networks.is_empty() {
+            body["networks"] = json!(self.config.networks);
+        }
+        if !self.config.firewalls.is_empty() {
+            body["firewalls"] = self
+                .config
+                .firewalls
+                .iter()
+                .map(|id| json!({"firewall": id}))
+                .collect();
+        }
+        let created: OneServer = self
+            .send_some(Method::POST, "/servers", &[], Some(body))
+            .await?;
+        created
+            .server
+            .into_server()
+            .map_err(|problem| HetznerError::Decode {
+                call: "POST /servers".to_owned(),
+                problem,
+            })
+    }
+
+    /// Replaces a server's labels.
+    pub async fn set_labels(
+        &self,
+        id: u64,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), HetznerError> {
+        let path = format!("/servers/{id}");
+        let _: OneServer = self
+            .send_some(Method::PUT, &path, &[], Some(json!({ "labels": labels })))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a server; one that is already gone counts as deleted.
+    pub async fn delete(&self, id: u64) -> Result<(), HetznerError> {
+        match self
+            .send::<Value>(Method::DELETE, &format!("/servers/{id}"), &[], None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => {
+                tracing::debug!(server = id, "server already gone");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every server type, with where it can be ordered and its hourly prices.
+    pub async fn server_types(&self) -> Result<Vec<ServerTypeInfo>, HetznerError> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let query = [("per_page", PER_PAGE.to_string()), ("page", page.to_string())];
+            let body: ServerTypesPage = self
+                .send_some(Method::GET, "/server_types", &query, None)
+                .await?;
+            for t in body.server_types {
+                let mut prices = Vec::new();
+                for p in &t.prices {
+                    let parse = |s: &str| {
+                        s.trim().parse::<f64>().map_err(|_| HetznerError::Decode {
+                            call: "GET /server_types".to_owned(),
+                            problem: format!("{}: price {s:?} is not a decimal", t.name),
+                        })
+                    };
+                    prices.push(Price {
+                        server_type: t.name.clone(),
+                        location: p.location.clone(),
+                        hourly_net: parse(&p.price_hourly.net)?,
+                        hourly_gross: parse(&p.price_hourly.gross)?,
+                    });
+                }
+                out.push(ServerTypeInfo {
+                    orderable_in: t
+                        .locations
+                        .iter()
+                        .filter(|l| l.available && l.deprecation.is_none())
+                        .map(|l| l.name.clone())
+                        .collect(),
+                    name: t.name,
+                    cores: t.cores,
+                    memory: t.memory,
+                    architecture: t.architecture,
+                    prices,
+                });
+            }
+            match body.meta.pagination.next_page {
+                Some(next) if next > page && next < 100 => page = next,
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Cloud for HetznerClient {
+    async fn servers(&self) -> Result<Source<Server>, ProviderError> {
+        Ok(self.list_servers().await?)
+    }
+
+    async fn create_server(&self, server: &NewServer) -> Result<Server, ProviderError> {
+        Ok(self.create(server).await?)
+    }
+
+    async fn set_server_labels(
+        &self,
+        server_id: u64,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        Ok(self.set_labels(server_id, labels).await?)
+    }
+
+    async fn delete_server(&self, server_id: u64) -> Result<(), ProviderError> {
+        Ok(self.delete(server_id).await?)
+    }
+
+    async fn prices(&self) -> Result<Vec<Price>, ProviderError> {
+        Ok(self
+            .server_types()
+            .await?
+            .into_iter()
+            .flat_map(|t| t.prices)
+            .collect())
+    }
+
+    fn budget(&self) -> Option<ApiBudget> {
+        self.remaining_budget()
+            .map(|remaining| ApiBudget { remaining })
+    }
+}
