@@ -152,6 +152,10 @@ mod tests {
         assert!(b.admit(t(860)).is_ok());
         b.succeeded();
         b.rate_limited(t(900));
-        assert_eq!(b.admit(t(900)).unwrap_err().as_secs(), 1, "a success resets the backoff");
+        assert_eq!(
+            b.admit(t(900)).unwrap_err().as_secs(),
+            1,
+            "a success resets the backoff"
+        );
     }
 }

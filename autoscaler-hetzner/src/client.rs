@@ -108,7 +108,9 @@ impl HetznerClient {
             )));
         }
         if config.installation.is_empty() {
-            return Err(HetznerError::Config("the installation name is empty".to_owned()));
+            return Err(HetznerError::Config(
+                "the installation name is empty".to_owned(),
+            ));
         }
         config.join.validate()?;
         Ok(Self {
@@ -174,10 +176,13 @@ impl HetznerClient {
                 budget.succeeded();
             }
         }
-        let bytes = resp.bytes().await.map_err(|source| HetznerError::Transport {
-            call: call.clone(),
-            source,
-        })?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| HetznerError::Transport {
+                call: call.clone(),
+                source,
+            })?;
         if !status.is_success() {
             let correlation = headers
                 .get("X-Correlation-Id")
@@ -368,7 +373,10 @@ impl HetznerClient {
         let mut out = Vec::new();
         let mut page = 1;
         loop {
-            let query = [("per_page", PER_PAGE.to_string()), ("page", page.to_string())];
+            let query = [
+                ("per_page", PER_PAGE.to_string()),
+                ("page", page.to_string()),
+            ];
             let body: ServerTypesPage = self
                 .send_some(Method::GET, "/server_types", &query, None)
                 .await?;

@@ -43,7 +43,11 @@ pub struct K3sJoin {
 
 impl K3sJoin {
     /// Join data with the official install script.
-    pub fn new(server_url: impl Into<String>, token: SecretString, version: impl Into<String>) -> Self {
+    pub fn new(
+        server_url: impl Into<String>,
+        token: SecretString,
+        version: impl Into<String>,
+    ) -> Self {
         Self {
             server_url: server_url.into(),
             token,
@@ -96,7 +100,10 @@ impl K3sJoin {
             server: &self.server_url,
             token: self.token.expose_secret(),
             node_name: name,
-            node_label: node_labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            node_label: node_labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
         };
         let agent_yaml = serde_saphyr::to_string(&agent)
             .map_err(|e| HetznerError::Config(format!("cannot render the agent config: {e}")))?;
@@ -284,7 +291,13 @@ mod tests {
         for ok in ["v1.33.4+k3s1", "v1.32.3", "v1.30.4+k3s1.rc1"] {
             assert!(valid_k3s_version(ok), "{ok}");
         }
-        for bad in ["1.33.4+k3s1", "v1.33", "latest", "v1.33.x+k3s1", "v1.33.4+k3s 1"] {
+        for bad in [
+            "1.33.4+k3s1",
+            "v1.33",
+            "latest",
+            "v1.33.x+k3s1",
+            "v1.33.4+k3s 1",
+        ] {
             assert!(!valid_k3s_version(bad), "{bad}");
         }
     }

@@ -89,8 +89,13 @@ fn kind_of(status: u16, code: &str) -> ErrorKind {
         "server_error" | "unavailable" | "bad_gateway" | "maintenance" | "robot_unavailable" => {
             ErrorKind::Transient
         }
-        "invalid_input" | "json_error" | "invalid_server_type" | "protected"
-        | "unsupported_error" | "service_error" | "method_not_allowed" => ErrorKind::Invalid,
+        "invalid_input"
+        | "json_error"
+        | "invalid_server_type"
+        | "protected"
+        | "unsupported_error"
+        | "service_error"
+        | "method_not_allowed" => ErrorKind::Invalid,
         "deprecated_api_endpoint" => ErrorKind::Unsupported,
         _ => match status {
             401 | 403 => ErrorKind::Auth,
