@@ -141,10 +141,7 @@ impl K3sCluster {
     ) -> Result<T, K3sError> {
         let name = name.into();
         match tokio::time::timeout(self.config.timeout, fut).await {
-            Err(_) => Err(K3sError::Timeout {
-                call: name,
-                after: self.config.timeout,
-            }),
+            Err(_) => Err(K3sError::Timeout { call: name }),
             Ok(r) => r.map_err(|e| K3sError::from_kube(name, e)),
         }
     }

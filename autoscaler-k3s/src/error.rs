@@ -1,7 +1,5 @@
 //! The crate's one error type, and how it maps onto the port's error kinds.
 
-use std::time::Duration;
-
 use autoscaler_core::ports::{ErrorKind, ProviderError, Service};
 
 /// Everything that can go wrong talking to the Kubernetes API server.
@@ -30,12 +28,10 @@ pub enum K3sError {
         source: kube::Error,
     },
     /// The call did not finish in time.
-    #[error("{call}: no answer within {after:?}")]
+    #[error("{call}: no answer within the call timeout")]
     Timeout {
         /// The call.
         call: String,
-        /// The limit.
-        after: Duration,
     },
     /// A list could not be read in full, and the step needs all of it.
     #[error("{0}")]
@@ -54,6 +50,8 @@ impl K3sError {
                 reason: s.reason.clone(),
                 message: s.message.clone(),
             },
+            // kube's own read timeout fired before ours: still a timeout.
+            other if timed_out(&other) => Self::Timeout { call: call.into() },
             other => Self::Client {
                 call: call.into(),
                 source: other,
@@ -87,6 +85,24 @@ impl K3sError {
             Self::Config(_) => ErrorKind::Invalid,
         }
     }
+}
+
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        let text = err.to_string();
+        if text.contains("timed out") || text.contains("deadline has elapsed") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 impl From<K3sError> for ProviderError {

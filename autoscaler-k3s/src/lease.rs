@@ -68,10 +68,7 @@ impl LeaseLock {
     ) -> Result<T, K3sError> {
         let call = format!("{what} lease {}", self.name);
         match tokio::time::timeout(self.timeout, fut).await {
-            Err(_) => Err(K3sError::Timeout {
-                call,
-                after: self.timeout,
-            }),
+            Err(_) => Err(K3sError::Timeout { call }),
             Ok(r) => r.map_err(|e| K3sError::from_kube(call, e)),
         }
     }
