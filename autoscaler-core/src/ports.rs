@@ -276,6 +276,9 @@ pub trait Cluster: Send + Sync {
     async fn delete_node(&self, node: &str) -> Result<(), ProviderError>;
     /// The API server's version, e.g. `v1.33.4+k3s1`: agents install exactly this one.
     async fn server_version(&self) -> Result<String, ProviderError>;
+    /// The control plane's address as agents join it, `https://IP:PORT`, read from the
+    /// `kubernetes` service's endpoints (the addresses the API servers advertise).
+    async fn control_plane_url(&self) -> Result<String, ProviderError>;
 }
 
 /// Leader election: only the holder of the lease changes anything.

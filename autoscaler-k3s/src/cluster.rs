@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use autoscaler_core::ports::{Cluster, DrainProgress, ProviderError};
 use autoscaler_core::{Node as CoreNode, RunnerPod, Source, Timestamp, keys};
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, ObjectList, Patch, PatchParams};
 use kube::{Client, Resource};
 use serde_json::json;
@@ -309,6 +310,43 @@ impl K3sCluster {
             .await?;
         Ok(info.git_version)
     }
+
+    /// `https://IP:PORT` of the first ready API server endpoint of the `kubernetes` service.
+    pub async fn control_plane(&self) -> Result<String, K3sError> {
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), "default");
+        let lp = ListParams::default().labels("kubernetes.io/service-name=kubernetes");
+        let slices = self
+            .call("list endpointslices default/kubernetes", async move {
+                api.list(&lp).await
+            })
+            .await?;
+        for slice in slices.items {
+            let port = slice
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some("https"))
+                .or_else(|| slice.ports.iter().flatten().next())
+                .and_then(|p| p.port)
+                .unwrap_or(6443);
+            let ready = slice
+                .endpoints
+                .iter()
+                .find(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true));
+            if let Some(address) = ready.and_then(|e| e.addresses.first()) {
+                let host = if slice.address_type == "IPv6" {
+                    format!("[{address}]")
+                } else {
+                    address.clone()
+                };
+                return Ok(format!("https://{host}:{port}"));
+            }
+        }
+        Err(K3sError::Incomplete(
+            "the kubernetes service has no ready endpoint; set the K3s server URL explicitly"
+                .to_owned(),
+        ))
+    }
 }
 
 #[async_trait]
@@ -344,5 +382,9 @@ impl Cluster for K3sCluster {
 
     async fn server_version(&self) -> Result<String, ProviderError> {
         Ok(self.version().await?)
+    }
+
+    async fn control_plane_url(&self) -> Result<String, ProviderError> {
+        Ok(self.control_plane().await?)
     }
 }

@@ -361,6 +361,34 @@ async fn deleting_a_node_twice_is_fine_and_the_version_is_read() {
 }
 
 #[tokio::test]
+async fn the_join_address_is_the_ready_api_server_endpoint() {
+    let s = State {
+        control_plane: vec![("10.0.0.9".into(), false), ("10.0.0.2".into(), true)],
+        ..State::default()
+    };
+    let (_, c) = cluster(s).await;
+    assert_eq!(
+        c.control_plane_url().await.unwrap(),
+        "https://10.0.0.2:6443"
+    );
+    let s = State {
+        control_plane: vec![("2001:db8::2".into(), true)],
+        ..State::default()
+    };
+    let (_, c) = cluster(s).await;
+    assert_eq!(
+        c.control_plane_url().await.unwrap(),
+        "https://[2001:db8::2]:6443"
+    );
+    let (_, c) = cluster(State::default()).await;
+    let e = c.control_plane_url().await.unwrap_err();
+    assert!(
+        e.message.contains("set the K3s server URL explicitly"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
 async fn one_replica_leads_and_another_takes_over_after_expiry_or_release() {
     let fake = FakeKube::default();
     let url = fake.start().await;

@@ -29,6 +29,8 @@ pub struct State {
     pub eviction_delay: Option<Duration>,
     pub requests: Vec<(String, String, String)>,
     pub resource_version: u64,
+    /// API server addresses of the `kubernetes` service, with readiness.
+    pub control_plane: Vec<(String, bool)>,
 }
 
 #[derive(Clone, Default)]
@@ -173,6 +175,32 @@ impl FakeKube {
                 "gitCommit": "abc", "gitTreeState": "clean", "buildDate": "2026-08-01T00:00:00Z", "goVersion": "go1.24",
                 "compiler": "gc", "platform": "linux/amd64"}),
             ),
+            (
+                "GET",
+                [
+                    "apis",
+                    "discovery.k8s.io",
+                    "v1",
+                    "namespaces",
+                    "default",
+                    "endpointslices",
+                ],
+            ) => {
+                let sel = query.get("labelSelector").cloned().unwrap_or_default();
+                let items = if sel == "kubernetes.io/service-name=kubernetes" {
+                    s.control_plane.iter().map(|(ip, ready)| json!({
+                        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                        "metadata": {"name": "kubernetes", "namespace": "default",
+                                     "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                        "addressType": if ip.contains(':') { "IPv6" } else { "IPv4" },
+                        "endpoints": [{"addresses": [ip], "conditions": {"ready": ready}}],
+                        "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]
+                    })).collect()
+                } else {
+                    Vec::new()
+                };
+                (StatusCode::OK, list("EndpointSliceList", items, &query))
+            }
             ("GET", ["api", "v1", "nodes"]) => {
                 let sel = query.get("labelSelector").cloned().unwrap_or_default();
                 let items = s
