@@ -104,6 +104,17 @@ impl GiteaClient {
         query: &[(&str, String)],
         body: Option<serde_json::Value>,
     ) -> Result<Option<T>, GiteaError> {
+        Ok(self.send_counted(method, path, query, body).await?.0)
+    }
+
+    /// Like `send`, also returning the `X-Total-Count` header newer Gitea sends on lists.
+    async fn send_counted<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<serde_json::Value>,
+    ) -> Result<(Option<T>, Option<i64>), GiteaError> {
         let call = format!("{method} {path}");
         let mut req = self
             .http
@@ -120,6 +131,11 @@ impl GiteaClient {
             source,
         })?;
         let status = resp.status();
+        let header_total = resp
+            .headers()
+            .get("X-Total-Count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok());
         let bytes = resp.bytes().await.map_err(|source| GiteaError::Transport {
             call: call.clone(),
             source,
@@ -135,10 +151,10 @@ impl GiteaClient {
             });
         }
         if status == StatusCode::NO_CONTENT || bytes.is_empty() {
-            return Ok(None);
+            return Ok((None, header_total));
         }
         serde_json::from_slice(&bytes)
-            .map(Some)
+            .map(|v| (Some(v), header_total))
             .map_err(|e| GiteaError::Decode {
                 call,
                 problem: e.to_string(),
@@ -150,12 +166,20 @@ impl GiteaClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, GiteaError> {
-        self.send(Method::GET, path, query, None)
-            .await?
-            .ok_or_else(|| GiteaError::Decode {
-                call: format!("GET {path}"),
-                problem: "empty body".to_owned(),
-            })
+        Ok(self.get_counted(path, query).await?.0)
+    }
+
+    async fn get_counted<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<(T, Option<i64>), GiteaError> {
+        let (body, total) = self.send_counted(Method::GET, path, query, None).await?;
+        let body = body.ok_or_else(|| GiteaError::Decode {
+            call: format!("GET {path}"),
+            problem: "empty body".to_owned(),
+        })?;
+        Ok((body, total))
     }
 
     /// The server's version, read once.
@@ -231,18 +255,33 @@ impl GiteaClient {
         }
         let path = format!("{}/actions/jobs", self.scope.prefix());
         let limit = self.page_size.to_string();
+        // Newer Gitea sorts on request: a stable order keeps pages from shifting under us.
+        let sorted = version.sorts_jobs();
         let read = self
             .pages("jobs", |page| {
-                let query = [
+                let mut query = vec![
                     ("status", "queued".to_owned()),
                     ("status", "in_progress".to_owned()),
                     ("limit", limit.clone()),
                     ("page", page.to_string()),
                 ];
+                if sorted {
+                    query.push(("sort", "id".to_owned()));
+                    query.push(("order", "asc".to_owned()));
+                }
                 let path = &path;
                 async move {
-                    let p: JobsPage = self.get(path, &query).await?;
-                    Ok((p.jobs, p.total_count))
+                    let (p, header): (JobsPage, _) = self.get_counted(path, &query).await?;
+                    match header {
+                        Some(h) if h != p.total_count => Err(GiteaError::Decode {
+                            call: format!("GET {path}"),
+                            problem: format!(
+                                "X-Total-Count {h} disagrees with total_count {}",
+                                p.total_count
+                            ),
+                        }),
+                        _ => Ok((p.jobs, p.total_count)),
+                    }
                 }
             })
             .await?;

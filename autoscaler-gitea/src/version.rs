@@ -37,6 +37,11 @@ impl GiteaVersion {
         self.at_least(1, 25)
     }
 
+    /// `sort=id&order=asc` on the jobs list arrived after 1.26 (with `X-Total-Count`).
+    pub fn sorts_jobs(&self) -> bool {
+        self.at_least(1, 27)
+    }
+
     /// Disabling a runner (`PATCH .../runners/{id}`) arrived in 1.26.
     pub fn disables_runners(&self) -> bool {
         self.at_least(1, 26)
@@ -60,7 +65,8 @@ mod tests {
         let v = GiteaVersion::parse("1.25.0+rc1").unwrap();
         assert!(v.lists_jobs() && !v.disables_runners());
         let v = GiteaVersion::parse("1.27.0+dev-12-gabc").unwrap();
-        assert!(v.disables_runners());
+        assert!(v.disables_runners() && v.sorts_jobs());
+        assert!(!GiteaVersion::parse("1.26.4").unwrap().sorts_jobs());
         assert!(!GiteaVersion::parse("1.24.6").unwrap().lists_jobs());
         assert!(GiteaVersion::parse("development").is_none());
         assert!(GiteaVersion::parse("2.0").unwrap().at_least(1, 26));

@@ -397,3 +397,40 @@ fn bad_configuration_is_named() {
     .unwrap_err();
     assert!(e.to_string().contains("must start with https://"), "{e}");
 }
+
+#[tokio::test]
+async fn newer_gitea_is_asked_for_a_stable_order_and_its_header_is_checked() {
+    let (server, _) = serve(State {
+        version: "1.27.0".into(),
+        jobs: many_jobs(60),
+        ..State::default()
+    })
+    .await;
+    let c = client(&server, Scope::Admin);
+    assert!(c.list_jobs().await.unwrap().is_complete());
+    let reqs = server.received_requests().await.unwrap();
+    assert!(
+        reqs[1].url.query().unwrap().ends_with("&sort=id&order=asc"),
+        "{}",
+        reqs[1].url
+    );
+
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v1/version"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"version": "1.27.1"})))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/v1/admin/actions/jobs"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("X-Total-Count", "5")
+                .set_body_json(json!({"jobs": [job(1, "queued", &[], None)], "total_count": 1})),
+        )
+        .mount(&server)
+        .await;
+    let e = Forge::jobs(&client(&server, Scope::Admin))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadResponse);
+    assert!(e.message.contains("X-Total-Count 5 disagrees"), "{e}");
+}
