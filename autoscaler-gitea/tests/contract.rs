@@ -10,9 +10,8 @@ use fake::{FakeGitea, State, TOKEN, job, query_of, runner};
 use secrecy::SecretString;
 use wiremock::{Mock, MockServer};
 
-async fn exercise(scope: Scope) -> (Vec<wiremock::Request>, FakeGitea) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let server = MockServer::start().await;
+/// 61 jobs and 55 runners: more than one page of each.
+fn state() -> State {
     let mut jobs: Vec<_> = (1..=60)
         .map(|i| job(i, "queued", &["ubuntu-latest"], None))
         .collect();
@@ -20,11 +19,17 @@ async fn exercise(scope: Scope) -> (Vec<wiremock::Request>, FakeGitea) {
     let runners = (1..=55)
         .map(|i| runner(i, &format!("r{i}"), true, i == 3))
         .collect();
-    let fake = FakeGitea::new(State {
+    State {
         jobs,
         runners,
         ..State::default()
-    });
+    }
+}
+
+async fn exercise(scope: Scope) -> (Vec<wiremock::Request>, FakeGitea) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = MockServer::start().await;
+    let fake = FakeGitea::new(state());
     Mock::given(wiremock::matchers::any())
         .respond_with(fake.clone())
         .mount(&server)
@@ -69,18 +74,7 @@ async fn the_fake_answers_with_bodies_the_spec_accepts() {
     let spec = Spec::gitea();
     let (reqs, _) = exercise(Scope::Admin).await;
     // Replay every request against a fresh fake in the same state and check each answer.
-    let mut jobs: Vec<_> = (1..=60)
-        .map(|i| job(i, "queued", &["ubuntu-latest"], None))
-        .collect();
-    jobs.push(job(61, "in_progress", &["ubuntu-latest"], Some((3, "r3"))));
-    let runners = (1..=55)
-        .map(|i| runner(i, &format!("r{i}"), true, i == 3))
-        .collect();
-    let fake = FakeGitea::new(State {
-        jobs,
-        runners,
-        ..State::default()
-    });
+    let fake = FakeGitea::new(state());
     let mut statuses = Vec::new();
     for r in &reqs {
         let auth = format!("Bearer {TOKEN}");

@@ -243,43 +243,32 @@ async fn every_documented_error_maps_to_its_kind() {
     }
 }
 
+/// What creating one server gives against a fake in `state`.
+async fn create_error(state: State, name: &str) -> autoscaler_core::ports::ProviderError {
+    let (_, _, client) = serve(state).await;
+    client.create_server(&new_server(name)).await.unwrap_err()
+}
+
 #[tokio::test]
 async fn real_capacity_quota_and_name_errors_come_from_the_fake_rules() {
-    let (_, _, client) = serve(State {
+    let no_capacity = State {
         no_capacity: vec![("ccx33".into(), "nbg1".into())],
         ..State::default()
-    })
-    .await;
+    };
     assert_eq!(
-        client
-            .create_server(&new_server("a"))
-            .await
-            .unwrap_err()
-            .kind,
+        create_error(no_capacity, "a").await.kind,
         ErrorKind::Capacity
     );
-    let (_, _, client) = serve(State {
+    let full = State {
         max_servers: 0,
         ..State::default()
-    })
-    .await;
-    assert_eq!(
-        client
-            .create_server(&new_server("a"))
-            .await
-            .unwrap_err()
-            .kind,
-        ErrorKind::Quota
-    );
-    let (_, _, client) = serve(State {
+    };
+    assert_eq!(create_error(full, "a").await.kind, ErrorKind::Quota);
+    let taken = State {
         servers: vec![owned(1)],
         ..State::default()
-    })
-    .await;
-    let e = client
-        .create_server(&new_server("ci-linux-1"))
-        .await
-        .unwrap_err();
+    };
+    let e = create_error(taken, "ci-linux-1").await;
     assert_eq!(e.kind, ErrorKind::Conflict);
     assert!(e.message.contains("uniqueness_error"), "{e}");
 }

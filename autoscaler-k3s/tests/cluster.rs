@@ -38,6 +38,19 @@ fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
+/// The owned nodes, with one runner pod on `ci-linux-1`.
+fn one_runner_on_node_1() -> State {
+    let mut s = state_with_nodes();
+    s.pods = vec![pod(
+        "gitea-runners",
+        "act-1",
+        "ci-linux-1",
+        Some("StatefulSet"),
+        "Running",
+    )];
+    s
+}
+
 fn state_with_nodes() -> State {
     let mut s = State::default();
     for i in 1..=5 {
@@ -269,14 +282,7 @@ async fn a_drain_evicts_what_it_may_and_finishes_when_nothing_is_left() {
 
 #[tokio::test]
 async fn a_disruption_budget_refusal_is_reported_at_once_and_never_retried_inside_the_call() {
-    let mut s = state_with_nodes();
-    s.pods = vec![pod(
-        "gitea-runners",
-        "act-1",
-        "ci-linux-1",
-        Some("StatefulSet"),
-        "Running",
-    )];
+    let mut s = one_runner_on_node_1();
     s.pdb_blocked = BTreeSet::from(["gitea-runners/act-1".to_owned()]);
     let (fake, c) = cluster(s).await;
     let started = Instant::now();
@@ -308,14 +314,7 @@ async fn a_disruption_budget_refusal_is_reported_at_once_and_never_retried_insid
 
 #[tokio::test]
 async fn other_eviction_failures_are_errors_naming_the_pod() {
-    let mut s = state_with_nodes();
-    s.pods = vec![pod(
-        "gitea-runners",
-        "act-1",
-        "ci-linux-1",
-        Some("StatefulSet"),
-        "Running",
-    )];
+    let mut s = one_runner_on_node_1();
     s.eviction_broken = BTreeSet::from(["gitea-runners/act-1".to_owned()]);
     let (_, c) = cluster(s).await;
     let e = c
@@ -332,14 +331,7 @@ async fn other_eviction_failures_are_errors_naming_the_pod() {
 
 #[tokio::test]
 async fn a_hanging_eviction_times_out_instead_of_stalling_the_tick() {
-    let mut s = state_with_nodes();
-    s.pods = vec![pod(
-        "gitea-runners",
-        "act-1",
-        "ci-linux-1",
-        Some("StatefulSet"),
-        "Running",
-    )];
+    let mut s = one_runner_on_node_1();
     s.eviction_delay = Some(Duration::from_secs(10));
     let (_, c) = cluster_with(s, |c| c.timeout = Duration::from_millis(300)).await;
     let started = Instant::now();
