@@ -1,7 +1,10 @@
-//! `gitea-ci-autoscaler`: the daemon's binary. This build carries the simulator's commands:
-//! `simulate` replays a CI trace file, `demo` replays a built-in busy day with no credentials
-//! and no network.
+//! `gitea-ci-autoscaler`: the daemon's binary. `demo` replays a built-in busy day with no
+//! credentials and no network, `simulate` replays a CI trace file, `check-config` validates and
+//! prints the configuration, and `decide` runs the core on a snapshot file.
 
+mod config_cmds;
+mod failure;
+mod settings;
 mod sim;
 
 use std::path::PathBuf;
@@ -31,6 +34,23 @@ enum Command {
     },
     /// Replay a CI trace (CSV: arrival_unix_s,duration_s,labels,repo) and report cost and waits.
     Simulate(sim::SimulateArgs),
+    /// Validate the configuration (environment variables and CONFIG_FILE) and print the
+    /// effective configuration as TOML, secrets redacted. Exit code 2 lists every problem.
+    CheckConfig {
+        /// A TOML configuration file (instead of CONFIG_FILE).
+        #[arg(long, value_name = "FILE.toml")]
+        config: Option<PathBuf>,
+    },
+    /// Run the decision core on a snapshot (JSON) and print the plan as JSON. Reads no service.
+    Decide {
+        /// The snapshot file, or `-` for standard input.
+        #[arg(long, value_name = "FILE|-")]
+        snapshot: String,
+        /// The core's configuration: a JSON file, or a TOML file's `[autoscaler]` section.
+        /// Without it, the defaults.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Which policies a replay runs.
@@ -49,6 +69,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { chart, json } => sim::demo(&chart, json),
         Command::Simulate(args) => sim::simulate(&args),
+        Command::CheckConfig { config } => config_cmds::check_config(config.as_deref()),
+        Command::Decide { snapshot, config } => {
+            config_cmds::decide_snapshot(&snapshot, config.as_deref())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

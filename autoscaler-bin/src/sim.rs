@@ -12,32 +12,7 @@ use autoscaler_sim::{
 };
 
 use crate::Which;
-
-/// What can stop a command, with the exit code it maps to.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// Bad input: a file, a trace or a scenario (exit code 2).
-    Input(String),
-    /// Writing the output failed (exit code 1).
-    Output(String),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Input(m) | Self::Output(m) => f.write_str(m),
-        }
-    }
-}
-
-impl Failure {
-    pub(crate) fn exit_code(&self) -> u8 {
-        match self {
-            Self::Input(_) => 2,
-            Self::Output(_) => 1,
-        }
-    }
-}
+use crate::failure::Failure;
 
 impl From<autoscaler_sim::Error> for Failure {
     fn from(e: autoscaler_sim::Error) -> Self {

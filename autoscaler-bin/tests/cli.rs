@@ -99,3 +99,100 @@ fn the_demo_needs_nothing_and_reports_both_policies() {
     }
     assert!(chart.exists());
 }
+
+fn data(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/data")
+        .join(name)
+}
+
+#[test]
+fn decide_prints_the_plan_of_a_snapshot_file_or_stdin() {
+    let plan = json_of(
+        bin()
+            .args(["decide", "--snapshot"])
+            .arg(data("snapshot.json"))
+            .arg("--config")
+            .arg(data("config.json")),
+    );
+    assert!(
+        plan["actions"].is_array() && plan["nodes"].is_array(),
+        "{plan}"
+    );
+    let mut child = bin()
+        .args(["decide", "--snapshot", "-", "--config"])
+        .arg(data("config.json"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = std::fs::read(data("snapshot.json")).unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &text).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let from_stdin: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_stdin, plan, "the same snapshot gives the same plan");
+}
+
+#[test]
+fn decide_refuses_a_broken_snapshot_with_exit_code_2() {
+    let bad = temp("bad-snapshot.json");
+    std::fs::write(&bad, r#"{"now": "yesterday"}"#).unwrap();
+    let out = bin()
+        .args(["decide", "--snapshot"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read the snapshot"), "{err}");
+}
+
+fn seed_env(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear()
+        .env("HETZNER_API_TOKEN", "hz-token-never-printed")
+        .env("GITEA_ADMIN_TOKEN", "gitea-token-never-printed")
+        .env("CLUSTER_SECRET", "K10-join-never-printed")
+        .env("GITEA_API_URL", "https://git.example.com/api/v1")
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration_without_secrets() {
+    let out = seed_env(bin().arg("check-config"))
+        .env("MAX_NODES", "9")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("max_nodes = 9"), "{text}");
+    assert!(!text.contains("never-printed"), "{text}");
+    assert!(
+        text.contains("[redacted: 22 bytes from HETZNER_API_TOKEN]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_config_lists_every_problem_and_exits_2() {
+    let out = bin()
+        .arg("check-config")
+        .env_clear()
+        .env("POLL_INTERVAL_SECS", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "invalid configuration (5 problems)",
+        "POLL_INTERVAL_SECS=\"soon\" is not a whole number",
+        "HETZNER_API_TOKEN (or HETZNER_API_TOKEN_FILE) is required",
+        "GITEA_API_URL is required",
+    ] {
+        assert!(err.contains(needle), "{needle} not in {err}");
+    }
+}

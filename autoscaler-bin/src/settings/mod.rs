@@ -1,0 +1,621 @@
+//! The daemon's configuration: the seed's environment variables with the seed's defaults, `*_FILE`
+//! variants for every secret, and an optional TOML file for several pools and every knob of the
+//! core. Every problem is collected and reported at once, each naming its variable or key.
+
+mod file;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use autoscaler_core::Config;
+use autoscaler_gitea::Scope;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+/// Where values come from: the process environment in the daemon, a map in tests.
+pub(crate) trait Env {
+    /// A variable's value, if set.
+    fn var(&self, name: &str) -> Option<String>;
+    /// A file's contents.
+    fn read(&self, path: &str) -> Result<String, String>;
+}
+
+/// The real environment.
+pub(crate) struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Lines for people.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A secret and the variable it came from (for `check-config`).
+#[derive(Debug, Clone)]
+pub(crate) struct Secret {
+    pub(crate) value: SecretString,
+    pub(crate) from: String,
+}
+
+impl Secret {
+    fn describe(&self) -> String {
+        format!(
+            "[redacted: {} bytes from {}]",
+            self.value.expose_secret().len(),
+            self.from
+        )
+    }
+}
+
+/// Gitea.
+#[derive(Debug, Clone)]
+pub(crate) struct GiteaSettings {
+    pub(crate) url: String,
+    pub(crate) token: Secret,
+    pub(crate) scope: Scope,
+    pub(crate) webhook_secret: Option<Secret>,
+}
+
+/// Hetzner Cloud.
+#[derive(Debug, Clone)]
+pub(crate) struct HetznerSettings {
+    pub(crate) url: String,
+    pub(crate) token: Secret,
+    pub(crate) ssh_keys: Vec<String>,
+    pub(crate) enable_ipv4: bool,
+    pub(crate) networks: Vec<u64>,
+    pub(crate) firewalls: Vec<u64>,
+}
+
+/// The K3s cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct K3sSettings {
+    pub(crate) join_token: Secret,
+    /// `None`: read from the `kubernetes` service's endpoints.
+    pub(crate) server_url: Option<String>,
+    /// `None`: the API server's own version.
+    pub(crate) version: Option<String>,
+    pub(crate) agent_args: Vec<String>,
+    pub(crate) runner_namespace: String,
+    pub(crate) runner_selector: String,
+}
+
+/// The daemon itself.
+#[derive(Debug, Clone)]
+pub(crate) struct DaemonSettings {
+    pub(crate) poll_interval: Duration,
+    pub(crate) call_timeout: Duration,
+    pub(crate) listen: SocketAddr,
+    pub(crate) log_format: LogFormat,
+    pub(crate) pushgateway_url: Option<String>,
+    pub(crate) leader_election: bool,
+    pub(crate) lease_name: String,
+    /// This replica's name in the lease (`POD_NAME`, else the host name).
+    pub(crate) identity: String,
+    /// The namespace of the lease (`POD_NAMESPACE`).
+    pub(crate) namespace: String,
+}
+
+/// Everything the daemon runs with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// The core's configuration, validated.
+    pub(crate) core: Config,
+    pub(crate) gitea: GiteaSettings,
+    pub(crate) hetzner: HetznerSettings,
+    pub(crate) k3s: K3sSettings,
+    pub(crate) daemon: DaemonSettings,
+}
+
+/// The configuration has problems; every one is listed.
+#[derive(Debug)]
+pub(crate) struct Problems(pub(crate) Vec<String>);
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "invalid configuration ({n} problem{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.0 {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads values, noting every problem instead of stopping at the first.
+struct Reader<'a> {
+    env: &'a dyn Env,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn text(&self, name: &str) -> Option<String> {
+        self.env
+            .var(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, name: &str) -> Option<T> {
+        let raw = self.text(name)?;
+        match raw.parse() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.problems
+                    .push(format!("{name}={raw:?} is not a whole number"));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, name: &str) -> Option<bool> {
+        let raw = self.text(name)?;
+        match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => {
+                self.problems
+                    .push(format!("{name}={raw:?} is not true or false"));
+                None
+            }
+        }
+    }
+
+    fn list(&self, name: &str) -> Option<Vec<String>> {
+        self.text(name).map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+    }
+
+    fn ids(&mut self, name: &str) -> Option<Vec<u64>> {
+        let items = self.list(name)?;
+        let mut out = Vec::new();
+        for i in items {
+            match i.parse() {
+                Ok(v) => out.push(v),
+                Err(_) => self
+                    .problems
+                    .push(format!("{name}: {i:?} is not a numeric id")),
+            }
+        }
+        Some(out)
+    }
+
+    /// `NAME` or `NAME_FILE` (not both); `required` reports its absence.
+    fn secret(&mut self, name: &str, required: bool) -> Option<Secret> {
+        let file_var = format!("{name}_FILE");
+        match (self.env.var(name), self.text(&file_var)) {
+            (Some(_), Some(_)) => {
+                self.problems
+                    .push(format!("{name} and {file_var} are both set; set one"));
+                None
+            }
+            (Some(v), None) if !v.trim().is_empty() => Some(Secret {
+                value: SecretString::from(v.trim().to_owned()),
+                from: name.to_owned(),
+            }),
+            (_, Some(path)) => match self.env.read(&path) {
+                Ok(v) if !v.trim().is_empty() => Some(Secret {
+                    value: SecretString::from(v.trim().to_owned()),
+                    from: format!("{file_var}={path}"),
+                }),
+                Ok(_) => {
+                    self.problems
+                        .push(format!("{file_var}: the file {path} is empty"));
+                    None
+                }
+                Err(e) => {
+                    self.problems
+                        .push(format!("{file_var}: cannot read {path}: {e}"));
+                    None
+                }
+            },
+            _ => {
+                if required {
+                    self.problems
+                        .push(format!("{name} (or {file_var}) is required"));
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The variables that shape the one pool of the seed's configuration.
+const POOL_VARIABLES: [&str; 6] = [
+    "IDLE_TIMEOUT_MINS",
+    "BILLING_WINDOW_MINS",
+    "PROVISIONING_TIMEOUT_SECS",
+    "HETZNER_SERVER_TYPE",
+    "HETZNER_LOCATION",
+    "HETZNER_IMAGE",
+];
+
+fn placeholder() -> Secret {
+    Secret {
+        value: SecretString::from(String::new()),
+        from: "nowhere".to_owned(),
+    }
+}
+
+/// Loads the configuration from `env` and the TOML file `CONFIG_FILE` (or `config_file`).
+pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings, Problems> {
+    let mut r = Reader {
+        env,
+        problems: Vec::new(),
+    };
+    let path = config_file
+        .map(str::to_owned)
+        .or_else(|| r.text("CONFIG_FILE"));
+    let file = match &path {
+        Some(p) => match env
+            .read(p)
+            .map_err(|e| format!("cannot read {p}: {e}"))
+            .and_then(|text| file::parse(p, &text))
+        {
+            Ok(f) => f,
+            Err(e) => return Err(Problems(vec![format!("CONFIG_FILE: {e}")])),
+        },
+        None => file::File::default(),
+    };
+    let pools_from_file = file.autoscaler.is_some();
+    let mut core = file.autoscaler.unwrap_or_default();
+    if let Some(name) = r.text("INSTALLATION") {
+        core.installation = name;
+    }
+    if let Some(max) = r.number::<u32>("MAX_NODES") {
+        core.max_nodes = max;
+        if !pools_from_file {
+            core.pools[0].max_nodes = max;
+        }
+    }
+    if pools_from_file {
+        for v in POOL_VARIABLES {
+            if r.text(v).is_some() {
+                r.problems.push(format!(
+                    "{v} is set, but the pools come from the configuration file; set it there"
+                ));
+            }
+        }
+    } else {
+        let pool = &mut core.pools[0];
+        if let Some(m) = r.number::<i64>("IDLE_TIMEOUT_MINS") {
+            pool.idle_timeout = jiff::SignedDuration::from_mins(m);
+        }
+        if let Some(m) = r.number::<i64>("BILLING_WINDOW_MINS") {
+            pool.teardown_window = jiff::SignedDuration::from_mins(m);
+        }
+        if let Some(s) = r.number::<i64>("PROVISIONING_TIMEOUT_SECS") {
+            pool.provisioning_timeout = jiff::SignedDuration::from_secs(s);
+        }
+        if let Some(t) = r.list("HETZNER_SERVER_TYPE") {
+            pool.server_types = t;
+        }
+        if let Some(l) = r.list("HETZNER_LOCATION") {
+            pool.locations = l;
+        }
+        if let Some(i) = r.text("HETZNER_IMAGE") {
+            pool.image = i;
+        }
+        if let Some(labels) = r.list("RUNNER_LABELS") {
+            pool.labels = labels;
+        }
+    }
+    let valid = match core.validate() {
+        Ok(_) => Some(()),
+        Err(autoscaler_core::Error::InvalidConfig { problems }) => {
+            r.problems
+                .extend(problems.iter().map(|p| format!("autoscaler.{p}")));
+            None
+        }
+        Err(e) => {
+            r.problems.push(e.to_string());
+            None
+        }
+    };
+
+    // Gitea.
+    let gitea_url = r.text("GITEA_API_URL").or(file.gitea.url);
+    if gitea_url.is_none() {
+        r.problems
+            .push("GITEA_API_URL is required (e.g. https://git.example.com/api/v1)".to_owned());
+    }
+    let scope_raw = r
+        .text("GITEA_SCOPE")
+        .or(file.gitea.scope)
+        .unwrap_or_else(|| "admin".to_owned());
+    let scope = match scope_raw.parse::<Scope>() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            r.problems.push(format!("GITEA_SCOPE: {e}"));
+            None
+        }
+    };
+    let gitea_token = r.secret("GITEA_ADMIN_TOKEN", true);
+    let webhook_secret = r.secret("GITEA_WEBHOOK_SECRET", false);
+
+    // Hetzner.
+    let hetzner_token = r.secret("HETZNER_API_TOKEN", true);
+    let hetzner = HetznerSettings {
+        url: r
+            .text("HETZNER_API_URL")
+            .or(file.hetzner.url)
+            .unwrap_or_else(|| autoscaler_hetzner::DEFAULT_URL.to_owned()),
+        token: hetzner_token.clone().unwrap_or_else(placeholder),
+        ssh_keys: r
+            .list("HETZNER_SSH_KEYS")
+            .or(file.hetzner.ssh_keys)
+            .unwrap_or_default(),
+        enable_ipv4: r
+            .boolean("HETZNER_ENABLE_IPV4")
+            .or(file.hetzner.enable_ipv4)
+            .unwrap_or(true),
+        networks: r
+            .ids("HETZNER_NETWORKS")
+            .or(file.hetzner.networks)
+            .unwrap_or_default(),
+        firewalls: r
+            .ids("HETZNER_FIREWALLS")
+            .or(file.hetzner.firewalls)
+            .unwrap_or_default(),
+    };
+    for (what, url) in [
+        ("GITEA_API_URL", gitea_url.as_deref()),
+        ("HETZNER_API_URL", Some(hetzner.url.as_str())),
+    ] {
+        if let Some(u) = url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            r.problems
+                .push(format!("{what}={u:?} must start with https://"));
+        }
+    }
+
+    // K3s.
+    let join_token = r.secret("CLUSTER_SECRET", true);
+    let server_url = r.text("K3S_URL").or(file.k3s.server_url);
+    if let Some(u) = &server_url
+        && !u.starts_with("https://")
+    {
+        r.problems.push(format!(
+            "K3S_URL={u:?} must start with https:// (K3s agents accept nothing else)"
+        ));
+    }
+    let agent_args = r
+        .text("K3S_AGENT_ARGS")
+        .map(|a| a.split_whitespace().map(str::to_owned).collect())
+        .or(file.k3s.agent_args)
+        .unwrap_or_default();
+    let k3s = K3sSettings {
+        join_token: join_token.clone().unwrap_or_else(placeholder),
+        server_url,
+        version: r.text("K3S_VERSION").or(file.k3s.version),
+        agent_args,
+        runner_namespace: r
+            .text("RUNNER_NAMESPACE")
+            .or(file.k3s.runner_namespace)
+            .unwrap_or_else(|| "gitea-runners".to_owned()),
+        runner_selector: r
+            .text("RUNNER_SELECTOR")
+            .or(file.k3s.runner_selector)
+            .unwrap_or_default(),
+    };
+
+    // The daemon.
+    let poll = r
+        .number::<u64>("POLL_INTERVAL_SECS")
+        .or(file.daemon.poll_interval_secs)
+        .unwrap_or(5);
+    if poll == 0 {
+        r.problems
+            .push("POLL_INTERVAL_SECS must be at least 1".to_owned());
+    }
+    let call_timeout = r
+        .number::<u64>("CALL_TIMEOUT_SECS")
+        .or(file.daemon.call_timeout_secs)
+        .unwrap_or(10);
+    let listen = match r.text("LISTEN_ADDR") {
+        Some(raw) => raw.parse().unwrap_or_else(|_| {
+            r.problems.push(format!(
+                "LISTEN_ADDR={raw:?} is not an address like 0.0.0.0:8080"
+            ));
+            SocketAddr::from(([0, 0, 0, 0], 8080))
+        }),
+        None => file
+            .daemon
+            .listen
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080))),
+    };
+    let format_raw = r
+        .text("LOG_FORMAT")
+        .or(file.daemon.log_format)
+        .unwrap_or_else(|| "human".to_owned());
+    let log_format = match format_raw.as_str() {
+        "human" | "text" => LogFormat::Human,
+        "json" => LogFormat::Json,
+        other => {
+            r.problems
+                .push(format!("LOG_FORMAT={other:?} must be human or json"));
+            LogFormat::Human
+        }
+    };
+    let identity = r
+        .text("POD_NAME")
+        .or_else(|| r.text("HOSTNAME"))
+        .unwrap_or_else(|| "gitea-ci-autoscaler".to_owned());
+    let daemon = DaemonSettings {
+        poll_interval: Duration::from_secs(poll.max(1)),
+        call_timeout: Duration::from_secs(call_timeout.max(1)),
+        listen,
+        log_format,
+        pushgateway_url: r.text("PUSHGATEWAY_URL").or(file.daemon.pushgateway_url),
+        leader_election: r
+            .boolean("LEADER_ELECTION")
+            .or(file.daemon.leader_election)
+            .unwrap_or(false),
+        lease_name: r
+            .text("LEASE_NAME")
+            .or(file.daemon.lease_name)
+            .unwrap_or_else(|| "gitea-ci-autoscaler".to_owned()),
+        identity,
+        namespace: r
+            .text("POD_NAMESPACE")
+            .unwrap_or_else(|| "gitea-ci-autoscaler".to_owned()),
+    };
+
+    match (
+        valid,
+        gitea_url,
+        scope,
+        gitea_token,
+        hetzner_token,
+        join_token,
+    ) {
+        (Some(()), Some(url), Some(scope), Some(token), Some(_), Some(_))
+            if r.problems.is_empty() =>
+        {
+            Ok(Settings {
+                core,
+                gitea: GiteaSettings {
+                    url,
+                    token,
+                    scope,
+                    webhook_secret,
+                },
+                hetzner,
+                k3s,
+                daemon,
+            })
+        }
+        _ => Err(Problems(r.problems)),
+    }
+}
+
+/// What `check-config` prints.
+#[derive(Serialize)]
+struct Effective<'a> {
+    autoscaler: &'a Config,
+    gitea: EffectiveGitea,
+    hetzner: EffectiveHetzner<'a>,
+    k3s: EffectiveK3s<'a>,
+    daemon: EffectiveDaemon<'a>,
+}
+
+#[derive(Serialize)]
+struct EffectiveGitea {
+    url: String,
+    scope: String,
+    token: String,
+    webhook_secret: String,
+}
+
+#[derive(Serialize)]
+struct EffectiveHetzner<'a> {
+    url: &'a str,
+    token: String,
+    ssh_keys: &'a [String],
+    enable_ipv4: bool,
+    networks: &'a [u64],
+    firewalls: &'a [u64],
+}
+
+#[derive(Serialize)]
+struct EffectiveK3s<'a> {
+    join_token: String,
+    server_url: &'a str,
+    version: &'a str,
+    agent_args: &'a [String],
+    runner_namespace: &'a str,
+    runner_selector: &'a str,
+}
+
+#[derive(Serialize)]
+struct EffectiveDaemon<'a> {
+    poll_interval_secs: u64,
+    call_timeout_secs: u64,
+    listen: String,
+    log_format: LogFormat,
+    pushgateway_url: &'a str,
+    leader_election: bool,
+    lease_name: &'a str,
+    identity: &'a str,
+    namespace: &'a str,
+}
+
+impl Settings {
+    /// The effective configuration as TOML, secrets replaced by where they came from.
+    pub(crate) fn render(&self) -> String {
+        let view = Effective {
+            autoscaler: &self.core,
+            gitea: EffectiveGitea {
+                url: self.gitea.url.clone(),
+                scope: self.gitea.scope.to_string(),
+                token: self.gitea.token.describe(),
+                webhook_secret: self
+                    .gitea
+                    .webhook_secret
+                    .as_ref()
+                    .map_or_else(|| "(none: the webhook is off)".to_owned(), Secret::describe),
+            },
+            hetzner: EffectiveHetzner {
+                url: &self.hetzner.url,
+                token: self.hetzner.token.describe(),
+                ssh_keys: &self.hetzner.ssh_keys,
+                enable_ipv4: self.hetzner.enable_ipv4,
+                networks: &self.hetzner.networks,
+                firewalls: &self.hetzner.firewalls,
+            },
+            k3s: EffectiveK3s {
+                join_token: self.k3s.join_token.describe(),
+                server_url: self
+                    .k3s
+                    .server_url
+                    .as_deref()
+                    .unwrap_or("(from the kubernetes service's endpoints)"),
+                version: self
+                    .k3s
+                    .version
+                    .as_deref()
+                    .unwrap_or("(the API server's version)"),
+                agent_args: &self.k3s.agent_args,
+                runner_namespace: &self.k3s.runner_namespace,
+                runner_selector: &self.k3s.runner_selector,
+            },
+            daemon: EffectiveDaemon {
+                poll_interval_secs: self.daemon.poll_interval.as_secs(),
+                call_timeout_secs: self.daemon.call_timeout.as_secs(),
+                listen: self.daemon.listen.to_string(),
+                log_format: self.daemon.log_format,
+                pushgateway_url: self.daemon.pushgateway_url.as_deref().unwrap_or(""),
+                leader_election: self.daemon.leader_election,
+                lease_name: &self.daemon.lease_name,
+                identity: &self.daemon.identity,
+                namespace: &self.daemon.namespace,
+            },
+        };
+        toml::to_string(&view).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

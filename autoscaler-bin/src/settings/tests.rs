@@ -1,0 +1,298 @@
+use std::collections::BTreeMap;
+
+use jiff::SignedDuration;
+
+use super::*;
+
+#[derive(Default)]
+struct MapEnv {
+    vars: BTreeMap<String, String>,
+    files: BTreeMap<String, String>,
+}
+
+impl MapEnv {
+    fn seed() -> Self {
+        let mut e = Self::default();
+        e.set("HETZNER_API_TOKEN", "hz-secret-token")
+            .set("GITEA_ADMIN_TOKEN", "gitea-secret-token")
+            .set("CLUSTER_SECRET", "K10cluster-secret")
+            .set("GITEA_API_URL", "https://git.example.com/api/v1");
+        e
+    }
+
+    fn set(&mut self, k: &str, v: &str) -> &mut Self {
+        self.vars.insert(k.into(), v.into());
+        self
+    }
+
+    fn unset(&mut self, k: &str) -> &mut Self {
+        self.vars.remove(k);
+        self
+    }
+}
+
+impl Env for MapEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.vars.get(name).cloned()
+    }
+
+    fn read(&self, path: &str) -> Result<String, String> {
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| "No such file or directory (os error 2)".to_owned())
+    }
+}
+
+fn problems(env: &MapEnv) -> Vec<String> {
+    load(env, None).expect_err("expected problems").0
+}
+
+#[test]
+fn the_seed_variables_alone_give_the_seed_defaults() {
+    let s = load(&MapEnv::seed(), None).unwrap();
+    let pool = &s.core.pools[0];
+    assert_eq!((s.core.max_nodes, pool.max_nodes), (5, 5));
+    assert_eq!(pool.idle_timeout, SignedDuration::from_mins(5));
+    assert_eq!(pool.teardown_window, SignedDuration::from_mins(5));
+    assert_eq!(pool.provisioning_timeout, SignedDuration::from_secs(600));
+    assert_eq!(
+        (
+            pool.server_types[0].as_str(),
+            pool.locations[0].as_str(),
+            pool.image.as_str()
+        ),
+        ("ccx33", "nbg1", "ubuntu-24.04")
+    );
+    assert_eq!(s.daemon.poll_interval, Duration::from_secs(5));
+    assert_eq!(s.k3s.runner_namespace, "gitea-runners");
+    assert_eq!(s.daemon.pushgateway_url, None);
+    assert_eq!(s.hetzner.url, "https://api.hetzner.cloud/v1");
+    assert_eq!(s.gitea.scope, Scope::Admin);
+    assert!(s.k3s.agent_args.is_empty() && s.k3s.server_url.is_none());
+}
+
+#[test]
+fn every_seed_variable_is_read() {
+    let mut env = MapEnv::seed();
+    env.set("RUNNER_NAMESPACE", "ci-runners")
+        .set("MAX_NODES", "12")
+        .set("POLL_INTERVAL_SECS", "3")
+        .set("IDLE_TIMEOUT_MINS", "7")
+        .set("BILLING_WINDOW_MINS", "4")
+        .set("PROVISIONING_TIMEOUT_SECS", "900")
+        .set("HETZNER_SERVER_TYPE", "cx33")
+        .set("HETZNER_LOCATION", "fsn1")
+        .set("HETZNER_IMAGE", "ubuntu-22.04")
+        .set(
+            "K3S_AGENT_ARGS",
+            "--node-taint ci=true:NoSchedule  --kubelet-arg=max-pods=20",
+        )
+        .set("PUSHGATEWAY_URL", "http://pushgateway:9091")
+        .set("HETZNER_API_URL", "http://127.0.0.1:4000/v1");
+    let s = load(&env, None).unwrap();
+    let pool = &s.core.pools[0];
+    assert_eq!(s.k3s.runner_namespace, "ci-runners");
+    assert_eq!((s.core.max_nodes, pool.max_nodes), (12, 12));
+    assert_eq!(s.daemon.poll_interval, Duration::from_secs(3));
+    assert_eq!(pool.idle_timeout, SignedDuration::from_mins(7));
+    assert_eq!(pool.teardown_window, SignedDuration::from_mins(4));
+    assert_eq!(pool.provisioning_timeout, SignedDuration::from_secs(900));
+    assert_eq!(
+        (
+            pool.server_types[0].as_str(),
+            pool.locations[0].as_str(),
+            pool.image.as_str()
+        ),
+        ("cx33", "fsn1", "ubuntu-22.04")
+    );
+    assert_eq!(
+        s.k3s.agent_args,
+        [
+            "--node-taint",
+            "ci=true:NoSchedule",
+            "--kubelet-arg=max-pods=20"
+        ]
+    );
+    assert_eq!(
+        s.daemon.pushgateway_url.as_deref(),
+        Some("http://pushgateway:9091")
+    );
+    assert_eq!(s.hetzner.url, "http://127.0.0.1:4000/v1");
+}
+
+#[test]
+fn secrets_come_from_files_too() {
+    let mut env = MapEnv::seed();
+    env.unset("HETZNER_API_TOKEN")
+        .set("HETZNER_API_TOKEN_FILE", "/run/secrets/hcloud");
+    env.files
+        .insert("/run/secrets/hcloud".into(), "from-file-token\n".into());
+    let s = load(&env, None).unwrap();
+    assert_eq!(s.hetzner.token.value.expose_secret(), "from-file-token");
+    assert_eq!(
+        s.hetzner.token.from,
+        "HETZNER_API_TOKEN_FILE=/run/secrets/hcloud"
+    );
+
+    env.set("HETZNER_API_TOKEN", "x");
+    assert_eq!(
+        problems(&env),
+        ["HETZNER_API_TOKEN and HETZNER_API_TOKEN_FILE are both set; set one"]
+    );
+    env.unset("HETZNER_API_TOKEN")
+        .set("HETZNER_API_TOKEN_FILE", "/nope");
+    let p = problems(&env);
+    assert!(
+        p[0].starts_with("HETZNER_API_TOKEN_FILE: cannot read /nope"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn every_problem_is_listed_at_once_naming_its_variable() {
+    let mut env = MapEnv::default();
+    env.set("MAX_NODES", "lots")
+        .set("LOG_FORMAT", "xml")
+        .set("K3S_URL", "http://k3s:6443")
+        .set("GITEA_SCOPE", "team:x");
+    let p = problems(&env);
+    let expected = [
+        "MAX_NODES=\"lots\" is not a whole number",
+        "GITEA_API_URL is required",
+        "GITEA_SCOPE: invalid Gitea configuration: scope `team:x`",
+        "GITEA_ADMIN_TOKEN (or GITEA_ADMIN_TOKEN_FILE) is required",
+        "HETZNER_API_TOKEN (or HETZNER_API_TOKEN_FILE) is required",
+        "CLUSTER_SECRET (or CLUSTER_SECRET_FILE) is required",
+        "K3S_URL=\"http://k3s:6443\" must start with https://",
+        "LOG_FORMAT=\"xml\" must be human or json",
+    ];
+    for e in expected {
+        assert!(
+            p.iter().any(|x| x.starts_with(e)),
+            "missing {e:?} in {p:#?}"
+        );
+    }
+    assert_eq!(p.len(), expected.len(), "{p:#?}");
+    let text = Problems(p).to_string();
+    assert!(
+        text.starts_with("invalid configuration (8 problems):\n  - "),
+        "{text}"
+    );
+}
+
+#[test]
+fn core_problems_name_the_field() {
+    let mut env = MapEnv::seed();
+    env.set("HETZNER_SERVER_TYPE", ",");
+    let p = problems(&env);
+    assert!(!p.is_empty());
+    assert!(
+        p.iter()
+            .all(|x| x.starts_with("autoscaler.pools[0].server_types")),
+        "{p:?}"
+    );
+}
+
+const FILE: &str = r#"
+[autoscaler]
+installation = "ci"
+max_nodes = 20
+
+[[autoscaler.pools]]
+name = "linux"
+labels = ["ubuntu-latest"]
+server_types = ["ccx33", "cx33"]
+locations = ["nbg1", "fsn1"]
+max_nodes = 15
+idle_timeout = "10m"
+
+[[autoscaler.pools]]
+name = "arm"
+labels = ["linux-arm64"]
+server_types = ["cax31"]
+locations = ["fsn1"]
+max_nodes = 5
+warm_slots = 1
+
+[gitea]
+url = "https://git.example.com"
+scope = "org:acme"
+
+[hetzner]
+ssh_keys = ["ops"]
+enable_ipv4 = false
+
+[k3s]
+server_url = "https://10.0.0.2:6443"
+agent_args = ["--node-taint", "ci=true:NoSchedule"]
+
+[daemon]
+poll_interval_secs = 2
+leader_election = true
+"#;
+
+#[test]
+fn a_file_gives_several_pools_and_every_knob() {
+    let mut env = MapEnv::seed();
+    env.unset("GITEA_API_URL")
+        .set("CONFIG_FILE", "/etc/autoscaler.toml");
+    env.files.insert("/etc/autoscaler.toml".into(), FILE.into());
+    let s = load(&env, None).unwrap();
+    assert_eq!(s.core.installation, "ci");
+    assert_eq!(s.core.pools.len(), 2);
+    assert_eq!(s.core.pools[0].idle_timeout, SignedDuration::from_mins(10));
+    assert_eq!(s.core.pools[1].warm_slots, 1);
+    assert_eq!(s.gitea.scope.to_string(), "org:acme");
+    assert!(!s.hetzner.enable_ipv4);
+    assert_eq!(s.daemon.poll_interval, Duration::from_secs(2));
+    assert!(s.daemon.leader_election);
+    // A variable still wins over the file for settings that are not per pool.
+    env.set("MAX_NODES", "8");
+    assert_eq!(load(&env, None).unwrap().core.max_nodes, 8);
+    // Per-pool seed variables would be ambiguous with several pools.
+    env.set("IDLE_TIMEOUT_MINS", "3");
+    assert_eq!(
+        problems(&env),
+        ["IDLE_TIMEOUT_MINS is set, but the pools come from the configuration file; set it there"]
+    );
+}
+
+#[test]
+fn a_bad_file_names_the_key() {
+    let mut env = MapEnv::seed();
+    env.set("CONFIG_FILE", "/etc/a.toml");
+    env.files
+        .insert("/etc/a.toml".into(), "[daemon]\npoll_interval = 5\n".into());
+    let p = problems(&env);
+    assert!(
+        p[0].starts_with("CONFIG_FILE: /etc/a.toml: ") && p[0].contains("poll_interval"),
+        "{p:?}"
+    );
+    env.set("CONFIG_FILE", "/etc/missing.toml");
+    assert!(problems(&env)[0].contains("/etc/missing.toml"));
+}
+
+#[test]
+fn the_rendered_configuration_holds_no_secret() {
+    let mut env = MapEnv::seed();
+    env.set("GITEA_WEBHOOK_SECRET", "hook-secret-value");
+    let s = load(&env, None).unwrap();
+    let text = s.render();
+    for secret in [
+        "hz-secret-token",
+        "gitea-secret-token",
+        "K10cluster-secret",
+        "hook-secret-value",
+    ] {
+        assert!(!text.contains(secret), "{secret} in\n{text}");
+        assert!(!format!("{s:?}").contains(secret));
+    }
+    assert!(
+        text.contains("[redacted: 15 bytes from HETZNER_API_TOKEN]"),
+        "{text}"
+    );
+    assert!(text.contains("max_nodes = 5"), "{text}");
+    // What it prints is a configuration file again, apart from the secrets.
+    assert!(toml::from_str::<toml::Table>(&text).is_ok());
+}
