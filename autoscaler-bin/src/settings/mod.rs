@@ -242,7 +242,8 @@ impl Reader<'_> {
 }
 
 /// The variables that shape the one pool of the seed's configuration.
-const POOL_VARIABLES: [&str; 6] = [
+const POOL_VARIABLES: [&str; 7] = [
+    "RUNNER_LABELS",
     "IDLE_TIMEOUT_MINS",
     "BILLING_WINDOW_MINS",
     "PROVISIONING_TIMEOUT_SECS",
