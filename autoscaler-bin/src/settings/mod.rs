@@ -241,6 +241,10 @@ impl Reader<'_> {
     }
 }
 
+/// The seed's default agent flags: runner pods of an existing installation select these labels.
+pub(crate) const DEFAULT_AGENT_ARGS: &str =
+    "--node-label=managed-by=gitea-ci-autoscaler --node-label=node-role=ci-runner";
+
 /// The variables that shape the one pool of the seed's configuration.
 const POOL_VARIABLES: [&str; 7] = [
     "RUNNER_LABELS",
@@ -406,7 +410,12 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         .text("K3S_AGENT_ARGS")
         .map(|a| a.split_whitespace().map(str::to_owned).collect())
         .or(file.k3s.agent_args)
-        .unwrap_or_default();
+        .unwrap_or_else(|| {
+            DEFAULT_AGENT_ARGS
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        });
     let k3s = K3sSettings {
         join_token: join_token.clone().unwrap_or_else(placeholder),
         server_url,

@@ -69,7 +69,14 @@ fn the_seed_variables_alone_give_the_seed_defaults() {
     assert_eq!(s.daemon.pushgateway_url, None);
     assert_eq!(s.hetzner.url, "https://api.hetzner.cloud/v1");
     assert_eq!(s.gitea.scope, Scope::Admin);
-    assert!(s.k3s.agent_args.is_empty() && s.k3s.server_url.is_none());
+    assert_eq!(
+        s.k3s.agent_args,
+        [
+            "--node-label=managed-by=gitea-ci-autoscaler",
+            "--node-label=node-role=ci-runner"
+        ]
+    );
+    assert!(s.k3s.server_url.is_none());
 }
 
 #[test]
