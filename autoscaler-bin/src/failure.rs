@@ -7,12 +7,14 @@ pub(crate) enum Failure {
     Input(String),
     /// Writing the output failed (exit code 1).
     Output(String),
+    /// A service could not be reached or refused us at start (exit code 1).
+    Service(String),
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Input(m) | Self::Output(m) => f.write_str(m),
+            Self::Input(m) | Self::Output(m) | Self::Service(m) => f.write_str(m),
         }
     }
 }
@@ -21,7 +23,7 @@ impl Failure {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::Input(_) => 2,
-            Self::Output(_) => 1,
+            Self::Output(_) | Self::Service(_) => 1,
         }
     }
 }

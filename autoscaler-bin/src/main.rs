@@ -3,9 +3,16 @@
 //! prints the configuration, and `decide` runs the core on a snapshot file.
 
 mod config_cmds;
+mod daemon;
 mod failure;
+mod health;
+mod http;
+mod live;
+mod logging;
+mod metrics;
 mod settings;
 mod sim;
+mod wiring;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,12 +23,20 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "gitea-ci-autoscaler", version, about)]
 struct Cli {
+    /// What to do; without a command, `run`.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The daemon (the default): tick every POLL_INTERVAL_SECS and on webhooks, serve
+    /// /metrics, /healthz, /readyz and /webhook on LISTEN_ADDR.
+    Run {
+        /// A TOML configuration file (instead of CONFIG_FILE).
+        #[arg(long, value_name = "FILE.toml")]
+        config: Option<PathBuf>,
+    },
     /// Replay a built-in busy day of real CI traffic through the real decision core and the
     /// design it replaces; print the timeline, the comparison and where the chart went.
     Demo {
@@ -40,6 +55,16 @@ enum Command {
         /// A TOML configuration file (instead of CONFIG_FILE).
         #[arg(long, value_name = "FILE.toml")]
         config: Option<PathBuf>,
+    },
+    /// One read-only tick against the real services: print the plan with its reasons and every
+    /// node's state. Changes nothing.
+    Plan {
+        /// A TOML configuration file (instead of CONFIG_FILE).
+        #[arg(long, value_name = "FILE.toml")]
+        config: Option<PathBuf>,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the decision core on a snapshot (JSON) and print the plan as JSON. Reads no service.
     Decide {
@@ -66,9 +91,12 @@ pub(crate) enum Which {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let command = cli.command.unwrap_or(Command::Run { config: None });
+    let result = match command {
+        Command::Run { config } => live::run(config.as_deref()),
         Command::Demo { chart, json } => sim::demo(&chart, json),
         Command::Simulate(args) => sim::simulate(&args),
+        Command::Plan { config, json } => live::plan(config.as_deref(), json),
         Command::CheckConfig { config } => config_cmds::check_config(config.as_deref()),
         Command::Decide { snapshot, config } => {
             config_cmds::decide_snapshot(&snapshot, config.as_deref())

@@ -125,6 +125,11 @@ impl K3sCluster {
         Self { client, config }
     }
 
+    /// The kube client, for other APIs of the same cluster (the Lease).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     /// Connects with the in-cluster service account, or `KUBECONFIG` outside a cluster.
     pub async fn connect(config: ClusterConfig) -> Result<Self, K3sError> {
         let kube_config = kube::Config::infer()

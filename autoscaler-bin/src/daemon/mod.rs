@@ -1,0 +1,61 @@
+//! The daemon's shell around the core: read every source into a snapshot, decide, carry the
+//! plan out, remember what the machines cannot hold, and loop.
+
+pub(crate) mod execute;
+mod memory;
+mod observe;
+mod run;
+mod tick;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use autoscaler_core::ports::{Cloud, Cluster, ErrorKind, Forge, ProviderError, Service};
+
+pub(crate) use execute::Outcome;
+pub(crate) use memory::Memory;
+pub(crate) use run::{Loop, Pusher};
+pub(crate) use tick::{TickReport, tick};
+
+/// The three services, behind their ports.
+#[derive(Clone)]
+pub(crate) struct Providers {
+    pub(crate) forge: Arc<dyn Forge>,
+    pub(crate) cloud: Arc<dyn Cloud>,
+    pub(crate) cluster: Arc<dyn Cluster>,
+}
+
+/// One call to one service: for the latency and error metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Call {
+    pub(crate) service: Service,
+    pub(crate) name: &'static str,
+    pub(crate) seconds: f64,
+    pub(crate) error: Option<ErrorKind>,
+}
+
+/// Runs `fut` with a deadline and times it. The providers time out themselves; this is the
+/// backstop that keeps one stuck call from holding the tick.
+pub(crate) async fn timed<T>(
+    service: Service,
+    name: &'static str,
+    limit: Duration,
+    fut: impl Future<Output = Result<T, ProviderError>>,
+) -> (Result<T, ProviderError>, Call) {
+    let started = Instant::now();
+    let result = match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ProviderError::new(
+            service,
+            ErrorKind::Timeout,
+            format!("{name}: no answer within {limit:?}"),
+        )),
+    };
+    let call = Call {
+        service,
+        name,
+        seconds: started.elapsed().as_secs_f64(),
+        error: result.as_ref().err().map(|e| e.kind),
+    };
+    (result, call)
+}

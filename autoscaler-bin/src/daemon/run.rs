@@ -1,0 +1,158 @@
+//! The loop: tick every poll interval, at once after a webhook (a burst is one tick), a second
+//! after a teardown step (so a teardown takes seconds, not minutes), and only the leader acts.
+//! On shutdown the tick under way finishes (every call is bounded), the lease is released, and
+//! the loop ends.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use autoscaler_core::ports::Leadership;
+use autoscaler_core::{Config, Policy, Timestamp};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{Memory, Providers, tick};
+use crate::health::Health;
+use crate::metrics::Metrics;
+
+/// How long the loop waits after a webhook before it ticks, so a burst is one tick.
+pub(crate) const COALESCE: Duration = Duration::from_secs(1);
+/// How soon the loop ticks again after a teardown step.
+pub(crate) const FOLLOW_UP: Duration = Duration::from_secs(1);
+/// How often prices are read again.
+const PRICES_EVERY: Duration = Duration::from_secs(3600);
+
+/// Pushes the metrics to a Pushgateway after every tick.
+#[derive(Clone)]
+pub(crate) struct Pusher {
+    pub(crate) http: reqwest::Client,
+    pub(crate) url: String,
+}
+
+impl Pusher {
+    async fn push(&self, metrics: &Metrics) {
+        let url = format!(
+            "{}/metrics/job/gitea-ci-autoscaler",
+            self.url.trim_end_matches('/')
+        );
+        let result = self
+            .http
+            .put(&url)
+            .header("Content-Type", "text/plain; version=0.0.4")
+            .timeout(Duration::from_secs(5))
+            .body(metrics.encode_for_push())
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status);
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "pushing metrics failed");
+        }
+    }
+}
+
+/// Everything the loop needs.
+pub(crate) struct Loop {
+    pub(crate) providers: Providers,
+    pub(crate) config: Config,
+    pub(crate) policy: Policy,
+    pub(crate) poll: Duration,
+    pub(crate) call_timeout: Duration,
+    pub(crate) lease: Option<Arc<dyn Leadership>>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) health: Arc<Health>,
+    pub(crate) trigger: Arc<Notify>,
+    pub(crate) pusher: Option<Pusher>,
+}
+
+impl Loop {
+    async fn leading(&self, now: Timestamp) -> bool {
+        let Some(lease) = &self.lease else {
+            return true;
+        };
+        match lease.acquire_or_renew(now).await {
+            Ok(leads) => leads,
+            Err(e) => {
+                // Without the lease confirmed, act as a follower: never two leaders.
+                tracing::warn!(error = %e, "cannot renew the lease; not acting this tick");
+                false
+            }
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled. Returns the number of ticks (for tests).
+    pub(crate) async fn run(self, shutdown: CancellationToken) -> u64 {
+        let mut memory = Memory::new(&self.config);
+        let mut ticks = 0;
+        let mut prices_read: Option<Instant> = None;
+        let mut was_leading = false;
+        loop {
+            if prices_read.is_none_or(|t| t.elapsed() >= PRICES_EVERY) {
+                match self.providers.cloud.prices().await {
+                    Ok(p) => {
+                        self.metrics.set_prices(&p);
+                        prices_read = Some(Instant::now());
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read prices; cost metrics lag"),
+                }
+            }
+            let now = Timestamp::now();
+            let leading = self.leading(now).await;
+            if leading != was_leading {
+                tracing::info!(leading, "leadership changed");
+                was_leading = leading;
+            }
+            self.metrics.set_leader(leading);
+            let report = tick(
+                &self.providers,
+                &self.policy,
+                &mut memory,
+                now,
+                leading,
+                self.call_timeout,
+            )
+            .await;
+            ticks += 1;
+            self.metrics.record(&report, now);
+            self.health.ticked(now, report.read_everything());
+            let failed = report.outcomes.iter().filter(|o| o.result.is_err()).count();
+            tracing::info!(
+                actions = report.plan.actions.len(),
+                failed,
+                unreadable = report.read_errors.len(),
+                leading,
+                seconds = report.seconds,
+                "tick"
+            );
+            for a in &report.plan.actions {
+                tracing::debug!(action = a.action.kind(), reason = %a.reason, "planned");
+            }
+            if let Some(p) = &self.pusher {
+                p.push(&self.metrics).await;
+            }
+            let wait = if report.follow_up {
+                FOLLOW_UP
+            } else {
+                self.poll
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+                () = self.trigger.notified() => {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(COALESCE) => {}
+                    }
+                }
+            }
+        }
+        if let Some(lease) = &self.lease
+            && let Err(e) = lease.release().await
+        {
+            tracing::warn!(error = %e, "cannot release the lease; another replica waits for it to expire");
+        }
+        ticks
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+//! The loop on paused time against mocked ports: its rhythm, webhook ticks coalescing, and
+//! leadership.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use autoscaler_core::ports::{
+    ErrorKind, MockCloud, MockCluster, MockForge, MockLeadership, ProviderError, Service,
+};
+use autoscaler_core::{Config, ForgeCapabilities, Source, Timestamp, synthetic};
+
+use super::*;
+
+struct World {
+    reads: Arc<AtomicUsize>,
+    creates: Arc<AtomicUsize>,
+}
+
+fn providers(waiting_job: bool) -> (Providers, World) {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let creates = Arc::new(AtomicUsize::new(0));
+    let mut f = MockForge::new();
+    f.expect_capabilities().returning(|| {
+        Ok(ForgeCapabilities {
+            can_disable_runners: true,
+        })
+    });
+    let r = reads.clone();
+    f.expect_jobs().returning(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+        let now: Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let jobs = if waiting_job {
+            vec![synthetic::queued_job(1, &["ubuntu-latest".to_owned()], now)]
+        } else {
+            vec![]
+        };
+        Ok(Source::complete(jobs))
+    });
+    f.expect_runners()
+        .returning(|| Ok(Source::complete(vec![])));
+    let mut c = MockCloud::new();
+    c.expect_servers()
+        .returning(|| Ok(Source::complete(vec![])));
+    c.expect_budget().return_const(None);
+    c.expect_prices().returning(|| Ok(vec![]));
+    let n = creates.clone();
+    c.expect_create_server().returning(move |s| {
+        n.fetch_add(1, Ordering::SeqCst);
+        Err(ProviderError::new(
+            Service::Hetzner,
+            ErrorKind::Quota,
+            format!("{}: project limit", s.name),
+        ))
+    });
+    let mut k = MockCluster::new();
+    k.expect_nodes().returning(|| Ok(Source::complete(vec![])));
+    k.expect_runner_pods()
+        .returning(|| Ok(Source::complete(vec![])));
+    let p = Providers {
+        forge: Arc::new(f),
+        cloud: Arc::new(c),
+        cluster: Arc::new(k),
+    };
+    (p, World { reads, creates })
+}
+
+fn the_loop(p: Providers, lease: Option<Arc<dyn Leadership>>) -> (Loop, Arc<Notify>) {
+    let config = Config::default();
+    let trigger = Arc::new(Notify::new());
+    let l = Loop {
+        providers: p,
+        policy: config.validate().unwrap(),
+        config,
+        poll: Duration::from_secs(5),
+        call_timeout: Duration::from_secs(10),
+        lease,
+        metrics: Arc::new(Metrics::new()),
+        health: Arc::new(Health::new(
+            Timestamp::now(),
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        )),
+        trigger: trigger.clone(),
+        pusher: None,
+    };
+    (l, trigger)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_loop_ticks_every_poll_interval_and_stops_on_shutdown() {
+    let (p, world) = providers(false);
+    let (l, _) = the_loop(p, None);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(l.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(12_500)).await;
+    stop.cancel();
+    let ticks = task.await.unwrap();
+    assert_eq!(ticks, 3, "at 0 s, 5 s and 10 s");
+    assert_eq!(world.reads.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_webhooks_is_one_early_tick() {
+    let (p, world) = providers(false);
+    let (l, trigger) = the_loop(p, None);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(l.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    for _ in 0..20 {
+        trigger.notify_one();
+    }
+    // The early tick comes 1 s after the burst, not at the 5 s poll.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        world.reads.load(Ordering::SeqCst),
+        2,
+        "the first tick and one for the burst"
+    );
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    stop.cancel();
+    assert_eq!(
+        task.await.unwrap(),
+        3,
+        "then the poll rhythm again, 5 s after the early tick"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_the_leader_acts_and_the_lease_is_released_on_shutdown() {
+    let (p, world) = providers(true);
+    let mut lease = MockLeadership::new();
+    let mut leads = [false, true].into_iter().cycle();
+    lease
+        .expect_acquire_or_renew()
+        .returning(move |_| Ok(leads.next().unwrap()));
+    lease.expect_release().times(1).returning(|| Ok(()));
+    let (l, _) = the_loop(p, Some(Arc::new(lease)));
+    let metrics = l.metrics.clone();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(l.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(7_000)).await;
+    stop.cancel();
+    assert_eq!(task.await.unwrap(), 2);
+    assert_eq!(
+        world.creates.load(Ordering::SeqCst),
+        1,
+        "only the second tick led"
+    );
+    assert!(metrics.encode().contains("autoscaler_leader 1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_that_cannot_be_renewed_means_following() {
+    let (p, world) = providers(true);
+    let mut lease = MockLeadership::new();
+    lease.expect_acquire_or_renew().returning(|_| {
+        Err(ProviderError::new(
+            Service::Kubernetes,
+            ErrorKind::Transient,
+            "apiserver down",
+        ))
+    });
+    lease.expect_release().returning(|| Ok(()));
+    let (l, _) = the_loop(p, Some(Arc::new(lease)));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(l.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(6_000)).await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(world.creates.load(Ordering::SeqCst), 0);
+}

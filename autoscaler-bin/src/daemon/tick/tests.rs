@@ -1,0 +1,349 @@
+//! The tick against mocked ports: what is called, concurrently, within the timeout, and what is
+//! fed back into the next snapshot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use autoscaler_core::ports::{
+    Cluster, DrainProgress, ErrorKind, MockCloud, MockCluster, MockForge, ProviderError, Service,
+};
+use autoscaler_core::{
+    Config, CreateFailureKind, ForgeCapabilities, Job, Node, Plan, PlannedAction, RunnerPod,
+    Server, Source, Timestamp, synthetic,
+};
+
+use super::*;
+use crate::daemon::execute::{Done, execute};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn now() -> Timestamp {
+    "2026-11-25T10:00:00Z".parse().unwrap()
+}
+
+fn labels() -> Vec<String> {
+    vec!["ubuntu-latest".to_owned()]
+}
+
+fn forge(jobs: Vec<Job>) -> MockForge {
+    let mut f = MockForge::new();
+    f.expect_capabilities().returning(|| {
+        Ok(ForgeCapabilities {
+            can_disable_runners: true,
+        })
+    });
+    f.expect_jobs()
+        .returning(move || Ok(Source::complete(jobs.clone())));
+    f.expect_runners()
+        .returning(|| Ok(Source::complete(vec![])));
+    f
+}
+
+fn cloud(servers: Vec<Server>) -> MockCloud {
+    let mut c = MockCloud::new();
+    c.expect_servers()
+        .returning(move || Ok(Source::complete(servers.clone())));
+    c.expect_budget().return_const(None);
+    c
+}
+
+fn cluster() -> MockCluster {
+    let mut k = MockCluster::new();
+    k.expect_nodes().returning(|| Ok(Source::complete(vec![])));
+    k.expect_runner_pods()
+        .returning(|| Ok(Source::complete(vec![])));
+    k
+}
+
+fn providers(forge: MockForge, cloud: MockCloud, cluster: impl Cluster + 'static) -> Providers {
+    Providers {
+        forge: Arc::new(forge),
+        cloud: Arc::new(cloud),
+        cluster: Arc::new(cluster),
+    }
+}
+
+fn config() -> Config {
+    let mut c = Config {
+        installation: "ci".into(),
+        ..Config::default()
+    };
+    c.pools[0].locations = vec!["nbg1".into(), "fsn1".into()];
+    c
+}
+
+#[tokio::test]
+async fn a_waiting_job_creates_a_server_with_the_pools_shape() {
+    let config = config();
+    let mut cloud = cloud(vec![]);
+    cloud
+        .expect_create_server()
+        .withf(|s| s.pool == "linux" && s.server_type == "ccx33" && s.location == "nbg1")
+        .times(1)
+        .returning(|s| Ok(synthetic::server("ci", &s.pool, 1, &s.name, now())));
+    let p = providers(
+        forge(vec![synthetic::queued_job(1, &labels(), now())]),
+        cloud,
+        cluster(),
+    );
+    let mut memory = Memory::new(&config);
+    let report = tick(
+        &p,
+        &config.validate().unwrap(),
+        &mut memory,
+        now(),
+        true,
+        LIMIT,
+    )
+    .await;
+    assert!(report.read_everything());
+    assert_eq!(report.outcomes.len(), 1);
+    assert!(matches!(report.outcomes[0].result, Ok(Done::Created(_))));
+    assert_eq!(report.calls.len(), 7, "six reads and one create");
+    assert!(!report.follow_up);
+}
+
+#[tokio::test]
+async fn a_replica_that_does_not_lead_reads_and_decides_but_changes_nothing() {
+    let config = config();
+    let mut cloud = cloud(vec![]);
+    cloud.expect_create_server().never();
+    let p = providers(
+        forge(vec![synthetic::queued_job(1, &labels(), now())]),
+        cloud,
+        cluster(),
+    );
+    let mut memory = Memory::new(&config);
+    let report = tick(
+        &p,
+        &config.validate().unwrap(),
+        &mut memory,
+        now(),
+        false,
+        LIMIT,
+    )
+    .await;
+    assert_eq!(
+        report.plan.actions.len(),
+        1,
+        "the plan is still made (for /metrics and plan)"
+    );
+    assert!(report.outcomes.is_empty());
+}
+
+#[tokio::test]
+async fn a_capacity_error_is_fed_back_and_the_next_location_is_tried() {
+    let config = config();
+    let policy = config.validate().unwrap();
+    let mut cloud = cloud(vec![]);
+    cloud
+        .expect_create_server()
+        .withf(|s| s.location == "nbg1")
+        .times(1)
+        .returning(|_| {
+            Err(ProviderError::new(
+                Service::Hetzner,
+                ErrorKind::Capacity,
+                "POST /servers: HTTP 412 resource_unavailable",
+            ))
+        });
+    cloud
+        .expect_create_server()
+        .withf(|s| s.location == "fsn1")
+        .times(1)
+        .returning(|s| Ok(synthetic::server("ci", &s.pool, 2, &s.name, now())));
+    let p = providers(
+        forge(vec![synthetic::queued_job(1, &labels(), now())]),
+        cloud,
+        cluster(),
+    );
+    let mut memory = Memory::new(&config);
+    let first = tick(&p, &policy, &mut memory, now(), true, LIMIT).await;
+    assert!(first.outcomes[0].result.is_err());
+    let later = now() + jiff::SignedDuration::from_secs(5);
+    let second = tick(&p, &policy, &mut memory, later, true, LIMIT).await;
+    assert_eq!(second.snapshot.create_failures.len(), 1);
+    assert_eq!(
+        second.snapshot.create_failures[0].kind,
+        CreateFailureKind::Capacity
+    );
+    assert!(matches!(second.outcomes[0].result, Ok(Done::Created(_))));
+}
+
+#[tokio::test]
+async fn an_unreadable_source_is_unavailable_and_nothing_is_created() {
+    let config = config();
+    let mut f = MockForge::new();
+    f.expect_capabilities().returning(|| {
+        Ok(ForgeCapabilities {
+            can_disable_runners: true,
+        })
+    });
+    f.expect_jobs().returning(|| {
+        Err(ProviderError::new(
+            Service::Gitea,
+            ErrorKind::Transient,
+            "HTTP 502",
+        ))
+    });
+    f.expect_runners()
+        .returning(|| Ok(Source::complete(vec![])));
+    let mut cloud = cloud(vec![]);
+    cloud.expect_create_server().never();
+    let p = providers(f, cloud, cluster());
+    let mut memory = Memory::new(&config);
+    let report = tick(
+        &p,
+        &config.validate().unwrap(),
+        &mut memory,
+        now(),
+        true,
+        LIMIT,
+    )
+    .await;
+    assert!(!report.snapshot.jobs.is_complete());
+    assert_eq!(report.read_errors.len(), 1);
+    assert!(!report.read_everything());
+    assert!(report.outcomes.is_empty());
+}
+
+/// A cluster whose node list never answers.
+struct StuckCluster;
+
+#[async_trait]
+impl Cluster for StuckCluster {
+    async fn nodes(&self) -> Result<Source<Node>, ProviderError> {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(Source::complete(vec![]))
+    }
+    async fn runner_pods(&self) -> Result<Source<RunnerPod>, ProviderError> {
+        Ok(Source::complete(vec![]))
+    }
+    async fn annotate_node(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<String>,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn cordon(&self, _: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn drain(&self, _: &str, _: Timestamp) -> Result<DrainProgress, ProviderError> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(DrainProgress::Drained)
+    }
+    async fn delete_node(&self, _: &str) -> Result<(), ProviderError> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(())
+    }
+    async fn server_version(&self) -> Result<String, ProviderError> {
+        Ok("v1.33.4+k3s1".into())
+    }
+    async fn control_plane_url(&self) -> Result<String, ProviderError> {
+        Ok("https://10.0.0.2:6443".into())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_never_answers_ends_at_the_timeout_as_unavailable() {
+    let config = config();
+    let p = providers(forge(vec![]), cloud(vec![]), StuckCluster);
+    let mut memory = Memory::new(&config);
+    let started = tokio::time::Instant::now();
+    let report = tick(
+        &p,
+        &config.validate().unwrap(),
+        &mut memory,
+        now(),
+        true,
+        LIMIT,
+    )
+    .await;
+    assert_eq!(started.elapsed(), LIMIT);
+    assert!(!report.snapshot.nodes.is_complete());
+    assert_eq!(report.read_errors[0].kind, ErrorKind::Timeout);
+}
+
+fn plan_of(actions: Vec<Action>) -> Plan {
+    Plan {
+        version: autoscaler_core::PLAN_VERSION,
+        now: now(),
+        actions: actions
+            .into_iter()
+            .map(|action| PlannedAction {
+                action,
+                reason: "test".into(),
+            })
+            .collect(),
+        nodes: vec![],
+        pools: vec![],
+        unservable: vec![],
+        warnings: vec![],
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn actions_run_concurrently_and_come_back_in_plan_order() {
+    let p = providers(forge(vec![]), cloud(vec![]), StuckCluster);
+    let plan = plan_of(vec![
+        Action::DeleteNode { node: "a".into() },
+        Action::Drain { node: "b".into() },
+        Action::DeleteNode { node: "c".into() },
+    ]);
+    let started = tokio::time::Instant::now();
+    let snapshot = autoscaler_core::Snapshot::new(now());
+    let outcomes = execute(&p, &plan, &snapshot, now(), LIMIT).await;
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(1),
+        "three 1 s calls at once"
+    );
+    let nodes: Vec<&str> = outcomes.iter().map(|o| o.action.node().unwrap()).collect();
+    assert_eq!(nodes, ["a", "b", "c"]);
+    assert_eq!(
+        outcomes[1].result.as_ref().unwrap(),
+        &Done::Drain(DrainProgress::Drained)
+    );
+}
+
+#[tokio::test]
+async fn a_label_write_replaces_the_labels_last_read_with_one_key_changed() {
+    let server = synthetic::server("ci", "linux", 7, "ci-linux-7", now());
+    let mut expected = server.labels.clone();
+    expected.insert(
+        autoscaler_core::keys::TEARDOWN.into(),
+        now().as_second().to_string(),
+    );
+    let mut cloud = cloud(vec![]);
+    cloud
+        .expect_set_server_labels()
+        .withf(move |id, labels| *id == 7 && *labels == expected)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let p = providers(forge(vec![]), cloud, cluster());
+    let mut snapshot = autoscaler_core::Snapshot::new(now());
+    snapshot.servers = Source::complete(vec![server]);
+    let plan = plan_of(vec![
+        Action::BeginTeardown {
+            server_id: 7,
+            at: now(),
+        },
+        Action::AbortTeardown { server_id: 99 },
+    ]);
+    let outcomes = execute(&p, &plan, &snapshot, now(), LIMIT).await;
+    assert!(outcomes[0].result.is_ok());
+    let e = outcomes[1].result.as_ref().unwrap_err();
+    assert!(
+        e.message.contains("server 99 is not in the snapshot"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_teardown_step_asks_for_a_quick_follow_up() {
+    assert!(moves_teardown_on(&Action::Cordon { node: "n".into() }));
+    assert!(!moves_teardown_on(&Action::ClearIdle { node: "n".into() }));
+}

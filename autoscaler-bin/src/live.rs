@@ -1,0 +1,155 @@
+//! The commands that talk to the real services: `plan` (read-only) and `run`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use autoscaler_core::Timestamp;
+use autoscaler_core::ports::Leadership;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::daemon::{Loop, Memory, Pusher, tick};
+use crate::failure::Failure;
+use crate::health::Health;
+use crate::http::{AppState, router};
+use crate::metrics::Metrics;
+use crate::settings::{self, ProcessEnv, Settings};
+use crate::{logging, wiring};
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Service(format!("cannot start the runtime: {e}")))
+}
+
+fn settings(config: Option<&Path>) -> Result<Settings, Failure> {
+    let path = config.map(|p| p.display().to_string());
+    settings::load(&ProcessEnv, path.as_deref()).map_err(|p| Failure::Input(p.to_string()))
+}
+
+/// One read-only tick against the real services: prints the plan with its reasons and every
+/// node's state, and changes nothing.
+pub(crate) fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
+    let s = settings(config)?;
+    let policy = s
+        .core
+        .validate()
+        .map_err(|e| Failure::Input(e.to_string()))?;
+    runtime()?.block_on(async {
+        let wired = wiring::connect(&s).await?;
+        let mut memory = Memory::new(&s.core);
+        let report = tick(
+            &wired.providers,
+            &policy,
+            &mut memory,
+            Timestamp::now(),
+            false,
+            s.daemon.call_timeout,
+        )
+        .await;
+        if json {
+            let text = serde_json::to_string_pretty(&report.plan)
+                .map_err(|e| Failure::Output(e.to_string()))?;
+            println!("{text}");
+        } else {
+            print!("{}", report.plan);
+            for e in &report.read_errors {
+                println!("could not read: {e}");
+            }
+            println!("(read-only: nothing was changed)");
+        }
+        Ok(())
+    })
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+async fn on_signal(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down: finishing the tick under way");
+    token.cancel();
+}
+
+/// The daemon: the loop, the HTTP server, leader election and signals.
+pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
+    let s = settings(config)?;
+    logging::init(s.daemon.log_format);
+    let policy = s
+        .core
+        .validate()
+        .map_err(|e| Failure::Input(e.to_string()))?;
+    runtime()?.block_on(async move {
+        let wired = wiring::connect(&s).await?;
+        let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(Health::new(
+            Timestamp::now(),
+            s.daemon.poll_interval,
+            s.daemon.call_timeout,
+        ));
+        let trigger = Arc::new(Notify::new());
+        let shutdown = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind(s.daemon.listen)
+            .await
+            .map_err(|e| Failure::Service(format!("cannot listen on {}: {e}", s.daemon.listen)))?;
+        let app = router(Arc::new(AppState {
+            metrics: metrics.clone(),
+            health: health.clone(),
+            trigger: trigger.clone(),
+            webhook_secret: s.gitea.webhook_secret.as_ref().map(|w| w.value.clone()),
+        }));
+        let server = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .into_future(),
+        );
+        tokio::spawn(on_signal(shutdown.clone()));
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            installation = %s.core.installation,
+            pools = s.core.pools.len(),
+            max_nodes = s.core.max_nodes,
+            listen = %s.daemon.listen,
+            leader_election = s.daemon.leader_election,
+            webhook = s.gitea.webhook_secret.is_some(),
+            "starting"
+        );
+        let the_loop = Loop {
+            providers: wired.providers,
+            config: s.core.clone(),
+            policy,
+            poll: s.daemon.poll_interval,
+            call_timeout: s.daemon.call_timeout,
+            lease: wired.lease.map(|l| Arc::new(l) as Arc<dyn Leadership>),
+            metrics,
+            health,
+            trigger,
+            pusher: s.daemon.pushgateway_url.clone().map(|url| Pusher {
+                http: wired.http.clone(),
+                url,
+            }),
+        };
+        the_loop.run(shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = server.await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,19 @@
+//! Logs: `tracing`, for people or as JSON lines (`LOG_FORMAT`), filtered by `RUST_LOG`
+//! (default `info`). Nothing logged holds a secret: tokens live in `SecretString`s and the
+//! providers' errors never include them.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::settings::LogFormat;
+
+/// Installs the global subscriber; a second call is ignored.
+pub(crate) fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}

@@ -1,0 +1,453 @@
+//! Prometheus metrics: what the autoscaler sees, does and costs.
+//!
+//! Names the seed daemon used keep their names where they still mean the same
+//! (`autoscaler_managed_nodes`, `autoscaler_nodes_created_total`, the `*_api_duration_seconds`
+//! histograms, `autoscaler_loop_duration_seconds`, `autoscaler_provisioning_duration_seconds`,
+//! `autoscaler_last_success_timestamp_seconds`, …), so existing dashboards keep working.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use autoscaler_core::ports::{Price, Service};
+use autoscaler_core::{Action, JobStatus, Timestamp, period_end};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::daemon::TickReport;
+use crate::daemon::execute::Done;
+
+type Labels2 = [(&'static str, String); 2];
+type Labels1 = [(&'static str, String); 1];
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn histogram(buckets: Vec<f64>) -> Histogram {
+    Histogram::new(buckets)
+}
+
+/// What is remembered to record each event once.
+#[derive(Default)]
+struct Seen {
+    started_jobs: BTreeSet<u64>,
+    joined_nodes: BTreeSet<String>,
+    /// Started hours already counted per server.
+    billed_hours: BTreeMap<u64, i64>,
+}
+
+/// Every metric the daemon exposes.
+pub(crate) struct Metrics {
+    pub(crate) registry: Registry,
+    managed_nodes: Family<Labels2, Gauge>,
+    desired_nodes: Gauge,
+    jobs_waiting: Gauge,
+    jobs_running: Gauge,
+    nodes_created: Counter,
+    created_by_placement: Family<Labels2, Counter>,
+    placement_unavailable: Family<Labels2, Counter>,
+    nodes_deleted: Counter,
+    scale_up_errors: Counter,
+    scale_down_errors: Counter,
+    runners_deregistered: Counter,
+    actions: Family<Labels2, Counter>,
+    api_errors: Family<Labels2, Counter>,
+    api_duration: [Histogram; 3],
+    loop_duration: Histogram,
+    queue_wait: Histogram,
+    provisioning: Histogram,
+    join: Histogram,
+    last_success: Gauge,
+    hetzner_remaining: Gauge,
+    euros_per_hour: FloatGauge,
+    euros_spent: Counter<f64, AtomicU64>,
+    leader: Gauge,
+    webhooks: Family<Labels1, Counter>,
+    prices: Mutex<BTreeMap<(String, String), f64>>,
+    seen: Mutex<Seen>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut r = Registry::default();
+        let m = Self {
+            managed_nodes: Family::default(),
+            desired_nodes: Gauge::default(),
+            jobs_waiting: Gauge::default(),
+            jobs_running: Gauge::default(),
+            nodes_created: Counter::default(),
+            created_by_placement: Family::default(),
+            placement_unavailable: Family::default(),
+            nodes_deleted: Counter::default(),
+            scale_up_errors: Counter::default(),
+            scale_down_errors: Counter::default(),
+            runners_deregistered: Counter::default(),
+            actions: Family::default(),
+            api_errors: Family::default(),
+            api_duration: std::array::from_fn(|_| {
+                histogram(exponential_buckets(0.01, 2.0, 12).collect())
+            }),
+            loop_duration: histogram(exponential_buckets(0.01, 2.0, 12).collect()),
+            queue_wait: histogram(vec![
+                1.0, 5.0, 10.0, 15.0, 30.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1800.0,
+            ]),
+            provisioning: histogram(vec![30.0, 60.0, 90.0, 120.0, 180.0, 240.0, 300.0, 600.0]),
+            join: histogram(vec![5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]),
+            last_success: Gauge::default(),
+            hetzner_remaining: Gauge::default(),
+            euros_per_hour: FloatGauge::default(),
+            euros_spent: Counter::default(),
+            leader: Gauge::default(),
+            webhooks: Family::default(),
+            prices: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(Seen::default()),
+            registry: Registry::default(),
+        };
+        r.register(
+            "autoscaler_managed_nodes",
+            "Managed machines by state and pool",
+            m.managed_nodes.clone(),
+        );
+        r.register(
+            "autoscaler_desired_nodes",
+            "Servers wanted after the last plan, all pools",
+            m.desired_nodes.clone(),
+        );
+        r.register(
+            "autoscaler_jobs_waiting",
+            "Runnable jobs waiting for a runner",
+            m.jobs_waiting.clone(),
+        );
+        r.register(
+            "autoscaler_jobs_running",
+            "Jobs a runner is working on",
+            m.jobs_running.clone(),
+        );
+        r.register(
+            "autoscaler_nodes_created",
+            "Servers created",
+            m.nodes_created.clone(),
+        );
+        r.register(
+            "autoscaler_nodes_created_by_placement",
+            "Servers created per server type and location",
+            m.created_by_placement.clone(),
+        );
+        r.register(
+            "autoscaler_placement_unavailable",
+            "Times Hetzner had no capacity for a server type in a location",
+            m.placement_unavailable.clone(),
+        );
+        r.register(
+            "autoscaler_nodes_deleted",
+            "Servers deleted",
+            m.nodes_deleted.clone(),
+        );
+        r.register(
+            "autoscaler_scale_up_errors",
+            "Failed create calls",
+            m.scale_up_errors.clone(),
+        );
+        r.register(
+            "autoscaler_scale_down_errors",
+            "Failed teardown steps",
+            m.scale_down_errors.clone(),
+        );
+        r.register(
+            "autoscaler_runners_deregistered",
+            "Runners deleted from Gitea",
+            m.runners_deregistered.clone(),
+        );
+        r.register(
+            "autoscaler_actions",
+            "Actions carried out, by kind and result",
+            m.actions.clone(),
+        );
+        r.register(
+            "autoscaler_api_errors",
+            "Failed API calls by service and kind",
+            m.api_errors.clone(),
+        );
+        r.register(
+            "autoscaler_gitea_api_duration_seconds",
+            "Gitea API latency",
+            m.api_duration[0].clone(),
+        );
+        r.register(
+            "autoscaler_hetzner_api_duration_seconds",
+            "Hetzner API latency",
+            m.api_duration[1].clone(),
+        );
+        r.register(
+            "autoscaler_k8s_api_duration_seconds",
+            "Kubernetes API latency",
+            m.api_duration[2].clone(),
+        );
+        r.register(
+            "autoscaler_loop_duration_seconds",
+            "Tick duration",
+            m.loop_duration.clone(),
+        );
+        r.register(
+            "autoscaler_queue_wait_seconds",
+            "From a job's creation to a runner starting it",
+            m.queue_wait.clone(),
+        );
+        r.register(
+            "autoscaler_provisioning_duration_seconds",
+            "From server creation to its node registering",
+            m.provisioning.clone(),
+        );
+        r.register(
+            "autoscaler_join_duration_seconds",
+            "From a node registering to it being Ready",
+            m.join.clone(),
+        );
+        r.register(
+            "autoscaler_last_success_timestamp_seconds",
+            "Unix time of the last tick that read every source",
+            m.last_success.clone(),
+        );
+        r.register(
+            "autoscaler_hetzner_requests_remaining",
+            "Hetzner API requests left in the hour",
+            m.hetzner_remaining.clone(),
+        );
+        r.register(
+            "autoscaler_cost_euros_per_hour",
+            "Hourly price of the servers that exist now (net, EUR)",
+            m.euros_per_hour.clone(),
+        );
+        r.register(
+            "autoscaler_cost_euros",
+            "Started server hours paid since this process started (net, EUR)",
+            m.euros_spent.clone(),
+        );
+        r.register(
+            "autoscaler_leader",
+            "1 when this replica leads",
+            m.leader.clone(),
+        );
+        r.register(
+            "autoscaler_webhook_deliveries",
+            "Webhook deliveries by result",
+            m.webhooks.clone(),
+        );
+        Self { registry: r, ..m }
+    }
+
+    /// Hourly prices by (server type, location), read from Hetzner.
+    pub(crate) fn set_prices(&self, prices: &[Price]) {
+        let mut p = self.prices.lock().unwrap_or_else(|e| e.into_inner());
+        for price in prices {
+            p.insert(
+                (price.server_type.clone(), price.location.clone()),
+                price.hourly_net,
+            );
+        }
+    }
+
+    pub(crate) fn webhook(&self, result: &str) {
+        self.webhooks
+            .get_or_create(&[("result", result.to_owned())])
+            .inc();
+    }
+
+    pub(crate) fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    fn histogram_of(&self, s: Service) -> &Histogram {
+        &self.api_duration[match s {
+            Service::Gitea => 0,
+            Service::Hetzner => 1,
+            Service::Kubernetes => 2,
+        }]
+    }
+
+    /// Records everything one tick saw and did.
+    pub(crate) fn record(&self, r: &TickReport, now: Timestamp) {
+        self.loop_duration.observe(r.seconds);
+        if r.read_everything() {
+            self.last_success.set(now.as_second());
+        }
+        for c in &r.calls {
+            self.histogram_of(c.service).observe(c.seconds);
+            if let Some(kind) = c.error {
+                self.api_errors
+                    .get_or_create(&[
+                        ("service", c.service.as_str().to_owned()),
+                        ("kind", kind.as_str().to_owned()),
+                    ])
+                    .inc();
+            }
+        }
+        if let Some(b) = r.snapshot.hetzner_budget {
+            self.hetzner_remaining.set(i64::from(b.remaining));
+        }
+        self.managed_nodes.clear();
+        for n in &r.plan.nodes {
+            self.managed_nodes
+                .get_or_create(&[
+                    ("state", n.state.name().to_owned()),
+                    ("pool", n.pool.clone()),
+                ])
+                .inc();
+        }
+        self.desired_nodes
+            .set(r.plan.pools.iter().map(|p| i64::from(p.desired)).sum());
+        let jobs = r.snapshot.jobs.items();
+        self.jobs_waiting.set(
+            jobs.iter()
+                .filter(|j| j.status == JobStatus::Queued)
+                .count() as i64,
+        );
+        self.jobs_running.set(
+            jobs.iter()
+                .filter(|j| j.status == JobStatus::InProgress)
+                .count() as i64,
+        );
+        self.record_outcomes(r);
+        self.record_first_times(r, now);
+    }
+
+    fn record_outcomes(&self, r: &TickReport) {
+        for o in &r.outcomes {
+            let ok = o.result.is_ok();
+            self.actions
+                .get_or_create(&[
+                    ("action", o.action.kind().to_owned()),
+                    ("result", if ok { "ok" } else { "error" }.to_owned()),
+                ])
+                .inc();
+            match (&o.action, &o.result) {
+                (
+                    Action::CreateServer {
+                        server_type,
+                        location,
+                        ..
+                    },
+                    Ok(_),
+                ) => {
+                    self.nodes_created.inc();
+                    self.created_by_placement
+                        .get_or_create(&[
+                            ("server_type", server_type.clone()),
+                            ("location", location.clone()),
+                        ])
+                        .inc();
+                }
+                (
+                    Action::CreateServer {
+                        server_type,
+                        location,
+                        ..
+                    },
+                    Err(e),
+                ) => {
+                    self.scale_up_errors.inc();
+                    if e.kind == autoscaler_core::ports::ErrorKind::Capacity {
+                        self.placement_unavailable
+                            .get_or_create(&[
+                                ("server_type", server_type.clone()),
+                                ("location", location.clone()),
+                            ])
+                            .inc();
+                    }
+                }
+                (Action::DeleteServer { .. }, Ok(_)) => {
+                    self.nodes_deleted.inc();
+                }
+                (Action::DeleteRunner { .. }, Ok(_)) => {
+                    self.runners_deregistered.inc();
+                }
+                (a, Err(_)) if a.is_destructive() => {
+                    self.scale_down_errors.inc();
+                }
+                (Action::RecordJoined { server_id, at }, Ok(Done::Ok)) => {
+                    if let Some(s) = r
+                        .snapshot
+                        .servers
+                        .items()
+                        .iter()
+                        .find(|s| s.id == *server_id)
+                    {
+                        self.provisioning
+                            .observe(at.duration_since(s.created).as_secs_f64().max(0.0));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Queue waits, join times and paid hours: each recorded once, when first seen.
+    fn record_first_times(&self, r: &TickReport, now: Timestamp) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let running: BTreeSet<u64> = r
+            .snapshot
+            .jobs
+            .items()
+            .iter()
+            .filter(|j| j.status == JobStatus::InProgress)
+            .map(|j| j.id)
+            .collect();
+        for j in r.snapshot.jobs.items() {
+            if let (JobStatus::InProgress, Some(started)) = (j.status, j.started)
+                && seen.started_jobs.insert(j.id)
+            {
+                self.queue_wait
+                    .observe(started.duration_since(j.created).as_secs_f64().max(0.0));
+            }
+        }
+        if r.snapshot.jobs.is_complete() {
+            seen.started_jobs.retain(|id| running.contains(id));
+        }
+        for n in r.snapshot.nodes.items() {
+            if let (true, Some(ready), Some(created)) = (n.ready, n.ready_since, n.created)
+                && seen.joined_nodes.insert(n.name.clone())
+            {
+                self.join
+                    .observe(ready.duration_since(created).as_secs_f64().max(0.0));
+            }
+        }
+        let prices = self.prices.lock().unwrap_or_else(|e| e.into_inner());
+        let mut per_hour = 0.0;
+        for s in r.snapshot.servers.items() {
+            let price = prices
+                .get(&(s.server_type.clone(), s.location.clone()))
+                .copied()
+                .unwrap_or(0.0);
+            per_hour += price;
+            // Every started hour is paid: the hours up to the end of the current paid period.
+            let paid_until = period_end(s.created, now, jiff::SignedDuration::from_hours(1));
+            let hours = paid_until.duration_since(s.created).as_hours();
+            let counted = seen.billed_hours.entry(s.id).or_insert(0);
+            if hours > *counted {
+                self.euros_spent.inc_by(price * (hours - *counted) as f64);
+                *counted = hours;
+            }
+        }
+        self.euros_per_hour.set(per_hour);
+        if r.snapshot.servers.is_complete() {
+            let ids: BTreeSet<u64> = r.snapshot.servers.items().iter().map(|s| s.id).collect();
+            seen.billed_hours.retain(|id, _| ids.contains(id));
+        }
+    }
+
+    /// The registry in Prometheus' text format (OpenMetrics for `/metrics`).
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).unwrap_or_default();
+        out
+    }
+
+    /// The registry in the 0.0.4 text format the Pushgateway keeps types of.
+    pub(crate) fn encode_for_push(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            .unwrap_or_default();
+        out
+    }
+}

@@ -1,0 +1,98 @@
+//! Building the real providers from the settings: one HTTP client for Gitea and Hetzner (rustls
+//! with ring, the provider kube uses too), kube from the in-cluster service account or
+//! `KUBECONFIG`, and the join data read from the cluster unless configured.
+
+use std::sync::Arc;
+
+use autoscaler_gitea::{GiteaClient, GiteaConfig};
+use autoscaler_hetzner::{HetznerClient, HetznerConfig, K3sJoin};
+use autoscaler_k3s::{ClusterConfig, K3sCluster, LeaseLock};
+
+use crate::daemon::Providers;
+use crate::failure::Failure;
+use crate::settings::Settings;
+
+/// The providers, and the lease when leader election is on.
+pub(crate) struct Wired {
+    pub(crate) providers: Providers,
+    /// The HTTP client the providers share (for the Pushgateway too).
+    pub(crate) http: reqwest::Client,
+    pub(crate) lease: Option<LeaseLock>,
+}
+
+/// Installs the process's one rustls crypto provider. Idempotent.
+pub(crate) fn install_crypto() {
+    // An error only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Connects to the three services.
+pub(crate) async fn connect(s: &Settings) -> Result<Wired, Failure> {
+    install_crypto();
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("gitea-ci-autoscaler/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Failure::Service(format!("cannot build the HTTP client: {e}")))?;
+    let mut cluster_config = ClusterConfig::new(s.core.installation.clone());
+    cluster_config.runner_namespace = s.k3s.runner_namespace.clone();
+    cluster_config.runner_selector = s.k3s.runner_selector.clone();
+    cluster_config.timeout = s.daemon.call_timeout;
+    let cluster = K3sCluster::connect(cluster_config)
+        .await
+        .map_err(|e| Failure::Service(format!("Kubernetes: {e}")))?;
+    let version = match &s.k3s.version {
+        Some(v) => v.clone(),
+        None => cluster.version().await.map_err(|e| {
+            Failure::Service(format!(
+                "cannot read the K3s version (set K3S_VERSION): {e}"
+            ))
+        })?,
+    };
+    let server_url = match &s.k3s.server_url {
+        Some(u) => u.clone(),
+        None => cluster
+            .control_plane()
+            .await
+            .map_err(|e| Failure::Service(format!("cannot find the K3s server URL: {e}")))?,
+    };
+    let mut join = K3sJoin::new(server_url, s.k3s.join_token.value.clone(), version);
+    join.agent_args = s.k3s.agent_args.clone();
+    let mut hetzner = HetznerConfig::new(
+        s.hetzner.token.value.clone(),
+        s.core.installation.clone(),
+        join,
+    );
+    hetzner.url = s.hetzner.url.clone();
+    hetzner.timeout = s.daemon.call_timeout;
+    hetzner.ssh_keys = s.hetzner.ssh_keys.clone();
+    hetzner.enable_ipv4 = s.hetzner.enable_ipv4;
+    hetzner.networks = s.hetzner.networks.clone();
+    hetzner.firewalls = s.hetzner.firewalls.clone();
+    let cloud =
+        HetznerClient::new(http.clone(), hetzner).map_err(|e| Failure::Input(e.to_string()))?;
+    let mut gitea = GiteaConfig::new(
+        s.gitea.url.clone(),
+        s.gitea.token.value.clone(),
+        s.gitea.scope.clone(),
+    );
+    gitea.timeout = s.daemon.call_timeout;
+    let forge = GiteaClient::new(http.clone(), gitea).map_err(|e| Failure::Input(e.to_string()))?;
+    let lease = s.daemon.leader_election.then(|| {
+        LeaseLock::new(
+            cluster.client(),
+            &s.daemon.namespace,
+            s.daemon.lease_name.clone(),
+            s.daemon.identity.clone(),
+            s.daemon.poll_interval * 3 + std::time::Duration::from_secs(10),
+        )
+    });
+    Ok(Wired {
+        http,
+        providers: Providers {
+            forge: Arc::new(forge),
+            cloud: Arc::new(cloud),
+            cluster: Arc::new(cluster),
+        },
+        lease,
+    })
+}
