@@ -1,12 +1,10 @@
 //! Contract tests: every request the client can send exists in Gitea 1.26.4's spec (method,
 //! path, query parameters, body), and every body the fake answers with fits the spec's schema.
 
-mod fake;
-
 use autoscaler_contract::{Request, Spec};
 use autoscaler_core::ports::Forge;
+use autoscaler_fakes::gitea::{FakeGitea, State, TOKEN, job, query_of, runner};
 use autoscaler_gitea::{GiteaClient, GiteaConfig, Scope};
-use fake::{FakeGitea, State, TOKEN, job, query_of, runner};
 use secrecy::SecretString;
 use wiremock::{Mock, MockServer};
 

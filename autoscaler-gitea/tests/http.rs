@@ -1,13 +1,11 @@
 //! The client against a loopback fake Gitea: exact requests, every page, every documented error.
 
-mod fake;
-
 use std::time::Duration;
 
 use autoscaler_core::ports::{ErrorKind, Forge};
 use autoscaler_core::{JobStatus, Source};
+use autoscaler_fakes::gitea::{FakeGitea, State, TOKEN, job, runner};
 use autoscaler_gitea::{GiteaClient, GiteaConfig, Scope};
-use fake::{FakeGitea, State, TOKEN, job, runner};
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::matchers::{method, path};

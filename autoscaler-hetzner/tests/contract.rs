@@ -1,14 +1,12 @@
 //! Contract tests: every request the client can send exists in Hetzner Cloud's spec (method,
 //! path, query parameters, body), and every body the fake answers with fits the spec's schema.
 
-mod fake;
-
 use std::collections::BTreeMap;
 
 use autoscaler_contract::{Request, Spec};
 use autoscaler_core::ports::{Cloud, NewServer};
+use autoscaler_fakes::hetzner::{FakeHetzner, State, TOKEN, query_of, selects, server};
 use autoscaler_hetzner::{HetznerClient, HetznerConfig, K3sJoin};
-use fake::{FakeHetzner, State, TOKEN, query_of, selects, server};
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::matchers::any;

@@ -1,15 +1,13 @@
 //! The client against a loopback fake Hetzner Cloud: exact requests, every page, every
 //! documented error, the request budget.
 
-mod fake;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use autoscaler_core::ports::{Cloud, ErrorKind, NewServer};
 use autoscaler_core::{ServerStatus, Source};
+use autoscaler_fakes::hetzner::{FakeHetzner, State, TOKEN, server};
 use autoscaler_hetzner::{HetznerClient, HetznerConfig, K3sJoin};
-use fake::{FakeHetzner, State, TOKEN, server};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wiremock::matchers::any;

@@ -1,14 +1,12 @@
 //! The cluster port against a loopback fake API server, through kube's real client stack.
 
-mod fake;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use autoscaler_core::ports::{Cluster, DrainProgress, ErrorKind, Leadership};
 use autoscaler_core::{PodPhase, Source, Timestamp, keys};
+use autoscaler_fakes::kube::{FakeKube, State, node, pod};
 use autoscaler_k3s::{ClusterConfig, K3sCluster, LeaseLock, client_config};
-use fake::{FakeKube, State, node, pod};
 use serde_json::json;
 
 async fn client(url: &str, timeout: Duration) -> kube::Client {

@@ -4,8 +4,6 @@
 //! PodDisruptionBudget, scripted 500 or hang), leases with `resourceVersion` conflicts, and
 //! `/version`. kube-rs talks to it through its real client stack, retry layer included.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -5,8 +5,6 @@
 //! quota (403 `resource_limit_exceeded`) errors, and scripted faults. The contract tests check
 //! its bodies against the spec.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 

@@ -3,8 +3,6 @@
 //! unknown status is a 400, a runner outside the list is a 404 "Runner not found", and every
 //! error body is `{"message", "url"}`. The contract tests check its bodies against the spec.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
