@@ -115,3 +115,121 @@ async fn hook(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use autoscaler_gitea::webhook::sign;
+
+    use super::*;
+
+    const SECRET: &str = "hook-secret";
+    const BODY: &str = r#"{"action": "queued", "workflow_job": {"id": 7, "labels": ["ubuntu-latest"],
+        "status": "queued", "created_at": "2026-11-25T10:00:00Z",
+        "url": "https://g/api/v1/repos/a/b/actions/jobs/7"}}"#;
+
+    async fn serve(secret: Option<&str>) -> (String, Arc<AppState>) {
+        let state = Arc::new(AppState {
+            metrics: Arc::new(Metrics::new()),
+            health: Arc::new(Health::new(
+                Timestamp::now(),
+                Duration::from_secs(5),
+                Duration::from_secs(10),
+            )),
+            trigger: Arc::new(Notify::new()),
+            webhook_secret: secret.map(|s| SecretString::from(s.to_owned())),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, state)
+    }
+
+    fn client() -> reqwest::Client {
+        crate::wiring::install_crypto();
+        reqwest::Client::new()
+    }
+
+    async fn deliver(url: &str, signature: &str, body: &str) -> reqwest::Response {
+        client()
+            .post(format!("{url}/webhook"))
+            .header("X-Gitea-Event", "workflow_job")
+            .header("X-Gitea-Signature", signature)
+            .header("Content-Type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_signed_delivery_triggers_a_tick() {
+        let (url, state) = serve(Some(SECRET)).await;
+        let sig = sign(&SecretString::from(SECRET), BODY.as_bytes());
+        let resp = deliver(&url, &sig, BODY).await;
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        tokio::time::timeout(Duration::from_secs(1), state.trigger.notified())
+            .await
+            .expect("the loop was woken");
+        assert!(
+            state
+                .metrics
+                .encode()
+                .contains(r#"autoscaler_webhook_deliveries_total{result="queued"} 1"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn forged_unreadable_and_unwanted_deliveries_are_refused() {
+        let (url, state) = serve(Some(SECRET)).await;
+        let forged = sign(&SecretString::from("guess"), BODY.as_bytes());
+        assert_eq!(
+            deliver(&url, &forged, BODY).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        let junk = "{not json";
+        let sig = sign(&SecretString::from(SECRET), junk.as_bytes());
+        let resp = deliver(&url, &sig, junk).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert!(resp.text().await.unwrap().contains("workflow_job body"));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), state.trigger.notified())
+                .await
+                .is_err(),
+            "nothing woke the loop"
+        );
+        let (url, _) = serve(None).await;
+        assert_eq!(
+            deliver(&url, &forged, BODY).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics_are_served() {
+        let (url, state) = serve(None).await;
+        let get = |path: &str| client().get(format!("{url}{path}")).send();
+        assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            get("/readyz").await.unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        state.health.ticked(Timestamp::now(), true);
+        assert_eq!(get("/readyz").await.unwrap().status(), StatusCode::OK);
+        let resp = get("/metrics").await.unwrap();
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
+        let text = resp.text().await.unwrap();
+        assert!(
+            text.contains("# TYPE autoscaler_loop_duration_seconds histogram"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -451,3 +451,132 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use autoscaler_core::ports::{ErrorKind, ProviderError};
+    use autoscaler_core::{Config, Snapshot, Source, decide, synthetic};
+
+    use super::*;
+    use crate::daemon::{Call, Outcome};
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn report(now: Timestamp) -> TickReport {
+        let policy = Config::default().validate().unwrap();
+        let mut snapshot = Snapshot::new(now);
+        let mut job =
+            synthetic::queued_job(1, &["ubuntu-latest".to_owned()], t("2026-11-25T10:00:00Z"));
+        job.status = JobStatus::InProgress;
+        job.started = Some(t("2026-11-25T10:00:42Z"));
+        job.runner_id = Some(3);
+        snapshot.jobs = Source::complete(vec![
+            job,
+            synthetic::queued_job(2, &["ubuntu-latest".to_owned()], now),
+        ]);
+        snapshot.runners = Source::complete(vec![]);
+        snapshot.servers = Source::complete(vec![synthetic::server(
+            "default",
+            "linux",
+            5,
+            "default-linux-5",
+            t("2026-11-25T09:30:00Z"),
+        )]);
+        snapshot.nodes = Source::complete(vec![]);
+        snapshot.pods = Source::complete(vec![]);
+        let plan = decide(&policy, &snapshot);
+        let create = |location: &str| Action::CreateServer {
+            pool: "linux".into(),
+            name: "x".into(),
+            server_type: "ccx33".into(),
+            location: location.into(),
+            image: "ubuntu-24.04".into(),
+            labels: Default::default(),
+            node_labels: Default::default(),
+        };
+        let call = Call {
+            service: Service::Hetzner,
+            name: "create_server",
+            seconds: 0.2,
+            error: None,
+        };
+        TickReport {
+            outcomes: vec![
+                Outcome {
+                    action: create("nbg1"),
+                    result: Ok(Done::Ok),
+                    call: call.clone(),
+                },
+                Outcome {
+                    action: create("fsn1"),
+                    result: Err(ProviderError::new(
+                        Service::Hetzner,
+                        ErrorKind::Capacity,
+                        "412",
+                    )),
+                    call: Call {
+                        error: Some(ErrorKind::Capacity),
+                        ..call.clone()
+                    },
+                },
+            ],
+            calls: vec![
+                call.clone(),
+                Call {
+                    error: Some(ErrorKind::Capacity),
+                    ..call
+                },
+            ],
+            snapshot,
+            plan,
+            read_errors: vec![],
+            follow_up: false,
+            seconds: 0.3,
+        }
+    }
+
+    #[test]
+    fn a_tick_becomes_the_documented_series() {
+        let m = Metrics::new();
+        m.set_prices(&[Price {
+            server_type: "cx33".into(),
+            location: "nbg1".into(),
+            hourly_net: 0.08,
+            hourly_gross: 0.0952,
+        }]);
+        let now = t("2026-11-25T10:10:00Z");
+        m.record(&report(now), now);
+        // The same server, still in its first paid hour, is not paid twice.
+        m.record(&report(now), t("2026-11-25T10:20:00Z"));
+        let text = m.encode();
+        for line in [
+            "autoscaler_nodes_created_total 2",
+            r#"autoscaler_nodes_created_by_placement_total{server_type="ccx33",location="nbg1"} 2"#,
+            r#"autoscaler_placement_unavailable_total{server_type="ccx33",location="fsn1"} 2"#,
+            "autoscaler_scale_up_errors_total 2",
+            r#"autoscaler_api_errors_total{service="hetzner",kind="capacity"} 2"#,
+            "autoscaler_jobs_waiting 1",
+            "autoscaler_jobs_running 1",
+            "autoscaler_queue_wait_seconds_sum 42.0",
+            "autoscaler_queue_wait_seconds_count 1",
+            "autoscaler_cost_euros_per_hour 0.08",
+            "autoscaler_cost_euros_total 0.08",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        let last = format!(
+            "autoscaler_last_success_timestamp_seconds {}",
+            t("2026-11-25T10:20:00Z").as_second()
+        );
+        assert!(text.contains(&last), "{text}");
+        // Past the paid hour, the next started hour is paid.
+        m.record(&report(now), t("2026-11-25T10:31:00Z"));
+        assert!(m.encode().contains("autoscaler_cost_euros_total 0.16"));
+        assert!(
+            m.encode_for_push()
+                .contains("# TYPE autoscaler_nodes_created_total counter")
+        );
+    }
+}

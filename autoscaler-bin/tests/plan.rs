@@ -1,0 +1,119 @@
+//! `plan` end to end: the real binary against loopback Gitea, Hetzner and Kubernetes fakes.
+//! It must print the plan with its reasons and change nothing.
+
+use std::process::Command;
+
+use autoscaler_fakes::{gitea, hetzner, kube};
+use serde_json::json;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer};
+
+struct Services {
+    gitea: MockServer,
+    hetzner: MockServer,
+    hetzner_fake: hetzner::FakeHetzner,
+    kube_url: String,
+    dir: std::path::PathBuf,
+}
+
+async fn services() -> Services {
+    let gitea = MockServer::start().await;
+    let g = gitea::FakeGitea::new(gitea::State {
+        jobs: vec![gitea::job(1, "queued", &["ubuntu-latest"], None)],
+        ..gitea::State::default()
+    });
+    Mock::given(any()).respond_with(g).mount(&gitea).await;
+    let hetzner = MockServer::start().await;
+    let hetzner_fake = hetzner::FakeHetzner::new(hetzner::State::default());
+    Mock::given(any())
+        .respond_with(hetzner_fake.clone())
+        .mount(&hetzner)
+        .await;
+    let k = kube::FakeKube::with(kube::State {
+        control_plane: vec![("10.0.0.2".into(), true)],
+        ..kube::State::default()
+    });
+    let kube_url = k.start().await;
+    let dir = std::env::temp_dir().join(format!(
+        "gca-plan-{}-{}",
+        std::process::id(),
+        kube_url.len()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    Services {
+        gitea,
+        hetzner,
+        hetzner_fake,
+        kube_url,
+        dir,
+    }
+}
+
+fn plan_command(s: &Services, json: bool) -> Command {
+    let kubeconfig = s.dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{}}\n",
+            s.kube_url
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitea-ci-autoscaler"));
+    cmd.arg("plan");
+    if json {
+        cmd.arg("--json");
+    }
+    cmd.env_clear()
+        .env("KUBECONFIG", &kubeconfig)
+        .env("GITEA_API_URL", s.gitea.uri())
+        .env("GITEA_ADMIN_TOKEN", gitea::TOKEN)
+        .env("HETZNER_API_URL", format!("{}/v1", s.hetzner.uri()))
+        .env("HETZNER_API_TOKEN", hetzner::TOKEN)
+        .env("CLUSTER_SECRET", "K10-join-secret-for-the-plan-test")
+        .env("INSTALLATION", "ci");
+    cmd
+}
+
+async fn output(mut cmd: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_prints_the_plan_and_changes_nothing() {
+    let s = services().await;
+    let out = output(plan_command(&s, false)).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{err}");
+    assert!(
+        text.contains("create ci-linux-") && text.contains("(ccx33, nbg1)"),
+        "{text}"
+    );
+    assert!(text.contains("(read-only: nothing was changed)"), "{text}");
+    assert!(!text.contains("K10-join-secret") && !err.contains("K10-join-secret"));
+    // Read-only: Hetzner saw only reads.
+    let reqs = s.hetzner.received_requests().await.unwrap();
+    assert!(!reqs.is_empty());
+    assert!(reqs.iter().all(|r| r.method.as_str() == "GET"), "{reqs:?}");
+    assert!(s.hetzner_fake.server_labels().is_empty());
+
+    let out = output(plan_command(&s, true)).await;
+    assert!(out.status.success());
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["actions"][0]["action"], json!("create_server"));
+    assert_eq!(plan["actions"][0]["location"], json!("nbg1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_without_a_cluster_says_so_and_exits_1() {
+    let s = services().await;
+    let mut cmd = plan_command(&s, false);
+    cmd.env("KUBECONFIG", s.dir.join("missing-kubeconfig"));
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Kubernetes"), "{err}");
+}
