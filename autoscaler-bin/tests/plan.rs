@@ -34,11 +34,9 @@ async fn services() -> Services {
         ..kube::State::default()
     });
     let kube_url = k.start().await;
-    let dir = std::env::temp_dir().join(format!(
-        "gca-plan-{}-{}",
-        std::process::id(),
-        kube_url.len()
-    ));
+    // One directory per fake API server: tests run in parallel in one process.
+    let port = kube_url.rsplit(':').next().unwrap_or("0").to_owned();
+    let dir = std::env::temp_dir().join(format!("gca-plan-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     Services {
         gitea,
