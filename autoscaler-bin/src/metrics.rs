@@ -579,4 +579,54 @@ mod tests {
                 .contains("# TYPE autoscaler_nodes_created_total counter")
         );
     }
+
+    /// Every `autoscaler_*` series the alerts and the dashboard query exists.
+    #[test]
+    fn the_alerts_and_the_dashboard_query_only_real_metrics() {
+        // Families appear once they have a child: fill every one.
+        let m = Metrics::new();
+        let now = t("2026-11-25T10:10:00Z");
+        m.record(&report(now), now);
+        m.webhook("queued");
+        let text = m.encode();
+        let types: BTreeMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .collect();
+        let exists = |name: &str| {
+            if types.contains_key(name) {
+                return true;
+            }
+            let suffixes = [
+                ("_total", "counter"),
+                ("_bucket", "histogram"),
+                ("_sum", "histogram"),
+                ("_count", "histogram"),
+            ];
+            suffixes.iter().any(|(suffix, kind)| {
+                name.strip_suffix(suffix)
+                    .is_some_and(|base| types.get(base) == Some(kind))
+            })
+        };
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring");
+        let mut checked = 0;
+        for file in ["prometheusrule.yaml", "grafana-dashboard.json"] {
+            let body = std::fs::read_to_string(root.join(file)).unwrap();
+            let mut rest = body.as_str();
+            while let Some(i) = rest.find("autoscaler_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                rest = &rest[i + name.len()..];
+                assert!(
+                    exists(&name),
+                    "{file} queries {name}, which the daemon does not export"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "{checked}");
+    }
 }

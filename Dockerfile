@@ -1,0 +1,20 @@
+# syntax=docker/dockerfile:1
+# A minimal, non-root image: the static parts of Debian 12 (glibc, CA certificates) and the
+# binary. Build: docker build -t gitea-ci-autoscaler .
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p autoscaler-bin \
+ && cp target/release/gitea-ci-autoscaler /gitea-ci-autoscaler
+
+# distroless/cc: glibc and /etc/ssl/certs/ca-certificates.crt (rustls reads the system roots),
+# no shell, user 65532.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /gitea-ci-autoscaler /usr/local/bin/gitea-ci-autoscaler
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/gitea-ci-autoscaler"]
+CMD ["run"]
