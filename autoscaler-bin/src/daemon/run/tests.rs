@@ -170,3 +170,38 @@ async fn a_lease_that_cannot_be_renewed_means_following() {
     task.await.unwrap();
     assert_eq!(world.creates.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn metrics_are_pushed_to_the_pushgateway_after_each_tick() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    crate::wiring::install_crypto();
+    let gateway = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/metrics/job/gitea-ci-autoscaler"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&gateway)
+        .await;
+    let (p, _) = providers(false);
+    let (mut l, _) = the_loop(p, None);
+    l.pusher = Some(Pusher {
+        http: reqwest::Client::new(),
+        url: format!("{}/", gateway.uri()),
+    });
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(l.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    assert_eq!(task.await.unwrap(), 1);
+    let body =
+        String::from_utf8(gateway.received_requests().await.unwrap()[0].body.clone()).unwrap();
+    assert!(
+        body.contains("# TYPE autoscaler_loop_duration_seconds histogram"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("# EOF"),
+        "the 0.0.4 text format, not OpenMetrics"
+    );
+}
