@@ -68,8 +68,21 @@ pub(crate) async fn connect(s: &Settings) -> Result<Wired, Failure> {
     hetzner.enable_ipv4 = s.hetzner.enable_ipv4;
     hetzner.networks = s.hetzner.networks.clone();
     hetzner.firewalls = s.hetzner.firewalls.clone();
-    let cloud =
+    let mut cloud =
         HetznerClient::new(http.clone(), hetzner).map_err(|e| Failure::Input(e.to_string()))?;
+    if s.hetzner.ssh_keys.is_empty() {
+        // As the seed did: every SSH key of the project goes on new servers.
+        let keys = cloud
+            .ssh_key_names()
+            .await
+            .map_err(|e| Failure::Service(format!("cannot list the project's SSH keys: {e}")))?;
+        if keys.is_empty() {
+            tracing::warn!(
+                "the project has no SSH key: Hetzner mails a root password for every new server"
+            );
+        }
+        cloud.set_ssh_keys(keys);
+    }
     let mut gitea = GiteaConfig::new(
         s.gitea.url.clone(),
         s.gitea.token.value.clone(),

@@ -255,6 +255,23 @@ impl FakeHetzner {
                     _ => (200, json!({"server": s.servers[i].clone()})),
                 }
             }
+            ("GET", ["ssh_keys"]) => {
+                let all = [
+                    json!({"id": 1, "name": "ops", "fingerprint": "b7:2f:30:a0:2f:6c:58:6c:21:04:58:61:ba:06:3b:2f",
+                    "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOps ops@example", "labels": {},
+                    "created": "2026-01-01T00:00:00Z"}),
+                ];
+                let items: Vec<Value> = all
+                    .iter()
+                    .skip((page - 1) * per_page)
+                    .take(per_page)
+                    .cloned()
+                    .collect();
+                (
+                    200,
+                    json!({"ssh_keys": items, "meta": {"pagination": pagination(page, per_page, all.len())}}),
+                )
+            }
             ("GET", ["server_types"]) => {
                 let all = [server_type("ccx33"), server_type("cx33")];
                 let items: Vec<Value> = all

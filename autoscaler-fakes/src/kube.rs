@@ -52,7 +52,7 @@ pub fn node(name: &str, owner: Option<&str>, ready: bool) -> Value {
 pub fn pod(ns: &str, name: &str, node: &str, owner_kind: Option<&str>, phase: &str) -> Value {
     let mut p = json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns, "labels": {"app": "act-runner"}},
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": "gitea-actions-runner"}},
         "spec": {"nodeName": node, "containers": [{"name": "runner", "image": "gitea/act_runner:0.2"}]},
         "status": {"phase": phase}
     });

@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::wire::{ErrorBody, OneServer, ServerTypesPage, ServersPage};
+use crate::wire::{ErrorBody, OneServer, ServerTypesPage, ServersPage, SshKeysPage};
 use crate::{HetznerError, K3sJoin, RequestBudget};
 
 /// The official endpoint.
@@ -366,6 +366,33 @@ impl HetznerClient {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The names of every SSH key of the project (the seed daemon put all of them on new
+    /// servers; so does the daemon when no key is configured).
+    pub async fn ssh_key_names(&self) -> Result<Vec<String>, HetznerError> {
+        let mut names = Vec::new();
+        let mut page = 1;
+        loop {
+            let query = [
+                ("per_page", PER_PAGE.to_string()),
+                ("page", page.to_string()),
+            ];
+            let body: SshKeysPage = self
+                .send_some(Method::GET, "/ssh_keys", &query, None)
+                .await?;
+            names.extend(body.ssh_keys.into_iter().map(|k| k.name));
+            match body.meta.pagination.next_page {
+                Some(next) if next > page && next < 100 => page = next,
+                _ => break,
+            }
+        }
+        Ok(names)
+    }
+
+    /// Uses these SSH keys for new servers from now on.
+    pub fn set_ssh_keys(&mut self, keys: Vec<String>) {
+        self.config.ssh_keys = keys;
     }
 
     /// Every server type, with where it can be ordered and its hourly prices.

@@ -61,6 +61,12 @@ pub(crate) struct ServerWire {
 }
 
 #[derive(Debug, Deserialize)]
+pub(crate) struct SshKeysPage {
+    pub(crate) ssh_keys: Vec<Named>,
+    pub(crate) meta: Meta,
+}
+
+#[derive(Debug, Deserialize)]
 pub(crate) struct ServerTypesPage {
     pub(crate) server_types: Vec<ServerTypeWire>,
     pub(crate) meta: Meta,

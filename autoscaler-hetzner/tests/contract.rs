@@ -56,6 +56,7 @@ async fn exercise() -> Vec<wiremock::Request> {
     c.delete_server(created.id).await.unwrap();
     c.delete_server(created.id).await.unwrap(); // 404
     c.prices().await.unwrap();
+    assert_eq!(c.ssh_key_names().await.unwrap(), ["ops"]);
     mock.received_requests().await.unwrap()
 }
 
@@ -65,8 +66,8 @@ async fn every_request_the_client_sends_is_in_the_spec() {
     let reqs = exercise().await;
     assert_eq!(
         reqs.len(),
-        8,
-        "2 list pages, 2 creates, relabel, 2 deletes, 1 types page"
+        9,
+        "2 list pages, 2 creates, relabel, 2 deletes, types, keys"
     );
     for r in &reqs {
         let query = query_of(r).into_iter().map(|(k, _)| k).collect();

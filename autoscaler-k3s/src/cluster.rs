@@ -22,7 +22,8 @@ pub struct ClusterConfig {
     pub installation: String,
     /// The namespace the runner pods run in (`RUNNER_NAMESPACE`, `gitea-runners` by default).
     pub runner_namespace: String,
-    /// A label selector for the runner pods in that namespace; empty selects every pod there.
+    /// A label selector for the runner pods in that namespace (the seed's
+    /// `app=gitea-actions-runner`); empty selects every pod there.
     pub runner_selector: String,
     /// The longest one API call may take.
     pub timeout: Duration,
@@ -31,12 +32,13 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// The seed's defaults: namespace `gitea-runners`, every pod in it, 10-second calls.
+    /// The seed's defaults: namespace `gitea-runners`, pods labelled `app=gitea-actions-runner`,
+    /// 10-second calls.
     pub fn new(installation: impl Into<String>) -> Self {
         Self {
             installation: installation.into(),
             runner_namespace: "gitea-runners".to_owned(),
-            runner_selector: String::new(),
+            runner_selector: "app=gitea-actions-runner".to_owned(),
             timeout: Duration::from_secs(10),
             page_size: 500,
         }
@@ -172,7 +174,7 @@ impl K3sCluster {
         Ok(map_source(listed, |n| Some(convert::node(n))))
     }
 
-    /// Runner pods in the runner namespace; DaemonSet pods are never runners.
+    /// Runner pods in the runner namespace, selected by the runner selector.
     pub async fn list_runner_pods(&self) -> Result<Source<RunnerPod>, K3sError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.config.runner_namespace);
         let mut base = ListParams::default();
@@ -187,9 +189,8 @@ impl K3sCluster {
             }
         })
         .await?;
-        Ok(map_source(listed, |p| {
-            (!convert::is_daemonset_pod(&p)).then(|| convert::runner_pod(&p))
-        }))
+        // Runners may run as a DaemonSet (the seed's setups do): every selected pod counts.
+        Ok(map_source(listed, |p| Some(convert::runner_pod(&p))))
     }
 
     /// Sets or removes one annotation (a JSON merge patch: `null` removes).

@@ -102,7 +102,15 @@ async fn only_owned_nodes_are_listed_across_pages() {
 }
 
 #[tokio::test]
-async fn runner_pods_exclude_daemonset_pods() {
+async fn runner_pods_are_the_selected_pods_of_the_runner_namespace() {
+    let mut logs = pod(
+        "gitea-runners",
+        "logs-x",
+        "ci-linux-1",
+        Some("DaemonSet"),
+        "Running",
+    );
+    logs["metadata"]["labels"] = json!({"app": "logs"});
     let s = State {
         pods: vec![
             pod(
@@ -113,18 +121,20 @@ async fn runner_pods_exclude_daemonset_pods() {
                 "Running",
             ),
             pod("gitea-runners", "act-2", "ci-linux-2", None, "Pending"),
+            // The seed's setups run one runner per node as a DaemonSet.
             pod(
                 "gitea-runners",
-                "logs-x",
-                "ci-linux-1",
+                "act-ds",
+                "ci-linux-3",
                 Some("DaemonSet"),
                 "Running",
             ),
+            logs,
             pod("default", "web", "ci-linux-1", None, "Running"),
         ],
         ..State::default()
     };
-    let (fake, c) = cluster_with(s, |c| c.runner_selector = "app=act-runner".into()).await;
+    let (fake, c) = cluster(s).await;
     let Source::Complete { items } = c.runner_pods().await.unwrap() else {
         panic!("expected a complete list")
     };
@@ -136,13 +146,14 @@ async fn runner_pods_exclude_daemonset_pods() {
         got,
         [
             ("act-1", Some("ci-linux-1"), PodPhase::Running),
-            ("act-2", Some("ci-linux-2"), PodPhase::Pending)
+            ("act-2", Some("ci-linux-2"), PodPhase::Pending),
+            ("act-ds", Some("ci-linux-3"), PodPhase::Running),
         ]
     );
     let (_, uri, _) = &fake.requests()[0];
     assert!(
         uri.starts_with("/api/v1/namespaces/gitea-runners/pods?")
-            && uri.contains("labelSelector=app%3Dact-runner"),
+            && uri.contains("labelSelector=app%3Dgitea-actions-runner"),
         "{uri}"
     );
 }

@@ -428,7 +428,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         runner_selector: r
             .text("RUNNER_SELECTOR")
             .or(file.k3s.runner_selector)
-            .unwrap_or_default(),
+            .unwrap_or_else(|| "app=gitea-actions-runner".to_owned()),
     };
 
     // The daemon.
