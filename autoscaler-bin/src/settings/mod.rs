@@ -294,6 +294,9 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
             core.pools[0].max_nodes = max;
         }
     }
+    if let Some(secs) = r.number::<i64>("PLACEMENT_COOLDOWN_SECS") {
+        core.capacity_cooldown = jiff::SignedDuration::from_secs(secs);
+    }
     if pools_from_file {
         for v in POOL_VARIABLES {
             if r.text(v).is_some() {

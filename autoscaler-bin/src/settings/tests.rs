@@ -96,7 +96,8 @@ fn every_seed_variable_is_read() {
             "--node-taint ci=true:NoSchedule  --kubelet-arg=max-pods=20",
         )
         .set("PUSHGATEWAY_URL", "http://pushgateway:9091")
-        .set("HETZNER_API_URL", "http://127.0.0.1:4000/v1");
+        .set("HETZNER_API_URL", "http://127.0.0.1:4000/v1")
+        .set("PLACEMENT_COOLDOWN_SECS", "300");
     let s = load(&env, None).unwrap();
     let pool = &s.core.pools[0];
     assert_eq!(s.k3s.runner_namespace, "ci-runners");
@@ -126,6 +127,7 @@ fn every_seed_variable_is_read() {
         Some("http://pushgateway:9091")
     );
     assert_eq!(s.hetzner.url, "http://127.0.0.1:4000/v1");
+    assert_eq!(s.core.capacity_cooldown, SignedDuration::from_secs(300));
 }
 
 #[test]
