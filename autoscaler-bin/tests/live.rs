@@ -1,5 +1,6 @@
-//! `plan` end to end: the real binary against loopback Gitea, Hetzner and Kubernetes fakes.
-//! It must print the plan with its reasons and change nothing.
+//! `plan` and `run` end to end: the real binary against loopback Gitea, Hetzner and Kubernetes fakes.
+//! `plan` must print the plan with its reasons and change nothing; `run` must serve, act, log
+//! only JSON without secrets, and stop cleanly on SIGTERM.
 
 use std::process::Command;
 
@@ -48,6 +49,15 @@ async fn services() -> Services {
 }
 
 fn plan_command(s: &Services, json: bool) -> Command {
+    let mut args = vec!["plan"];
+    if json {
+        args.push("--json");
+    }
+    command(s, &args)
+}
+
+/// The binary with `args`, an empty environment but what it needs to reach the fakes.
+fn command(s: &Services, args: &[&str]) -> Command {
     let kubeconfig = s.dir.join("kubeconfig");
     std::fs::write(
         &kubeconfig,
@@ -58,11 +68,8 @@ fn plan_command(s: &Services, json: bool) -> Command {
     )
     .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitea-ci-autoscaler"));
-    cmd.arg("plan");
-    if json {
-        cmd.arg("--json");
-    }
-    cmd.env_clear()
+    cmd.args(args)
+        .env_clear()
         .env("KUBECONFIG", &kubeconfig)
         .env("GITEA_API_URL", s.gitea.uri())
         .env("GITEA_ADMIN_TOKEN", gitea::TOKEN)
@@ -114,4 +121,74 @@ async fn plan_without_a_cluster_says_so_and_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Kubernetes"), "{err}");
+}
+
+/// A free loopback port (released again for the daemon to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_acts_and_stops_cleanly_on_sigterm() {
+    let s = services().await;
+    let port = free_port();
+    let mut cmd = command(&s, &["run"]);
+    cmd.env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOG_FORMAT", "json")
+        .env("POLL_INTERVAL_SECS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let mut became_ready = false;
+    for _ in 0..100 {
+        if let Ok(r) = http.get(&ready).send().await
+            && r.status().is_success()
+        {
+            became_ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let metrics = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false);
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(became_ready, "never ready:\n{logs}");
+    assert!(metrics);
+    assert!(out.status.success(), "exit {:?}:\n{logs}", out.status);
+    // It acted: the waiting job got a server.
+    let servers = s.hetzner_fake.server_labels();
+    assert_eq!(servers.len(), 1, "{logs}");
+    // Every log line is JSON, none holds a secret, and shutdown was orderly.
+    for line in logs.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+    for secret in [gitea::TOKEN, hetzner::TOKEN, "K10-join-secret"] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    assert!(
+        logs.contains("shutting down") && logs.contains("stopped"),
+        "{logs}"
+    );
 }
