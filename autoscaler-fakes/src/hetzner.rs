@@ -176,16 +176,7 @@ impl FakeHetzner {
                     .filter(|sv| selects(&selector, &sv["labels"]))
                     .cloned()
                     .collect();
-                let items: Vec<Value> = matching
-                    .iter()
-                    .skip((page - 1) * per_page)
-                    .take(per_page)
-                    .cloned()
-                    .collect();
-                (
-                    200,
-                    json!({"servers": items, "meta": {"pagination": pagination(page, per_page, matching.len())}}),
-                )
+                (200, page_of("servers", &matching, page, per_page))
             }
             ("POST", ["servers"]) => {
                 let req: Value = match serde_json::from_slice(body) {
@@ -261,29 +252,11 @@ impl FakeHetzner {
                     "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOps ops@example", "labels": {},
                     "created": "2026-01-01T00:00:00Z"}),
                 ];
-                let items: Vec<Value> = all
-                    .iter()
-                    .skip((page - 1) * per_page)
-                    .take(per_page)
-                    .cloned()
-                    .collect();
-                (
-                    200,
-                    json!({"ssh_keys": items, "meta": {"pagination": pagination(page, per_page, all.len())}}),
-                )
+                (200, page_of("ssh_keys", &all, page, per_page))
             }
             ("GET", ["server_types"]) => {
                 let all = [server_type("ccx33"), server_type("cx33")];
-                let items: Vec<Value> = all
-                    .iter()
-                    .skip((page - 1) * per_page)
-                    .take(per_page)
-                    .cloned()
-                    .collect();
-                (
-                    200,
-                    json!({"server_types": items, "meta": {"pagination": pagination(page, per_page, all.len())}}),
-                )
+                (200, page_of("server_types", &all, page, per_page))
             }
             _ => error(404, "not_found", "not found"),
         };
@@ -303,6 +276,17 @@ impl FakeHetzner {
 
 fn with((status, body): (u16, Value), left: u32) -> (u16, Value, u32) {
     (status, body, left)
+}
+
+/// One page of `all` under `key`, with Hetzner's `meta.pagination`.
+fn page_of(key: &str, all: &[Value], page: usize, per_page: usize) -> Value {
+    let items: Vec<Value> = all
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .cloned()
+        .collect();
+    json!({key: items, "meta": {"pagination": pagination(page, per_page, all.len())}})
 }
 
 fn pagination(page: usize, per_page: usize, total: usize) -> Value {

@@ -73,6 +73,24 @@ fn config() -> Config {
     c
 }
 
+/// One tick at `now()` with `config`'s policy.
+async fn tick_once(
+    p: &Providers,
+    config: &Config,
+    memory: &mut Memory,
+    leading: bool,
+) -> TickReport {
+    tick(
+        p,
+        &config.validate().unwrap(),
+        memory,
+        now(),
+        leading,
+        LIMIT,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_waiting_job_creates_a_server_with_the_pools_shape() {
     let config = config();
@@ -88,15 +106,7 @@ async fn a_waiting_job_creates_a_server_with_the_pools_shape() {
         cluster(),
     );
     let mut memory = Memory::new(&config);
-    let report = tick(
-        &p,
-        &config.validate().unwrap(),
-        &mut memory,
-        now(),
-        true,
-        LIMIT,
-    )
-    .await;
+    let report = tick_once(&p, &config, &mut memory, true).await;
     assert!(report.read_everything());
     assert_eq!(report.outcomes.len(), 1);
     assert!(matches!(report.outcomes[0].result, Ok(Done::Created(_))));
@@ -115,15 +125,7 @@ async fn a_replica_that_does_not_lead_reads_and_decides_but_changes_nothing() {
         cluster(),
     );
     let mut memory = Memory::new(&config);
-    let report = tick(
-        &p,
-        &config.validate().unwrap(),
-        &mut memory,
-        now(),
-        false,
-        LIMIT,
-    )
-    .await;
+    let report = tick_once(&p, &config, &mut memory, false).await;
     assert_eq!(
         report.plan.actions.len(),
         1,
@@ -193,15 +195,7 @@ async fn an_unreadable_source_is_unavailable_and_nothing_is_created() {
     cloud.expect_create_server().never();
     let p = providers(f, cloud, cluster());
     let mut memory = Memory::new(&config);
-    let report = tick(
-        &p,
-        &config.validate().unwrap(),
-        &mut memory,
-        now(),
-        true,
-        LIMIT,
-    )
-    .await;
+    let report = tick_once(&p, &config, &mut memory, true).await;
     assert!(!report.snapshot.jobs.is_complete());
     assert_eq!(report.read_errors.len(), 1);
     assert!(!report.read_everything());
@@ -253,15 +247,7 @@ async fn a_call_that_never_answers_ends_at_the_timeout_as_unavailable() {
     let p = providers(forge(vec![]), cloud(vec![]), StuckCluster);
     let mut memory = Memory::new(&config);
     let started = tokio::time::Instant::now();
-    let report = tick(
-        &p,
-        &config.validate().unwrap(),
-        &mut memory,
-        now(),
-        true,
-        LIMIT,
-    )
-    .await;
+    let report = tick_once(&p, &config, &mut memory, true).await;
     assert_eq!(started.elapsed(), LIMIT);
     assert!(!report.snapshot.nodes.is_complete());
     assert_eq!(report.read_errors[0].kind, ErrorKind::Timeout);
