@@ -2,12 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use autoscaler_core::ports::{ErrorKind, ProviderError};
+use autoscaler_core::ports::{DrainProgress, ErrorKind, ProviderError};
 use autoscaler_core::{
     Action, CreateFailure, CreateFailureKind, Plan, Policy, Snapshot, Timestamp, decide,
 };
 
-use super::execute::execute;
+use super::execute::{Done, execute};
 use super::observe::observe;
 use super::{Call, Memory, Outcome, Providers};
 
@@ -24,7 +24,7 @@ pub(crate) struct TickReport {
     pub(crate) calls: Vec<Call>,
     /// Sources that could not be read.
     pub(crate) read_errors: Vec<ProviderError>,
-    /// A teardown moved on: decide again in a second instead of a poll interval.
+    /// A teardown step went through: decide again in a second instead of a poll interval.
     pub(crate) follow_up: bool,
     /// How long the tick took.
     pub(crate) seconds: f64,
@@ -57,6 +57,16 @@ fn moves_teardown_on(a: &Action) -> bool {
             | Action::Drain { .. }
             | Action::DeleteNode { .. }
     )
+}
+
+/// Decide again soon only when a teardown step went through: a drain waiting for pods (or refused
+/// by a PodDisruptionBudget) or a failed call waits for the next poll, so a stuck teardown cannot
+/// turn the loop into one read of every service a second.
+fn wants_follow_up(outcomes: &[Outcome]) -> bool {
+    outcomes.iter().any(|o| {
+        moves_teardown_on(&o.action)
+            && matches!(o.result, Ok(Done::Ok | Done::Drain(DrainProgress::Drained)))
+    })
 }
 
 /// Runs one tick at `now`. Only a leading replica carries the plan out.
@@ -105,7 +115,7 @@ pub(crate) async fn tick(
     for e in &observation.errors {
         tracing::warn!(service = %e.service, kind = e.kind.as_str(), error = %e, "could not read");
     }
-    let follow_up = leading && plan.action_list().any(moves_teardown_on);
+    let follow_up = wants_follow_up(&outcomes);
     TickReport {
         snapshot: observation.snapshot,
         plan,

@@ -333,3 +333,51 @@ async fn a_teardown_step_asks_for_a_quick_follow_up() {
     assert!(moves_teardown_on(&Action::Cordon { node: "n".into() }));
     assert!(!moves_teardown_on(&Action::ClearIdle { node: "n".into() }));
 }
+
+fn outcome(action: Action, result: Result<Done, ProviderError>) -> Outcome {
+    Outcome {
+        call: Call {
+            service: Service::Kubernetes,
+            name: action.kind(),
+            seconds: 0.0,
+            error: result.as_ref().err().map(|e| e.kind),
+        },
+        action,
+        result,
+    }
+}
+
+#[test]
+fn only_a_step_that_went_through_asks_for_a_follow_up() {
+    let drain = || Action::Drain { node: "n".into() };
+    let blocked = Done::Drain(DrainProgress::Pending {
+        evicted: 0,
+        blocked: vec!["ci/pod".into()],
+        terminating: 0,
+    });
+    assert!(wants_follow_up(&[outcome(
+        drain(),
+        Ok(Done::Drain(DrainProgress::Drained))
+    )]));
+    assert!(wants_follow_up(&[outcome(
+        Action::Cordon { node: "n".into() },
+        Ok(Done::Ok)
+    )]));
+    assert!(
+        !wants_follow_up(&[outcome(drain(), Ok(blocked))]),
+        "PDB-blocked: wait for the poll"
+    );
+    let failed = Err(ProviderError::new(
+        Service::Kubernetes,
+        ErrorKind::Transient,
+        "x",
+    ));
+    assert!(!wants_follow_up(&[outcome(
+        Action::DeleteNode { node: "n".into() },
+        failed
+    )]));
+    assert!(!wants_follow_up(&[outcome(
+        Action::ClearIdle { node: "n".into() },
+        Ok(Done::Ok)
+    )]));
+}
