@@ -286,7 +286,7 @@ impl Config {
             let max_name =
                 MAX_NAME_LEN.saturating_sub(self.installation.len() + 1 + NAME_SUFFIX_LEN);
             check_dns_label(&mut p, &format!("{at}.name"), &pool.name, max_name.min(20));
-            pools.push(validate_pool(&mut p, &at, pool));
+            pools.push(validate_pool(&mut p, &at, pool, self.node_missing_confirm));
         }
         p.finish()?;
         Ok(Policy {
@@ -297,7 +297,15 @@ impl Config {
     }
 }
 
-fn validate_pool(p: &mut Problems, at: &str, pool: &PoolConfig) -> PoolPolicy {
+/// The teardown steps besides the node-missing confirmation, at about one decision a second.
+const MIN_TEARDOWN_STEPS: SignedDuration = SignedDuration::from_secs(10);
+
+fn validate_pool(
+    p: &mut Problems,
+    at: &str,
+    pool: &PoolConfig,
+    node_missing_confirm: SignedDuration,
+) -> PoolPolicy {
     if pool.labels.is_empty() {
         p.add(
             format!("{at}.labels"),
@@ -361,6 +369,19 @@ fn validate_pool(p: &mut Problems, at: &str, pool: &PoolConfig) -> PoolPolicy {
     p.positive(&format!("{at}.teardown_window"), pool.teardown_window);
     if pool.teardown_lead.is_negative() {
         p.add(format!("{at}.teardown_lead"), "must not be negative");
+    }
+    // A teardown is about eight decisions, one of them waiting node_missing_confirm for the node
+    // to stay gone; started later than this, it ends in the next paid period.
+    let needed = node_missing_confirm + MIN_TEARDOWN_STEPS;
+    if pool.teardown_lead >= SignedDuration::ZERO && pool.teardown_lead < needed {
+        p.add(
+            format!("{at}.teardown_lead"),
+            format!(
+                "must be at least node_missing_confirm + {MIN_TEARDOWN_STEPS:#} ({needed:#}): a \
+                 teardown waits that long for its node to stay gone, and one started later ends \
+                 in the next paid period"
+            ),
+        );
     }
     if pool.teardown_lead >= pool.teardown_window {
         p.add(
@@ -562,6 +583,21 @@ mod tests {
     #[test]
     fn the_default_configuration_is_valid() {
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_lead_too_short_for_a_whole_teardown_is_refused() {
+        let mut c = Config::default();
+        c.pools[0].teardown_lead = SignedDuration::from_secs(20);
+        let found = problems(&c);
+        assert!(
+            found.iter().any(|p| p.starts_with(
+                "pools[0].teardown_lead: must be at least node_missing_confirm + 10s (25s)"
+            )),
+            "{found:?}"
+        );
+        c.pools[0].teardown_lead = SignedDuration::from_secs(25);
+        assert!(c.validate().is_ok());
     }
 
     #[test]

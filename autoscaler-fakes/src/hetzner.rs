@@ -208,6 +208,10 @@ impl FakeHetzner {
                     s.next_id += 1;
                     let id = s.next_id;
                     let mut sv = server(id, &name, req["labels"].clone(), "initializing");
+                    // Billing counts from the real creation time.
+                    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+                        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                    sv["created"] = json!(now.to_string());
                     sv["server_type"] = server_type(&st);
                     sv["location"] = location(&loc);
                     s.servers.push(sv.clone());

@@ -5,6 +5,7 @@
 //! - [`gitea`]: Gitea 1.26's Actions API (a wiremock responder).
 //! - [`hetzner`]: Hetzner Cloud's server API (a wiremock responder).
 //! - [`kube`]: enough of the Kubernetes API for the autoscaler (an axum server).
+//! - [`world`]: the three joined, moving by themselves: servers boot and join, runners take jobs.
 
 // Test support: the fakes' items are documented by the contracts they follow.
 #![allow(missing_docs)]
@@ -12,3 +13,4 @@
 pub mod gitea;
 pub mod hetzner;
 pub mod kube;
+pub mod world;

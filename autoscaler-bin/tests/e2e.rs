@@ -1,0 +1,206 @@
+//! End to end: the real `gitea-ci-autoscaler run` process against a loopback world of Gitea,
+//! Hetzner Cloud and Kubernetes fakes that moves by itself (servers boot and join, runners take
+//! jobs). Billing periods are shortened to seconds so a whole life fits in a test.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use autoscaler_fakes::world::{World, WorldConfig};
+use autoscaler_fakes::{gitea, hetzner, kube};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer};
+
+const JOIN_SECRET: &str = "K10-e2e-join-secret";
+const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
+
+/// A one-minute "hour" (the shortest the core accepts): teardown only in its last 30 seconds,
+/// after 3 idle seconds, starting at least 25 s before the period ends (the shortest lead the
+/// core accepts: a teardown waits the 15 s node-missing confirmation, plus about seven decisions).
+const CONFIG: &str = r#"
+[autoscaler]
+installation = "ci"
+max_nodes = 3
+
+[[autoscaler.pools]]
+name = "linux"
+max_nodes = 3
+reuse_within = "0s"
+idle_timeout = "3s"
+billing_period = "60s"
+teardown_window = "30s"
+teardown_lead = "25s"
+provisioning_timeout = "60s"
+join_timeout = "30s"
+not_ready_timeout = "30s"
+"#;
+
+struct Setup {
+    world: Arc<Mutex<World>>,
+    _gitea: MockServer,
+    _hetzner: MockServer,
+    daemon: Child,
+    dir: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start() -> Setup {
+    let gitea_fake = gitea::FakeGitea::new(gitea::State::default());
+    let gitea = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(gitea_fake.clone())
+        .mount(&gitea)
+        .await;
+    let hetzner_fake = hetzner::FakeHetzner::new(hetzner::State::default());
+    let hetzner = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(hetzner_fake.clone())
+        .mount(&hetzner)
+        .await;
+    let kube_fake = kube::FakeKube::with(kube::State {
+        control_plane: vec![("10.0.0.2".into(), true)],
+        ..kube::State::default()
+    });
+    let kube_url = kube_fake.start().await;
+    let world = Arc::new(Mutex::new(World::new(
+        gitea_fake,
+        hetzner_fake,
+        kube_fake,
+        WorldConfig::default(),
+    )));
+    let stepper = world.clone();
+    tokio::spawn(async move {
+        loop {
+            stepper.lock().unwrap_or_else(|e| e.into_inner()).step();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let port = kube_url.rsplit(':').next().unwrap().to_owned();
+    let dir = std::env::temp_dir().join(format!("gca-e2e-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: f\n  cluster:\n    server: {kube_url}\ncontexts:\n- name: f\n  context:\n    cluster: f\n    user: f\ncurrent-context: f\nusers:\n- name: f\n  user: {{}}\n"),
+    )
+    .unwrap();
+    let config = dir.join("autoscaler.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let daemon = Command::new(env!("CARGO_BIN_EXE_gitea-ci-autoscaler"))
+        .arg("run")
+        .env_clear()
+        .env("KUBECONFIG", &kubeconfig)
+        .env("CONFIG_FILE", &config)
+        .env("GITEA_API_URL", gitea.uri())
+        .env("GITEA_ADMIN_TOKEN", gitea::TOKEN)
+        .env("GITEA_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("HETZNER_API_URL", format!("{}/v1", hetzner.uri()))
+        .env("HETZNER_API_TOKEN", hetzner::TOKEN)
+        .env("HETZNER_SSH_KEYS", "ops")
+        .env("CLUSTER_SECRET", JOIN_SECRET)
+        .env("POLL_INTERVAL_SECS", "1")
+        .env("CALL_TIMEOUT_SECS", "5")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,gitea_ci_autoscaler=debug")
+        .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Setup {
+        world,
+        _gitea: gitea,
+        _hetzner: hetzner,
+        daemon,
+        dir,
+    }
+}
+
+/// Waits until `done` holds, up to `limit`, or until the daemon exits.
+async fn until(daemon: &mut Child, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        if daemon.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// SIGTERM, then the daemon's log.
+async fn stop(daemon: Child) -> (std::process::ExitStatus, String) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || daemon.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_served_torn_down_in_the_window_and_nothing_is_left() {
+    let mut s = start().await;
+    {
+        let mut w = s.world.lock().unwrap();
+        for _ in 0..5 {
+            w.push_job(&["ubuntu-latest"], Duration::from_secs(4));
+        }
+    }
+    let world = s.world.clone();
+    let served = until(&mut s.daemon, Duration::from_secs(60), || {
+        world.lock().unwrap().verdict().served == 5
+    })
+    .await;
+    let emptied = until(&mut s.daemon, Duration::from_secs(120), || {
+        let w = world.lock().unwrap();
+        w.servers() == 0 && w.nodes() == 0 && w.runners() == 0
+    })
+    .await;
+    let (status, logs) = stop(s.daemon).await;
+    let w = s.world.lock().unwrap();
+    let v = w.verdict();
+    assert!(served, "served {} of 5: {v:?}\n{logs}", v.served);
+    assert!(
+        emptied,
+        "left: {} servers, {} nodes, {} runners\n{logs}",
+        w.servers(),
+        w.nodes(),
+        w.runners()
+    );
+    assert!(
+        v.killed.is_empty(),
+        "busy runners torn down: {:?}",
+        v.killed
+    );
+    assert!(v.peak_servers <= 3, "peak {}", v.peak_servers);
+    assert!(v.created >= 1);
+    // Every server went in the last 30 s of a paid one-minute period, never just after it.
+    for age in &v.lifetimes {
+        assert!(
+            age % 60 >= 30,
+            "a server went {age} s after its creation, outside the window: {v:?}\n{logs}"
+        );
+    }
+    assert!(status.success(), "{logs}");
+    for secret in [gitea::TOKEN, hetzner::TOKEN, JOIN_SECRET, WEBHOOK_SECRET] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
