@@ -37,9 +37,11 @@ not_ready_timeout = "30s"
 
 struct Setup {
     world: Arc<Mutex<World>>,
-    _gitea: MockServer,
-    _hetzner: MockServer,
-    daemon: Child,
+    kube: kube::FakeKube,
+    gitea: MockServer,
+    hetzner: MockServer,
+    kubeconfig: std::path::PathBuf,
+    config: std::path::PathBuf,
     dir: std::path::PathBuf,
 }
 
@@ -51,7 +53,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start() -> Setup {
+async fn world() -> Setup {
     let gitea_fake = gitea::FakeGitea::new(gitea::State::default());
     let gitea = MockServer::start().await;
     Mock::given(any())
@@ -72,7 +74,7 @@ async fn start() -> Setup {
     let world = Arc::new(Mutex::new(World::new(
         gitea_fake,
         hetzner_fake,
-        kube_fake,
+        kube_fake.clone(),
         WorldConfig::default(),
     )));
     let stepper = world.clone();
@@ -93,15 +95,28 @@ async fn start() -> Setup {
     .unwrap();
     let config = dir.join("autoscaler.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    let daemon = Command::new(env!("CARGO_BIN_EXE_gitea-ci-autoscaler"))
-        .arg("run")
+    Setup {
+        world,
+        kube: kube_fake,
+        gitea,
+        hetzner,
+        kubeconfig,
+        config,
+        dir,
+    }
+}
+
+/// Starts `gitea-ci-autoscaler run` against the world; `extra` adds variables.
+fn daemon(s: &Setup, extra: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitea-ci-autoscaler"));
+    cmd.arg("run")
         .env_clear()
-        .env("KUBECONFIG", &kubeconfig)
-        .env("CONFIG_FILE", &config)
-        .env("GITEA_API_URL", gitea.uri())
+        .env("KUBECONFIG", &s.kubeconfig)
+        .env("CONFIG_FILE", &s.config)
+        .env("GITEA_API_URL", s.gitea.uri())
         .env("GITEA_ADMIN_TOKEN", gitea::TOKEN)
         .env("GITEA_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("HETZNER_API_URL", format!("{}/v1", hetzner.uri()))
+        .env("HETZNER_API_URL", format!("{}/v1", s.hetzner.uri()))
         .env("HETZNER_API_TOKEN", hetzner::TOKEN)
         .env("HETZNER_SSH_KEYS", "ops")
         .env("CLUSTER_SECRET", JOIN_SECRET)
@@ -111,16 +126,11 @@ async fn start() -> Setup {
         .env("RUST_LOG", "info,gitea_ci_autoscaler=debug")
         .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()))
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    Setup {
-        world,
-        _gitea: gitea,
-        _hetzner: hetzner,
-        daemon,
-        dir,
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
     }
+    cmd.spawn().unwrap()
 }
 
 /// Waits until `done` holds, up to `limit`, or until the daemon exits.
@@ -156,7 +166,8 @@ async fn stop(daemon: Child) -> (std::process::ExitStatus, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_is_served_torn_down_in_the_window_and_nothing_is_left() {
-    let mut s = start().await;
+    let s = world().await;
+    let mut d = daemon(&s, &[]);
     {
         let mut w = s.world.lock().unwrap();
         for _ in 0..5 {
@@ -164,16 +175,16 @@ async fn a_burst_is_served_torn_down_in_the_window_and_nothing_is_left() {
         }
     }
     let world = s.world.clone();
-    let served = until(&mut s.daemon, Duration::from_secs(60), || {
+    let served = until(&mut d, Duration::from_secs(60), || {
         world.lock().unwrap().verdict().served == 5
     })
     .await;
-    let emptied = until(&mut s.daemon, Duration::from_secs(120), || {
+    let emptied = until(&mut d, Duration::from_secs(120), || {
         let w = world.lock().unwrap();
         w.servers() == 0 && w.nodes() == 0 && w.runners() == 0
     })
     .await;
-    let (status, logs) = stop(s.daemon).await;
+    let (status, logs) = stop(d).await;
     let w = s.world.lock().unwrap();
     let v = w.verdict();
     assert!(served, "served {} of 5: {v:?}\n{logs}", v.served);
@@ -199,8 +210,81 @@ async fn a_burst_is_served_torn_down_in_the_window_and_nothing_is_left() {
         );
     }
     assert!(status.success(), "{logs}");
+    assert_no_secret(&logs);
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
+
+fn assert_no_secret(logs: &str) {
     for secret in [gitea::TOKEN, hetzner::TOKEN, JOIN_SECRET, WEBHOOK_SECRET] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_one_leads_and_the_other_takes_over_when_it_is_killed() {
+    let s = world().await;
+    let mut a = daemon(
+        &s,
+        &[
+            ("LEADER_ELECTION", "true"),
+            ("POD_NAME", "pod-a"),
+            ("POD_NAMESPACE", "ci"),
+        ],
+    );
+    let b = daemon(
+        &s,
+        &[
+            ("LEADER_ELECTION", "true"),
+            ("POD_NAME", "pod-b"),
+            ("POD_NAMESPACE", "ci"),
+        ],
+    );
+    {
+        let mut w = s.world.lock().unwrap();
+        for _ in 0..5 {
+            w.push_job(&["ubuntu-latest"], Duration::from_secs(4));
+        }
+    }
+    let world = s.world.clone();
+    let created = until(&mut a, Duration::from_secs(30), || {
+        world.lock().unwrap().verdict().created > 0
+    })
+    .await;
+    assert!(created, "nothing was created");
+    let holder = s.kube.0.lock().unwrap().leases["gitea-ci-autoscaler"]["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // kill -9 the leader mid-work: no release, the lease has to expire.
+    let (mut leader, mut survivor, survivor_name) = if holder == "pod-a" {
+        (a, b, "pod-b")
+    } else {
+        (b, a, "pod-a")
+    };
+    leader.kill().unwrap();
+    let _ = leader.wait();
+    let emptied = until(&mut survivor, Duration::from_secs(150), || {
+        let w = world.lock().unwrap();
+        w.verdict().served == 5 && w.servers() == 0 && w.nodes() == 0 && w.runners() == 0
+    })
+    .await;
+    let (status, logs) = stop(survivor).await;
+    let w = s.world.lock().unwrap();
+    let v = w.verdict();
+    assert!(emptied, "{v:?}; {} servers left\n{logs}", w.servers());
+    assert!(v.killed.is_empty(), "{:?}", v.killed);
+    assert!(
+        v.peak_servers <= 3,
+        "two replicas never exceed the maximum: {v:?}"
+    );
+    assert!(status.success(), "{logs}");
+    assert!(logs.contains("leadership changed"), "{logs}");
+    let lease = &s.kube.0.lock().unwrap().leases["gitea-ci-autoscaler"];
+    assert!(
+        lease["spec"]["holderIdentity"].is_null()
+            || lease["spec"]["holderIdentity"] == survivor_name,
+        "{lease}"
+    );
+    assert_no_secret(&logs);
     let _ = std::fs::remove_dir_all(&s.dir);
 }
