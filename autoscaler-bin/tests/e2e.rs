@@ -288,3 +288,153 @@ async fn two_replicas_one_leads_and_the_other_takes_over_when_it_is_killed() {
     assert_no_secret(&logs);
     let _ = std::fs::remove_dir_all(&s.dir);
 }
+
+/// Every 700 ms one more fault, in turn: a 500 or a cut-off body from Gitea; a 503, a 429 with
+/// its rate-limit headers, a 409 or a cut-off body from Hetzner; a 503 from Kubernetes.
+fn inject_faults(s: &Setup) -> Arc<std::sync::atomic::AtomicBool> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, world) = (stop.clone(), s.world.clone());
+    tokio::spawn(async move {
+        let mut n = 0u32;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            {
+                let w = world.lock().unwrap_or_else(|e| e.into_inner());
+                match n % 7 {
+                    0 => w.gitea.0.lock().unwrap().fail_next += 1,
+                    1 => w
+                        .hetzner
+                        .0
+                        .lock()
+                        .unwrap()
+                        .faults
+                        .push_back((503, "unavailable")),
+                    2 => w.kube.0.lock().unwrap().fail_next += 1,
+                    3 => w
+                        .hetzner
+                        .0
+                        .lock()
+                        .unwrap()
+                        .faults
+                        .push_back((429, "rate_limit_exceeded")),
+                    4 => w.gitea.0.lock().unwrap().garble_next += 1,
+                    5 => w
+                        .hetzner
+                        .0
+                        .lock()
+                        .unwrap()
+                        .faults
+                        .push_back((409, "conflict")),
+                    _ => w.hetzner.0.lock().unwrap().garble_next += 1,
+                }
+            }
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    });
+    stop
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_service_failing_now_and_then_nothing_busy_is_lost_and_nothing_leaks() {
+    let s = world().await;
+    let faults = inject_faults(&s);
+    let mut d = daemon(&s, &[]);
+    {
+        let mut w = s.world.lock().unwrap();
+        for _ in 0..6 {
+            w.push_job(&["ubuntu-latest"], Duration::from_secs(5));
+        }
+    }
+    let world = s.world.clone();
+    let served = until(&mut d, Duration::from_secs(90), || {
+        world.lock().unwrap().verdict().served == 6
+    })
+    .await;
+    // Faults stop once the work is done, so the teardown can be checked to finish.
+    let emptied = until(&mut d, Duration::from_secs(150), || {
+        let w = world.lock().unwrap();
+        if w.verdict().served == 6 {
+            faults.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        w.servers() == 0 && w.nodes() == 0 && w.runners() == 0
+    })
+    .await;
+    let (status, logs) = stop(d).await;
+    let w = s.world.lock().unwrap();
+    let v = w.verdict();
+    assert!(
+        served && emptied,
+        "{v:?}; {} servers left\n{logs}",
+        w.servers()
+    );
+    assert!(v.killed.is_empty(), "{:?}", v.killed);
+    assert!(v.peak_servers <= 3, "{v:?}");
+    for age in &v.lifetimes {
+        assert!(
+            age % 60 >= 30,
+            "deleted at {age} s, outside the window: {v:?}"
+        );
+    }
+    assert!(status.success(), "{logs}");
+    assert!(
+        logs.contains("could not read"),
+        "the faults were seen: {logs}"
+    );
+    assert_no_secret(&logs);
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_with_minus_9_again_and_again_it_resumes_and_leaks_nothing() {
+    let s = world().await;
+    {
+        let mut w = s.world.lock().unwrap();
+        for _ in 0..4 {
+            w.push_job(&["ubuntu-latest"], Duration::from_secs(4));
+        }
+    }
+    let world = s.world.clone();
+    let done = || done_now(&world.lock().unwrap());
+    let started = Instant::now();
+    let mut kills = 0;
+    // Kill points move through creation, work, idle marking and every teardown step.
+    let lives = [2.0, 3.5, 5.0, 1.5, 4.0, 2.5, 6.0, 3.0];
+    while !done() && started.elapsed() < Duration::from_secs(170) {
+        let mut d = daemon(&s, &[]);
+        let life = Duration::from_secs_f64(lives[kills % lives.len()]);
+        let finished = until(&mut d, life, done).await;
+        if finished {
+            let (status, logs) = stop(d).await;
+            assert!(status.success(), "{logs}");
+            assert_no_secret(&logs);
+            break;
+        }
+        d.kill().unwrap();
+        let out = d.wait_with_output().unwrap();
+        assert_no_secret(&String::from_utf8_lossy(&out.stderr));
+        kills += 1;
+    }
+    let w = s.world.lock().unwrap();
+    let v = w.verdict();
+    assert!(
+        done_now(&w),
+        "{v:?} after {kills} kills: {} servers, {} nodes, {} runners left",
+        w.servers(),
+        w.nodes(),
+        w.runners()
+    );
+    assert!(kills >= 8, "{kills}");
+    assert!(v.killed.is_empty(), "{:?}", v.killed);
+    assert!(v.peak_servers <= 3, "{v:?}");
+    for age in &v.lifetimes {
+        assert!(
+            age % 60 >= 30,
+            "deleted at {age} s, outside the window: {v:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
+
+fn done_now(w: &World) -> bool {
+    w.verdict().served == 4 && w.servers() == 0 && w.nodes() == 0 && w.runners() == 0
+}

@@ -19,6 +19,10 @@ pub struct State {
     pub failing_pages: Vec<u32>,
     /// Added to `total_count` from page 2 on: the list changes while it is read.
     pub drift_after_first_page: i64,
+    /// The next this many requests answer 500.
+    pub fail_next: u32,
+    /// The next this many requests answer 200 with a body cut off mid-JSON.
+    pub garble_next: u32,
 }
 
 impl Default for State {
@@ -29,6 +33,8 @@ impl Default for State {
             runners: Vec::new(),
             failing_pages: Vec::new(),
             drift_after_first_page: 0,
+            fail_next: 0,
+            garble_next: 0,
         }
     }
 }
@@ -227,6 +233,17 @@ pub fn query_of(req: &Request) -> Vec<(String, String)> {
 
 impl Respond for FakeGitea {
     fn respond(&self, req: &Request) -> ResponseTemplate {
+        {
+            let mut s = self.0.lock().unwrap();
+            if s.fail_next > 0 {
+                s.fail_next -= 1;
+                return ResponseTemplate::new(500).set_body_json(json!({"message": "", "url": ""}));
+            }
+            if s.garble_next > 0 {
+                s.garble_next -= 1;
+                return ResponseTemplate::new(200).set_body_string("{\"jobs\": [{\"id\": 1, \"sta");
+            }
+        }
         let auth = req
             .headers
             .get("authorization")

@@ -27,6 +27,8 @@ pub struct State {
     pub faults: VecDeque<(u16, &'static str)>,
     /// The last `user_data` received.
     pub last_user_data: Option<String>,
+    /// The next this many requests answer 200 with a body cut off mid-JSON.
+    pub garble_next: u32,
 }
 
 impl Default for State {
@@ -39,6 +41,7 @@ impl Default for State {
             max_servers: 100,
             faults: VecDeque::new(),
             last_user_data: None,
+            garble_next: 0,
         }
     }
 }
@@ -310,6 +313,13 @@ pub fn query_of(req: &Request) -> Vec<(String, String)> {
 
 impl Respond for FakeHetzner {
     fn respond(&self, req: &Request) -> ResponseTemplate {
+        {
+            let mut s = self.0.lock().unwrap();
+            if s.garble_next > 0 {
+                s.garble_next -= 1;
+                return ResponseTemplate::new(200).set_body_string("{\"servers\": [{\"id\": 4");
+            }
+        }
         let auth = req
             .headers
             .get("authorization")

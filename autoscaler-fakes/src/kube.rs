@@ -29,6 +29,8 @@ pub struct State {
     pub resource_version: u64,
     /// API server addresses of the `kubernetes` service, with readiness.
     pub control_plane: Vec<(String, bool)>,
+    /// The next this many requests answer 503.
+    pub fail_next: u32,
 }
 
 #[derive(Clone, Default)]
@@ -156,6 +158,10 @@ impl FakeKube {
                 uri.to_string(),
                 String::from_utf8_lossy(&body).into_owned(),
             ));
+            if s.fail_next > 0 {
+                s.fail_next -= 1;
+                return status(503, "ServiceUnavailable", "injected");
+            }
             s.eviction_delay
         };
         if let (Some(d), ["api", "v1", "namespaces", _, "pods", _, "eviction"]) =
