@@ -23,6 +23,8 @@ pub struct State {
     pub fail_next: u32,
     /// The next this many requests answer 200 with a body cut off mid-JSON.
     pub garble_next: u32,
+    /// Added to every answer (a slow network).
+    pub delay: std::time::Duration,
 }
 
 impl Default for State {
@@ -35,6 +37,7 @@ impl Default for State {
             drift_after_first_page: 0,
             fail_next: 0,
             garble_next: 0,
+            delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -255,7 +258,7 @@ impl Respond for FakeGitea {
             auth,
             &req.body,
         );
-        let t = ResponseTemplate::new(status);
+        let t = ResponseTemplate::new(status).set_delay(self.0.lock().unwrap().delay);
         if body.is_null() {
             t
         } else {

@@ -29,6 +29,10 @@ pub struct State {
     pub last_user_data: Option<String>,
     /// The next this many requests answer 200 with a body cut off mid-JSON.
     pub garble_next: u32,
+    /// Added to every answer (a slow network).
+    pub delay: std::time::Duration,
+    /// When each `POST /servers` arrived.
+    pub create_requests: Vec<std::time::Instant>,
 }
 
 impl Default for State {
@@ -42,6 +46,8 @@ impl Default for State {
             faults: VecDeque::new(),
             last_user_data: None,
             garble_next: 0,
+            delay: std::time::Duration::ZERO,
+            create_requests: Vec::new(),
         }
     }
 }
@@ -319,7 +325,11 @@ impl Respond for FakeHetzner {
                 s.garble_next -= 1;
                 return ResponseTemplate::new(200).set_body_string("{\"servers\": [{\"id\": 4");
             }
+            if req.method.as_str() == "POST" && req.url.path() == "/v1/servers" {
+                s.create_requests.push(std::time::Instant::now());
+            }
         }
+        let delay = self.0.lock().unwrap().delay;
         let auth = req
             .headers
             .get("authorization")
@@ -332,6 +342,7 @@ impl Respond for FakeHetzner {
             &req.body,
         );
         ResponseTemplate::new(status)
+            .set_delay(delay)
             .insert_header("RateLimit-Limit", "3600")
             .insert_header("RateLimit-Remaining", left.to_string().as_str())
             .insert_header(

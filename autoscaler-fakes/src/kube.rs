@@ -31,6 +31,8 @@ pub struct State {
     pub control_plane: Vec<(String, bool)>,
     /// The next this many requests answer 503.
     pub fail_next: u32,
+    /// Added to every answer (a slow network).
+    pub delay: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -164,6 +166,10 @@ impl FakeKube {
             }
             s.eviction_delay
         };
+        let pause = self.0.lock().unwrap().delay;
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
         if let (Some(d), ["api", "v1", "namespaces", _, "pods", _, "eviction"]) =
             (delay, segs.as_slice())
         {

@@ -1,0 +1,228 @@
+//! Shared by the end-to-end tests and the measurements: a moving world of fakes, and the real
+//! daemon process against it.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use autoscaler_fakes::world::{World, WorldConfig};
+use autoscaler_fakes::{gitea, hetzner, kube};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer};
+
+pub const JOIN_SECRET: &str = "K10-e2e-join-secret";
+pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
+
+/// A one-minute "hour" (the shortest the core accepts): teardown only in its last 30 seconds,
+/// after 3 idle seconds, starting at least 25 s before the period ends (the shortest lead the
+/// core accepts: a teardown waits the 15 s node-missing confirmation, plus about seven decisions).
+pub const CONFIG: &str = r#"
+[autoscaler]
+installation = "ci"
+max_nodes = 3
+
+[[autoscaler.pools]]
+name = "linux"
+max_nodes = 3
+reuse_within = "0s"
+idle_timeout = "3s"
+billing_period = "60s"
+teardown_window = "30s"
+teardown_lead = "25s"
+provisioning_timeout = "60s"
+join_timeout = "30s"
+not_ready_timeout = "30s"
+"#;
+
+pub struct Setup {
+    pub world: Arc<Mutex<World>>,
+    pub kube: kube::FakeKube,
+    pub gitea: MockServer,
+    pub hetzner: MockServer,
+    pub kubeconfig: std::path::PathBuf,
+    pub config: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn world() -> Setup {
+    world_with(CONFIG).await
+}
+
+/// A world with the daemon configured by `config` (TOML).
+pub async fn world_with(config_text: &str) -> Setup {
+    let gitea_fake = gitea::FakeGitea::new(gitea::State::default());
+    let gitea = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(gitea_fake.clone())
+        .mount(&gitea)
+        .await;
+    let hetzner_fake = hetzner::FakeHetzner::new(hetzner::State::default());
+    let hetzner = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(hetzner_fake.clone())
+        .mount(&hetzner)
+        .await;
+    let kube_fake = kube::FakeKube::with(kube::State {
+        control_plane: vec![("10.0.0.2".into(), true)],
+        ..kube::State::default()
+    });
+    let kube_url = kube_fake.start().await;
+    let world = Arc::new(Mutex::new(World::new(
+        gitea_fake,
+        hetzner_fake,
+        kube_fake.clone(),
+        WorldConfig::default(),
+    )));
+    let stepper = world.clone();
+    tokio::spawn(async move {
+        loop {
+            stepper.lock().unwrap_or_else(|e| e.into_inner()).step();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let port = kube_url.rsplit(':').next().unwrap().to_owned();
+    let dir = std::env::temp_dir().join(format!("gca-e2e-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: f\n  cluster:\n    server: {kube_url}\ncontexts:\n- name: f\n  context:\n    cluster: f\n    user: f\ncurrent-context: f\nusers:\n- name: f\n  user: {{}}\n"),
+    )
+    .unwrap();
+    let config = dir.join("autoscaler.toml");
+    std::fs::write(&config, config_text).unwrap();
+    Setup {
+        world,
+        kube: kube_fake,
+        gitea,
+        hetzner,
+        kubeconfig,
+        config,
+        dir,
+    }
+}
+
+/// Starts `gitea-ci-autoscaler run` against the world; `extra` adds variables.
+pub fn daemon(s: &Setup, extra: &[(&str, &str)]) -> Child {
+    daemon_on(s, extra).0
+}
+
+/// Like `daemon`, also giving the port it serves HTTP on.
+pub fn daemon_on(s: &Setup, extra: &[(&str, &str)]) -> (Child, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitea-ci-autoscaler"));
+    cmd.arg("run")
+        .env_clear()
+        .env("KUBECONFIG", &s.kubeconfig)
+        .env("CONFIG_FILE", &s.config)
+        .env("GITEA_API_URL", s.gitea.uri())
+        .env("GITEA_ADMIN_TOKEN", gitea::TOKEN)
+        .env("GITEA_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("HETZNER_API_URL", format!("{}/v1", s.hetzner.uri()))
+        .env("HETZNER_API_TOKEN", hetzner::TOKEN)
+        .env("HETZNER_SSH_KEYS", "ops")
+        .env("CLUSTER_SECRET", JOIN_SECRET)
+        .env("POLL_INTERVAL_SECS", "1")
+        .env("CALL_TIMEOUT_SECS", "5")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,gitea_ci_autoscaler=debug")
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    (cmd.spawn().unwrap(), port)
+}
+
+/// Waits until `done` holds, up to `limit`, or until the daemon exits.
+pub async fn until(daemon: &mut Child, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        if daemon.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// SIGTERM, then the daemon's log.
+pub async fn stop(daemon: Child) -> (std::process::ExitStatus, String) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || daemon.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn assert_no_secret(logs: &str) {
+    for secret in [gitea::TOKEN, hetzner::TOKEN, JOIN_SECRET, WEBHOOK_SECRET] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+}
+
+/// Every 700 ms one more fault, in turn: a 500 or a cut-off body from Gitea; a 503, a 429 with
+/// its rate-limit headers, a 409 or a cut-off body from Hetzner; a 503 from Kubernetes.
+pub fn inject_faults(s: &Setup) -> Arc<std::sync::atomic::AtomicBool> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, world) = (stop.clone(), s.world.clone());
+    tokio::spawn(async move {
+        let mut n = 0u32;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            {
+                let w = world.lock().unwrap_or_else(|e| e.into_inner());
+                match n % 7 {
+                    0 => w.gitea.0.lock().unwrap().fail_next += 1,
+                    1 => w
+                        .hetzner
+                        .0
+                        .lock()
+                        .unwrap()
+                        .faults
+                        .push_back((503, "unavailable")),
+                    2 => w.kube.0.lock().unwrap().fail_next += 1,
+                    3 => w
+                        .hetzner
+                        .0
+                        .lock()
+                        .unwrap()
+                        .faults
+                        .push_back((429, "rate_limit_exceeded")),
+                    4 => w.gitea.0.lock().unwrap().garble_next += 1,
+                    5 => w
+                        .hetzner
+                        .0
+                        .lock()
+                        .unwrap()
+                        .faults
+                        .push_back((409, "conflict")),
+                    _ => w.hetzner.0.lock().unwrap().garble_next += 1,
+                }
+            }
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    });
+    stop
+}
