@@ -25,6 +25,8 @@ pub struct State {
     pub garble_next: u32,
     /// Added to every answer (a slow network).
     pub delay: std::time::Duration,
+    /// The next this many lists claim 10 more items than they hold (a truncated list).
+    pub short_next: u32,
 }
 
 impl Default for State {
@@ -38,6 +40,7 @@ impl Default for State {
             fail_next: 0,
             garble_next: 0,
             delay: std::time::Duration::ZERO,
+            short_next: 0,
         }
     }
 }
@@ -251,13 +254,22 @@ impl Respond for FakeGitea {
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        let (status, body) = self.answer(
+        let (status, mut body) = self.answer(
             req.method.as_str(),
             req.url.path(),
             &query_of(req),
             auth,
             &req.body,
         );
+        {
+            let mut st = self.0.lock().unwrap();
+            if st.short_next > 0
+                && let Some(total) = body.get("total_count").and_then(Value::as_i64)
+            {
+                st.short_next -= 1;
+                body["total_count"] = json!(total + 10);
+            }
+        }
         let t = ResponseTemplate::new(status).set_delay(self.0.lock().unwrap().delay);
         if body.is_null() {
             t

@@ -142,6 +142,44 @@ impl World {
         self.gitea.0.lock().unwrap().runners.len()
     }
 
+    /// What the autoscaler has written so far: server labels, node annotations and cordons,
+    /// runners and their disabled flags. It changes with every action the autoscaler takes.
+    pub fn fingerprint(&self) -> String {
+        let servers: Vec<String> = self
+            .hetzner
+            .0
+            .lock()
+            .unwrap()
+            .servers
+            .iter()
+            .map(|s| format!("{}{}", s["id"], s["labels"]))
+            .collect();
+        let nodes: Vec<String> = self
+            .kube
+            .0
+            .lock()
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|(n, v)| {
+                format!(
+                    "{n}{}{}",
+                    v["metadata"]["annotations"], v["spec"]["unschedulable"]
+                )
+            })
+            .collect();
+        let runners: Vec<String> = self
+            .gitea
+            .0
+            .lock()
+            .unwrap()
+            .runners
+            .iter()
+            .map(|r| format!("{}{}", r["id"], r["disabled"]))
+            .collect();
+        format!("{servers:?}|{nodes:?}|{runners:?}")
+    }
+
     /// One step of the world at the current time.
     pub fn step(&mut self) {
         let t = now();

@@ -182,8 +182,9 @@ pub fn assert_no_secret(logs: &str) {
     }
 }
 
-/// Every 700 ms one more fault, in turn: a 500 or a cut-off body from Gitea; a 503, a 429 with
-/// its rate-limit headers, a 409 or a cut-off body from Hetzner; a 503 from Kubernetes.
+/// Every 700 ms one more fault, in turn: a 500, a cut-off body or a truncated list from Gitea; a
+/// 503, a 429 with its rate-limit headers, a 409, a cut-off body or 700 ms of answers slower than
+/// the call timeout from Hetzner; a 503 from Kubernetes.
 pub fn inject_faults(s: &Setup) -> Arc<std::sync::atomic::AtomicBool> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (flag, world) = (stop.clone(), s.world.clone());
@@ -192,7 +193,9 @@ pub fn inject_faults(s: &Setup) -> Arc<std::sync::atomic::AtomicBool> {
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
             {
                 let w = world.lock().unwrap_or_else(|e| e.into_inner());
-                match n % 7 {
+                // A slow Hetzner lasts one round: longer than the call timeout, then gone.
+                w.hetzner.0.lock().unwrap().delay = Duration::ZERO;
+                match n % 9 {
                     0 => w.gitea.0.lock().unwrap().fail_next += 1,
                     1 => w
                         .hetzner
@@ -217,7 +220,9 @@ pub fn inject_faults(s: &Setup) -> Arc<std::sync::atomic::AtomicBool> {
                         .unwrap()
                         .faults
                         .push_back((409, "conflict")),
-                    _ => w.hetzner.0.lock().unwrap().garble_next += 1,
+                    6 => w.hetzner.0.lock().unwrap().garble_next += 1,
+                    7 => w.gitea.0.lock().unwrap().short_next += 1,
+                    _ => w.hetzner.0.lock().unwrap().delay = Duration::from_secs(6),
                 }
             }
             n += 1;
