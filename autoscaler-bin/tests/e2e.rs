@@ -16,12 +16,17 @@ fn done_now(w: &World) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_is_served_torn_down_in_the_window_and_nothing_is_left() {
     let s = world().await;
-    let mut d = daemon(&s, &[]);
-    {
+    let (mut d, port) = daemon_on(&s, &[]);
+    ready(port).await;
+    // Gitea announces each job with a signed webhook delivery.
+    let ids: Vec<u64> = {
         let mut w = s.world.lock().unwrap();
-        for _ in 0..5 {
-            w.push_job(&["ubuntu-latest"], Duration::from_secs(4));
-        }
+        (0..5)
+            .map(|_| w.push_job(&["ubuntu-latest"], Duration::from_secs(4)))
+            .collect()
+    };
+    for id in ids {
+        deliver(port, id).await;
     }
     let world = s.world.clone();
     let served = until(&mut d, Duration::from_secs(60), || {

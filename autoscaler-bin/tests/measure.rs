@@ -13,24 +13,6 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use common::*;
-use secrecy::SecretString;
-
-async fn ready(port: u16) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the daemon never became ready");
-}
 
 /// Seconds from a job being queued to the daemon's create request.
 async fn reaction(webhook: bool, phase: Duration) -> f64 {
@@ -45,22 +27,7 @@ async fn reaction(webhook: bool, phase: Duration) -> f64 {
         .unwrap()
         .push_job(&["ubuntu-latest"], Duration::from_secs(5));
     if webhook {
-        let body = format!(
-            r#"{{"action": "queued", "workflow_job": {{"id": {id}, "labels": ["ubuntu-latest"],
-            "status": "queued", "created_at": "2026-11-25T10:00:00Z",
-            "url": "https://g/api/v1/repos/a/b/actions/jobs/{id}"}}}}"#
-        );
-        let sig =
-            autoscaler_gitea::webhook::sign(&SecretString::from(WEBHOOK_SECRET), body.as_bytes());
-        let resp = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{port}/webhook"))
-            .header("X-Gitea-Event", "workflow_job")
-            .header("X-Gitea-Signature", sig)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 202);
+        deliver(port, id).await;
     }
     let hetzner = s.world.lock().unwrap().hetzner.clone();
     let created = until(&mut d, Duration::from_secs(20), || {

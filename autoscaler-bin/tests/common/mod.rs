@@ -231,3 +231,43 @@ pub fn inject_faults(s: &Setup) -> Arc<std::sync::atomic::AtomicBool> {
     });
     stop
 }
+
+/// Delivers a signed `workflow_job` webhook for job `id`, as Gitea does.
+pub async fn deliver(port: u16, id: u64) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let body = format!(
+        r#"{{"action": "queued", "workflow_job": {{"id": {id}, "labels": ["ubuntu-latest"],
+        "status": "queued", "created_at": "2026-11-25T10:00:00Z",
+        "url": "https://g/api/v1/repos/a/b/actions/jobs/{id}"}}}}"#
+    );
+    let secret = secrecy::SecretString::from(WEBHOOK_SECRET);
+    let sig = autoscaler_gitea::webhook::sign(&secret, body.as_bytes());
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhook"))
+        .header("X-Gitea-Event", "workflow_job")
+        .header("X-Gitea-Signature", sig)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+}
+
+/// Waits until the daemon on `port` answers `/readyz` with 200.
+pub async fn ready(port: u16) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the daemon never became ready");
+}
