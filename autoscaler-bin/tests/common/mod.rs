@@ -271,3 +271,33 @@ pub async fn ready(port: u16) {
     }
     panic!("the daemon never became ready");
 }
+
+/// The promises every run keeps: no job's runner, pod, node or server taken away; never more
+/// than `max` servers; every server deleted in the last 30 s of its paid minute.
+pub fn assert_promises(w: &World, max: usize) {
+    let v = w.verdict();
+    assert!(
+        v.killed.is_empty(),
+        "busy runners torn down: {:?}",
+        v.killed
+    );
+    assert!(
+        v.peak_servers <= max,
+        "peak {} above {max}: {v:?}",
+        v.peak_servers
+    );
+    for age in &v.lifetimes {
+        assert!(
+            age % 60 >= 30,
+            "a server went {age} s after its creation, outside the window: {v:?}"
+        );
+    }
+}
+
+/// Queues `n` jobs of `secs` seconds; their ids.
+pub fn push_jobs(world: &Mutex<World>, n: usize, secs: u64) -> Vec<u64> {
+    let mut w = world.lock().unwrap();
+    (0..n)
+        .map(|_| w.push_job(&["ubuntu-latest"], Duration::from_secs(secs)))
+        .collect()
+}
