@@ -49,6 +49,20 @@ pub struct Request<'a> {
     pub body: Option<Value>,
 }
 
+impl<'a> Request<'a> {
+    /// A request a wiremock server recorded (query names in order; the body parsed as JSON).
+    pub fn recorded(r: &'a wiremock::Request) -> Self {
+        Self {
+            method: r.method.as_str(),
+            path: r.url.path(),
+            query: r.url.query_pairs().map(|(k, _)| k.into_owned()).collect(),
+            body: (!r.body.is_empty()).then(|| {
+                serde_json::from_slice(&r.body).unwrap_or(Value::String("<not JSON>".into()))
+            }),
+        }
+    }
+}
+
 fn spec_path(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
