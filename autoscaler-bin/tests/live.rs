@@ -2,6 +2,8 @@
 //! `plan` must print the plan with its reasons and change nothing; `run` must serve, act, log
 //! only JSON without secrets, and stop cleanly on SIGTERM.
 
+mod common;
+
 use std::process::Command;
 
 use autoscaler_fakes::{gitea, hetzner, kube};
@@ -58,15 +60,7 @@ fn plan_command(s: &Services, json: bool) -> Command {
 
 /// The binary with `args`, an empty environment but what it needs to reach the fakes.
 fn command(s: &Services, args: &[&str]) -> Command {
-    let kubeconfig = s.dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{}}\n",
-            s.kube_url
-        ),
-    )
-    .unwrap();
+    let kubeconfig = common::write_kubeconfig(&s.dir, &s.kube_url);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitea-ci-autoscaler"));
     cmd.args(args)
         .env_clear()

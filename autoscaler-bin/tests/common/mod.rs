@@ -93,12 +93,7 @@ pub async fn world_with(config_text: &str) -> Setup {
     let port = kube_url.rsplit(':').next().unwrap().to_owned();
     let dir = std::env::temp_dir().join(format!("gca-e2e-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: f\n  cluster:\n    server: {kube_url}\ncontexts:\n- name: f\n  context:\n    cluster: f\n    user: f\ncurrent-context: f\nusers:\n- name: f\n  user: {{}}\n"),
-    )
-    .unwrap();
+    let kubeconfig = write_kubeconfig(&dir, &kube_url);
     let config = dir.join("autoscaler.toml");
     std::fs::write(&config, config_text).unwrap();
     Setup {
@@ -300,4 +295,19 @@ pub fn push_jobs(world: &Mutex<World>, n: usize, secs: u64) -> Vec<u64> {
     (0..n)
         .map(|_| w.push_job(&["ubuntu-latest"], Duration::from_secs(secs)))
         .collect()
+}
+
+/// A kubeconfig in `dir` pointing at the fake API server `url` (plain HTTP, no credentials).
+pub fn write_kubeconfig(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n\
+             current-context: fake\nusers:\n- name: fake\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    path
 }
