@@ -347,32 +347,23 @@ impl World {
                         location: location.clone(),
                     });
                 }
-                Action::RecordJoined { server_id, at } => {
-                    self.label(*server_id, keys::JOINED, Some(keys::unix_value(*at)));
+                // The writes a shell sends, as `Action` spells them out (tests/ports.rs pins them).
+                Action::RecordJoined { server_id, .. }
+                | Action::BeginTeardown { server_id, .. }
+                | Action::AbortTeardown { server_id }
+                | Action::MarkNodeMissing { server_id, .. }
+                | Action::ClearNodeMissing { server_id } => {
+                    if let Some((key, value)) = action.server_label_write() {
+                        self.label(*server_id, key, value);
+                    }
                 }
-                Action::BeginTeardown { server_id, at } => {
-                    self.label(*server_id, keys::TEARDOWN, Some(keys::unix_value(*at)));
-                }
-                Action::AbortTeardown { server_id } => self.label(*server_id, keys::TEARDOWN, None),
-                Action::MarkNodeMissing { server_id, since } => {
-                    self.label(
-                        *server_id,
-                        keys::NODE_MISSING,
-                        Some(keys::unix_value(*since)),
-                    );
-                }
-                Action::ClearNodeMissing { server_id } => {
-                    self.label(*server_id, keys::NODE_MISSING, None)
-                }
-                Action::MarkIdle { node, since } => {
-                    self.annotate(node, keys::IDLE_SINCE, Some(since.to_string()))
-                }
-                Action::ClearIdle { node } => self.annotate(node, keys::IDLE_SINCE, None),
-                Action::MarkServerMissing { node, since } => {
-                    self.annotate(node, keys::SERVER_MISSING, Some(since.to_string()));
-                }
-                Action::ClearServerMissing { node } => {
-                    self.annotate(node, keys::SERVER_MISSING, None)
+                Action::MarkIdle { node, .. }
+                | Action::ClearIdle { node }
+                | Action::MarkServerMissing { node, .. }
+                | Action::ClearServerMissing { node } => {
+                    if let Some((key, value)) = action.node_annotation_write() {
+                        self.annotate(node, key, value);
+                    }
                 }
                 Action::DisableRunner { runner_id, .. } => self.set_disabled(*runner_id, true),
                 Action::EnableRunner { runner_id, .. } => self.set_disabled(*runner_id, false),
