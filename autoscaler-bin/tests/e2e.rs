@@ -82,13 +82,12 @@ async fn two_replicas_one_leads_and_the_other_takes_over_when_it_is_killed() {
         .unwrap()
         .to_owned();
     // kill -9 the leader mid-work: no release, the lease has to expire.
-    let (mut leader, mut survivor, survivor_name) = if holder == "pod-a" {
+    let (leader, mut survivor, survivor_name) = if holder == "pod-a" {
         (a, b, "pod-b")
     } else {
         (b, a, "pod-a")
     };
-    leader.kill().unwrap();
-    let _ = leader.wait();
+    let _ = leader.kill();
     let emptied = until(&mut survivor, Duration::from_secs(150), || {
         let w = world.lock().unwrap();
         w.verdict().served == 5 && w.servers() == 0 && w.nodes() == 0 && w.runners() == 0
@@ -174,9 +173,8 @@ async fn killed_with_minus_9_again_and_again_it_resumes_and_leaks_nothing() {
             assert_no_secret(&logs);
             break;
         }
-        d.kill().unwrap();
-        let out = d.wait_with_output().unwrap();
-        assert_no_secret(&String::from_utf8_lossy(&out.stderr));
+        let (_, logs) = d.kill();
+        assert_no_secret(&logs);
         kills += 1;
     }
     let w = s.world.lock().unwrap();
@@ -225,9 +223,8 @@ async fn soak() {
             !world.lock().unwrap().verdict().killed.is_empty()
         })
         .await;
-        d.kill().unwrap();
-        let out = d.wait_with_output().unwrap();
-        assert_no_secret(&String::from_utf8_lossy(&out.stderr));
+        let (_, logs) = d.kill();
+        assert_no_secret(&logs);
         kills += 1;
         round += 1;
     }

@@ -3,17 +3,23 @@
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::time;
+
 /// The end of the billing period that contains `now`, for a server created at `created`.
 ///
 /// Periods run `[created + k·period, created + (k+1)·period)`; at exactly `created` the first
 /// period has just started.
+///
+/// Never panics: instants anywhere in jiff's range and any period work; the result saturates
+/// at `Timestamp::MAX`.
 pub fn period_end(created: Timestamp, now: Timestamp, period: SignedDuration) -> Timestamp {
     let period_s = period.as_secs().max(1);
-    let age = now.as_second() - created.as_second();
+    // Both are within jiff's range (about ±10^12 s), so neither the difference nor the next
+    // multiple of the period can overflow an i64.
+    let age = now.as_second().saturating_sub(created.as_second());
     let started = if age < 0 { 0 } else { age / period_s };
-    created
-        .checked_add(SignedDuration::from_secs((started + 1) * period_s))
-        .unwrap_or(Timestamp::MAX)
+    let elapsed = started.saturating_add(1).saturating_mul(period_s);
+    time::add(created, SignedDuration::from_secs(elapsed))
 }
 
 /// Where `now` lies relative to the teardown window of the current period.
@@ -35,15 +41,15 @@ pub(crate) fn teardown_window(
     lead: SignedDuration,
 ) -> Window {
     let end = period_end(created, now, period);
-    let opens = end - window;
-    let closes = end - lead;
+    let opens = time::sub(end, window);
+    let closes = time::sub(end, lead);
     if now < opens {
         Window::Before { opens }
     } else if now <= closes {
         Window::Open { closes }
     } else {
         Window::Missed {
-            next_opens: end + period - window,
+            next_opens: time::sub(time::add(end, period), window),
         }
     }
 }

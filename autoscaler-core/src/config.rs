@@ -246,11 +246,22 @@ impl Config {
             );
         }
         check_dns_label(&mut p, "installation", &self.installation, 20);
-        if self.max_creates_per_tick == 0 {
-            p.add("max_creates_per_tick", "must be at least 1");
-        }
+        p.count("max_nodes", self.max_nodes, 0, MAX_NODES);
+        p.count(
+            "max_creates_per_tick",
+            self.max_creates_per_tick,
+            1,
+            MAX_CREATES_PER_TICK,
+        );
+        p.count(
+            "hetzner_reserve",
+            self.hetzner_reserve,
+            0,
+            HETZNER_REQUESTS_PER_HOUR - 1,
+        );
         p.positive("node_missing_confirm", self.node_missing_confirm);
         p.positive("create_backoff.base", self.create_backoff.base);
+        p.positive("create_backoff.max", self.create_backoff.max);
         if self.create_backoff.max < self.create_backoff.base {
             p.add(
                 "create_backoff.max",
@@ -300,6 +311,22 @@ impl Config {
 /// The teardown steps besides the node-missing confirmation, at about one decision a second.
 const MIN_TEARDOWN_STEPS: SignedDuration = SignedDuration::from_secs(10);
 
+/// The longest any configured duration may be. Every timeout, window and period of a CI fleet is
+/// minutes to hours; anything beyond a month is a typo (seconds written as milliseconds, a unit
+/// left off), and refusing it keeps every sum of durations and instants far from overflowing.
+pub const MAX_DURATION: SignedDuration = SignedDuration::from_hours(30 * 24);
+
+/// The most servers one installation may own: far above any Hetzner project's limit, low enough
+/// that slot counts (nodes × runners per node) stay small numbers.
+pub const MAX_NODES: u32 = 100_000;
+
+/// The most creations one decision may ask for.
+pub const MAX_CREATES_PER_TICK: u32 = 1_000;
+
+/// Hetzner Cloud's request budget per hour and project: a reserve at or above it would stop
+/// every creation for good.
+pub const HETZNER_REQUESTS_PER_HOUR: u32 = 3_600;
+
 fn validate_pool(
     p: &mut Problems,
     at: &str,
@@ -331,6 +358,7 @@ fn validate_pool(
     if pool.image.trim().is_empty() {
         p.add(format!("{at}.image"), "must name an image");
     }
+    p.count(&format!("{at}.max_nodes"), pool.max_nodes, 0, MAX_NODES);
     if pool.min_nodes > pool.max_nodes {
         p.add(
             format!("{at}.min_nodes"),
@@ -354,25 +382,21 @@ fn validate_pool(
             );
         }
     }
-    if pool.reuse_within.is_negative() {
-        p.add(format!("{at}.reuse_within"), "must not be negative");
-    }
-    if pool.idle_timeout.is_negative() {
-        p.add(format!("{at}.idle_timeout"), "must not be negative");
-    }
+    p.non_negative(&format!("{at}.reuse_within"), pool.reuse_within);
+    p.non_negative(&format!("{at}.idle_timeout"), pool.idle_timeout);
     if pool.billing_period < SignedDuration::from_mins(1) {
         p.add(
             format!("{at}.billing_period"),
             "must be at least one minute",
         );
+    } else {
+        p.positive(&format!("{at}.billing_period"), pool.billing_period);
     }
     p.positive(&format!("{at}.teardown_window"), pool.teardown_window);
-    if pool.teardown_lead.is_negative() {
-        p.add(format!("{at}.teardown_lead"), "must not be negative");
-    }
+    p.non_negative(&format!("{at}.teardown_lead"), pool.teardown_lead);
     // A teardown is about eight decisions, one of them waiting node_missing_confirm for the node
     // to stay gone; started later than this, it ends in the next paid period.
-    let needed = node_missing_confirm + MIN_TEARDOWN_STEPS;
+    let needed = node_missing_confirm.saturating_add(MIN_TEARDOWN_STEPS);
     if pool.teardown_lead >= SignedDuration::ZERO && pool.teardown_lead < needed {
         p.add(
             format!("{at}.teardown_lead"),
@@ -483,9 +507,37 @@ impl Problems {
         });
     }
 
+    /// A duration in `(0, MAX_DURATION]`.
     fn positive(&mut self, field: &str, d: SignedDuration) {
         if d <= SignedDuration::ZERO {
             self.add(field, "must be longer than zero");
+        } else {
+            self.at_most_max(field, d);
+        }
+    }
+
+    /// A duration in `[0, MAX_DURATION]`.
+    fn non_negative(&mut self, field: &str, d: SignedDuration) {
+        if d.is_negative() {
+            self.add(field, "must not be negative");
+        } else {
+            self.at_most_max(field, d);
+        }
+    }
+
+    fn at_most_max(&mut self, field: &str, d: SignedDuration) {
+        if d > MAX_DURATION {
+            self.add(
+                field,
+                format!("{d:#} is longer than the {MAX_DURATION:#} any duration may be"),
+            );
+        }
+    }
+
+    /// A count in `[min, max]`.
+    fn count(&mut self, field: &str, n: u32, min: u32, max: u32) {
+        if n < min || n > max {
+            self.add(field, format!("{n} must be between {min} and {max}"));
         }
     }
 

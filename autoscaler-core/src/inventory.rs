@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 use std::collections::hash_map::Entry;
 
 use crate::config::Policy;
+use crate::time;
 use crate::keys::{self, Identity, NodeMarks, ServerMarks};
 use crate::snapshot::{Job, JobStatus, Node, PodPhase, Runner, RunnerPod, Server, Snapshot};
 
@@ -357,8 +358,8 @@ fn ends_within(job: &Job, now: jiff::Timestamp, horizon: jiff::SignedDuration) -
     if horizon.is_zero() {
         return false;
     }
-    let left = started.duration_until(now);
-    let left = expected - left;
+    // Any instants and any expectation may arrive; the difference saturates instead of panicking.
+    let left = time::minus(expected, time::between(started, now));
     left.is_positive() && left <= horizon
 }
 

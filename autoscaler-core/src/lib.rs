@@ -58,9 +58,13 @@ mod snapshot;
 mod source;
 pub mod synthetic;
 mod teardown;
+mod time;
 
 pub use billing::period_end;
-pub use config::{Backoff, CONFIG_VERSION, Config, Day, Policy, PoolConfig, WarmWindow};
+pub use config::{
+    Backoff, CONFIG_VERSION, Config, Day, HETZNER_REQUESTS_PER_HOUR, MAX_CREATES_PER_TICK,
+    MAX_DURATION, MAX_NODES, Policy, PoolConfig, WarmWindow,
+};
 pub use decide::decide;
 pub use error::{ConfigProblem, Error};
 pub use jiff::{SignedDuration, Timestamp};

@@ -3,7 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -107,13 +108,70 @@ pub async fn world_with(config_text: &str) -> Setup {
     }
 }
 
+/// A running daemon whose log is read while it runs. A pipe holds about 64 KiB: a daemon whose
+/// stderr nobody reads blocks in its next log line once that is full, and then looks hung.
+pub struct Daemon {
+    child: Child,
+    log: Arc<Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Daemon {
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&buf[..n]);
+            }
+        });
+        Self {
+            child,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_some()
+    }
+
+    /// `kill -9`, then its exit status and everything it logged.
+    pub fn kill(mut self) -> (ExitStatus, String) {
+        let _ = self.child.kill();
+        self.wait()
+    }
+
+    /// Waits for it to exit; its exit status and everything it logged.
+    fn wait(&mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        (status, String::from_utf8_lossy(&log).into_owned())
+    }
+}
+
 /// Starts `gitea-ci-autoscaler run` against the world; `extra` adds variables.
-pub fn daemon(s: &Setup, extra: &[(&str, &str)]) -> Child {
+pub fn daemon(s: &Setup, extra: &[(&str, &str)]) -> Daemon {
     daemon_on(s, extra).0
 }
 
 /// Like `daemon`, also giving the port it serves HTTP on.
-pub fn daemon_on(s: &Setup, extra: &[(&str, &str)]) -> (Child, u16) {
+pub fn daemon_on(s: &Setup, extra: &[(&str, &str)]) -> (Daemon, u16) {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitea-ci-autoscaler"));
     cmd.arg("run")
@@ -132,22 +190,21 @@ pub fn daemon_on(s: &Setup, extra: &[(&str, &str)]) -> (Child, u16) {
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info,gitea_ci_autoscaler=debug")
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stdout(Stdio::null());
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    (cmd.spawn().unwrap(), port)
+    (Daemon::spawn(cmd), port)
 }
 
 /// Waits until `done` holds, up to `limit`, or until the daemon exits.
-pub async fn until(daemon: &mut Child, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub async fn until(daemon: &mut Daemon, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < limit {
         if done() {
             return true;
         }
-        if daemon.try_wait().ok().flatten().is_some() {
+        if daemon.exited() {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -155,20 +212,16 @@ pub async fn until(daemon: &mut Child, limit: Duration, mut done: impl FnMut() -
     false
 }
 
-/// SIGTERM, then the daemon's log.
-pub async fn stop(daemon: Child) -> (std::process::ExitStatus, String) {
+/// SIGTERM, then the daemon's exit status and log.
+pub async fn stop(mut daemon: Daemon) -> (ExitStatus, String) {
     let killed = Command::new("kill")
         .args(["-TERM", &daemon.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let out = tokio::task::spawn_blocking(move || daemon.wait_with_output().unwrap())
+    tokio::task::spawn_blocking(move || daemon.wait())
         .await
-        .unwrap();
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .unwrap()
 }
 
 pub fn assert_no_secret(logs: &str) {
@@ -179,7 +232,9 @@ pub fn assert_no_secret(logs: &str) {
 
 /// Every 700 ms one more fault, in turn: a 500, a cut-off body or a truncated list from Gitea; a
 /// 503, a 429 with its rate-limit headers, a 409, a cut-off body or 700 ms of answers slower than
-/// the call timeout from Hetzner; a 503 from Kubernetes.
+/// the call timeout from Hetzner; a 503 from Kubernetes. Setting the flag ends the faults, the
+/// lasting one (a slow Hetzner) included: a stop right after a slow round once left Hetzner
+/// slower than the call timeout for good, so nothing could be torn down.
 pub fn inject_faults(s: &Setup) -> Arc<std::sync::atomic::AtomicBool> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (flag, world) = (stop.clone(), s.world.clone());
@@ -223,6 +278,9 @@ pub fn inject_faults(s: &Setup) -> Arc<std::sync::atomic::AtomicBool> {
             n += 1;
             tokio::time::sleep(Duration::from_millis(700)).await;
         }
+        let w = world.lock().unwrap_or_else(|e| e.into_inner());
+        w.hetzner.0.lock().unwrap().delay = Duration::ZERO;
+        w.gitea.0.lock().unwrap().delay = Duration::ZERO;
     });
     stop
 }

@@ -45,7 +45,9 @@ impl Decision<'_> {
                     "the pool's max_nodes",
                 ),
                 (
-                    config.max_nodes.saturating_sub(total_servers + created),
+                    config
+                        .max_nodes
+                        .saturating_sub(total_servers.saturating_add(created)),
                     "the global max_nodes",
                 ),
                 (

@@ -11,6 +11,7 @@ use crate::lifecycle::Class;
 use crate::plan::{Action, NodeReport, NodeState, Reason, Slots, TeardownStep, WarningKind};
 use crate::render::Dur;
 use crate::teardown::{self, Context};
+use crate::time;
 
 impl Decision<'_> {
     /// Says why missing nodes or servers are not acted on, when a guard holds.
@@ -137,7 +138,7 @@ impl Decision<'_> {
             Class::Provisioning => {
                 let left = m
                     .server
-                    .map(|s| pool.provisioning_timeout - now.duration_since(s.created))
+                    .map(|s| time::minus(pool.provisioning_timeout, time::between(s.created, now)))
                     .unwrap_or_default();
                 (
                     NodeState::Provisioning,
