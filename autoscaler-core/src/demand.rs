@@ -1,16 +1,23 @@
 //! Demand: which waiting jobs the free runners will take, and which ones each pool must serve.
 //!
 //! Jobs and free runners are grouped by their label sets first (a cluster has a handful of
-//! distinct shapes, not thousands), then matched group against group with Gitea's own rule, so
-//! the cost stays linear in the number of jobs and runners.
+//! distinct shapes, not thousands), then each job group finds the runner shapes that fit it
+//! through an index of label names (see `shape_index`), so the cost stays near linear in the
+//! number of jobs and runners even when every job and every runner is a shape of its own.
+//!
+//! Gitea's rule is applied as Gitea applies it: a job's `runs-on` labels are compared exactly
+//! with the runners' label *names* (the part before the first `:` of a runner label). A job's
+//! own labels are never cut at `:`: a job asking for `ubuntu-latest:docker://node:20` is taken
+//! by no runner, so it is unservable and buys nothing.
 
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
 use crate::config::Policy;
-use crate::labels::{names_of, satisfies};
+use crate::labels::{job_key, names_of, satisfies};
 use crate::plan::UnservableJob;
+use crate::shape_index::ShapeIndex;
 use crate::snapshot::Job;
 
 /// Whose free runner a slot is; free capacity is used in this order.
@@ -37,12 +44,6 @@ pub(crate) struct Demand {
     pub(crate) unservable: Vec<UnservableJob>,
 }
 
-struct Bucket {
-    owner: Owner,
-    names: Vec<String>,
-    left: u32,
-}
-
 /// Matches `queued` (sorted by id, oldest first as Gitea hands them out) to the free slots.
 pub(crate) fn match_jobs<'a>(
     policy: &Policy,
@@ -65,10 +66,14 @@ pub(crate) fn match_jobs<'a>(
     for ((owner, labels), n) in raw_supply {
         *supply.entry((owner, names_of(labels))).or_default() += n;
     }
-    let mut buckets: Vec<Bucket> = supply
-        .into_iter()
-        .map(|((owner, names), left)| Bucket { owner, names, left })
-        .collect();
+    // Free slots by runner shape (owner and label names), in a fixed order: `left[b]` of shape
+    // `shapes[b]` are still free.
+    let mut shapes: Vec<(Owner, Vec<String>)> = Vec::with_capacity(supply.len());
+    let mut left: Vec<u32> = Vec::with_capacity(supply.len());
+    for (shape, n) in supply {
+        shapes.push(shape);
+        left.push(n);
+    }
 
     // Jobs of one push arrive together with the same labels: compare with the previous job's
     // labels before hashing.
@@ -89,34 +94,33 @@ pub(crate) fn match_jobs<'a>(
     }
     let mut groups: BTreeMap<Vec<String>, Vec<&Job>> = BTreeMap::new();
     for (labels, jobs) in raw_groups {
-        groups.entry(names_of(labels)).or_default().extend(jobs);
+        groups.entry(job_key(labels)).or_default().extend(jobs);
     }
 
     // The most constrained shapes pick first, so a job that only one runner can take gets it.
-    let mut order: Vec<(Vec<usize>, Vec<String>, Vec<&Job>)> = groups
+    let index = ShapeIndex::new(shapes.iter().map(|(_, names)| names.as_slice()));
+    let mut order: Vec<(u32, Vec<String>, Vec<&Job>)> = groups
         .into_iter()
-        .map(|(names, mut jobs)| {
+        .map(|(labels, mut jobs)| {
             jobs.sort_unstable_by_key(|j| j.id);
-            let fits = (0..buckets.len())
-                .filter(|&b| satisfies(&buckets[b].names, &names))
-                .collect();
-            (fits, names, jobs)
+            (index.fits(&labels), labels, jobs)
         })
         .collect();
-    order.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.1.cmp(&b.1)));
+    order.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
 
-    for (fits, names, jobs) in order {
+    for (fits, labels, jobs) in order {
         let total = u32::try_from(jobs.len()).unwrap_or(u32::MAX);
         let mut taken = 0u32;
-        for b in fits {
-            let take = buckets[b].left.min(total - taken);
-            buckets[b].left -= take;
-            taken += take;
-            if taken == total {
-                break;
-            }
+        if fits > 0 {
+            index.each_fit(&labels, |b| {
+                let free = &mut left[b as usize];
+                let take = (*free).min(total - taken);
+                *free -= take;
+                taken += take;
+                taken < total
+            });
         }
-        match pools.iter().position(|p| satisfies(&p.label_names, &names)) {
+        match pools.iter().position(|p| satisfies(&p.label_names, &labels)) {
             Some(p) => {
                 demand.waiting[p] += total;
                 demand.unmet[p] += total - taken;
@@ -131,9 +135,9 @@ pub(crate) fn match_jobs<'a>(
         }
     }
     demand.unservable.sort_unstable_by_key(|j| j.id);
-    for b in &buckets {
-        if let Owner::Pool(p) = b.owner {
-            demand.spare[p] += b.left;
+    for ((owner, _), n) in shapes.iter().zip(&left) {
+        if let Owner::Pool(p) = owner {
+            demand.spare[*p] += n;
         }
     }
     demand
@@ -238,6 +242,22 @@ mod tests {
             "the linux job is unmet, the gpu job served"
         );
         assert_eq!(d.spare, vec![0, 0]);
+    }
+
+    #[test]
+    fn a_job_label_is_not_cut_at_its_colon() {
+        let p = policy();
+        // The `linux` pool's runners carry `linux:docker://node:20`, whose name is `linux`.
+        let jobs = [job(1, &["linux:docker://node:20"]), job(2, &["linux"])];
+        let refs: Vec<&Job> = jobs.iter().collect();
+        let raw = labels(&["linux:docker://node:20", "ubuntu-latest"]);
+        let d = match_jobs(&p, &refs, [(Owner::Pool(1), raw.as_slice())].into_iter());
+        assert_eq!(
+            d.unservable.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![1],
+            "Gitea compares job labels with label names exactly: no runner takes job 1"
+        );
+        assert_eq!(d.unmet, vec![0, 0], "job 2 takes the free runner");
     }
 
     #[test]

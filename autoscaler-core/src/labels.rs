@@ -34,7 +34,7 @@ pub fn satisfies<R: AsRef<str>, J: AsRef<str>>(runner_labels: &[R], runs_on: &[J
     })
 }
 
-/// The sorted, de-duplicated label names of a label list: one key per distinct runner or job shape.
+/// The sorted, de-duplicated label names of a runner's label list: one key per runner shape.
 pub(crate) fn names_of<S: AsRef<str>>(labels: &[S]) -> Vec<String> {
     let mut names: Vec<String> = labels
         .iter()
@@ -43,6 +43,15 @@ pub(crate) fn names_of<S: AsRef<str>>(labels: &[S]) -> Vec<String> {
     names.sort_unstable();
     names.dedup();
     names
+}
+
+/// The sorted, de-duplicated labels of a job's `runs-on`: one key per job shape. Job labels are
+/// compared whole, so unlike runner labels they are never cut at `:`.
+pub(crate) fn job_key<S: AsRef<str>>(runs_on: &[S]) -> Vec<String> {
+    let mut labels: Vec<String> = runs_on.iter().map(|l| l.as_ref().to_owned()).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    labels
 }
 
 #[cfg(test)]
@@ -69,5 +78,17 @@ mod tests {
     #[test]
     fn names_are_sorted_and_unique() {
         assert_eq!(names_of(&["b:host", "a", "b"]), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn a_job_label_with_a_colon_is_kept_whole() {
+        assert_eq!(
+            job_key(&["ubuntu-latest:docker://node:20", "a", "a"]),
+            vec!["a", "ubuntu-latest:docker://node:20"]
+        );
+        assert!(!satisfies(
+            &["ubuntu-latest:docker://node:20"],
+            &["ubuntu-latest:docker://node:20"]
+        ));
     }
 }

@@ -54,6 +54,7 @@ mod plan;
 pub mod ports;
 mod render;
 mod scale_up;
+mod shape_index;
 mod snapshot;
 mod source;
 pub mod synthetic;

@@ -16,6 +16,8 @@ pub(crate) enum Class {
     Deleting,
     /// Our server, a node without our label: touch nothing.
     Conflict,
+    /// Provider ids and names disagree about which node is whose: touch nothing.
+    Tangled,
     /// A teardown was started (server label `teardown`).
     Teardown { started: Stored },
     /// Server without node, young and never joined.
@@ -39,6 +41,9 @@ pub(crate) enum Class {
 /// Classifies one machine at `now` with its pool's timings.
 pub(crate) fn classify(m: &Machine<'_>, pool: &PoolConfig, now: Timestamp) -> Class {
     let since = |t: Timestamp| now.duration_since(t);
+    if m.tangled {
+        return Class::Tangled;
+    }
     let (server, node) = match (m.server, m.node) {
         (Some(server), node) => (server, node),
         (None, Some(_)) => {

@@ -382,6 +382,10 @@ pub enum NodeState {
     ServerVanished,
     /// Fault: the server is ours but its node lacks our ownership label; nothing is touched.
     OwnershipConflict,
+    /// Fault: provider ids and names disagree about which node is which server's (a node named
+    /// after one server carries another's `hcloud://` id, two nodes claim one server, or a node
+    /// names a server that is not ours); nothing is touched.
+    IdentityConflict,
 }
 
 impl NodeState {
@@ -400,6 +404,7 @@ impl NodeState {
             Self::NodeVanished => "node_vanished",
             Self::ServerVanished => "server_vanished",
             Self::OwnershipConflict => "ownership_conflict",
+            Self::IdentityConflict => "identity_conflict",
         }
     }
 
@@ -413,6 +418,7 @@ impl NodeState {
                 | Self::NodeVanished
                 | Self::ServerVanished
                 | Self::OwnershipConflict
+                | Self::IdentityConflict
         )
     }
 }
@@ -536,4 +542,9 @@ pub enum WarningKind {
     BudgetLow,
     /// A job runs on a runner of a machine in teardown after the point of no return.
     BusyInTeardown,
+    /// A running job or a runner that no machine shows: destructive actions on the machines
+    /// that could host it are held.
+    ListsDisagree,
+    /// Provider ids and names disagree about which node is which server's.
+    IdentityConflict,
 }

@@ -111,7 +111,7 @@ impl Default for ForgeCapabilities {
 }
 
 /// A Gitea Actions job status, as the jobs API reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Runnable and waiting for a runner (Gitea's internal "waiting"): the demand signal.
@@ -125,7 +125,7 @@ pub enum JobStatus {
 }
 
 /// One Actions job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Job {
     /// Gitea's job id.
     pub id: u64,
@@ -160,7 +160,7 @@ pub struct Job {
 }
 
 /// One registered Gitea runner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Runner {
     /// Gitea's runner id.
     pub id: u64,
@@ -184,7 +184,7 @@ pub struct Runner {
 }
 
 /// A Hetzner Cloud server status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerStatus {
     /// Booted.
@@ -209,7 +209,7 @@ pub enum ServerStatus {
 }
 
 /// One Hetzner Cloud server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Server {
     /// Hetzner's server id.
     pub id: u64,
@@ -231,7 +231,7 @@ pub struct Server {
 }
 
 /// One Kubernetes node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Node {
     /// The node name (the server name for managed nodes).
     pub name: String,
@@ -258,7 +258,7 @@ pub struct Node {
 }
 
 /// A Kubernetes pod phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PodPhase {
     /// Accepted, not running yet.
     Pending,
@@ -274,7 +274,7 @@ pub enum PodPhase {
 }
 
 /// One runner pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RunnerPod {
     /// The pod name; its runner registers under this name.
     pub name: String,

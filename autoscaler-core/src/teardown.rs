@@ -17,6 +17,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::inventory::Machine;
 use crate::keys::Stored;
 use crate::plan::{Action, Reason, TeardownStep, Warning, WarningKind};
+use crate::time;
 
 /// What the caller decided around the machine.
 #[derive(Debug, Clone, Copy)]
@@ -27,8 +28,6 @@ pub(crate) struct Context<'r> {
     pub(crate) abort: Option<&'r str>,
     /// How long a missing node must stay missing before the server goes.
     pub(crate) confirm: SignedDuration,
-    /// Too many nodes vanished at once: do not act on missing nodes.
-    pub(crate) hold_missing: bool,
 }
 
 /// The step this tick, its actions and reason, and anything a person should know.
@@ -225,11 +224,8 @@ pub(crate) fn delete_server_when_confirmed(m: &Machine<'_>, ctx: &Context<'_>) -
             m.name
         ));
     }
-    if ctx.hold_missing {
-        return Progress::held("too many nodes vanished at once; not acting on it");
-    }
     match m.server_marks.node_missing {
-        Stored::At(since) if ctx.now.duration_since(since) >= ctx.confirm => Progress::new(
+        Stored::At(since) if time::between(since, ctx.now) >= ctx.confirm => Progress::new(
             TeardownStep::DeleteServer,
             vec![Action::DeleteServer {
                 server_id: server.id,

@@ -467,12 +467,18 @@ fn stuck_provisioning_is_given_up_after_confirmation() {
 fn a_node_that_comes_back_clears_the_missing_mark() {
     let mut w = default_world();
     w.machine("linux", "m1", mins(30));
-    // The node object vanished and PodGC removed its pods.
+    // The node object vanished, PodGC removed its pods and their runners went offline.
     let node = items_mut(&mut w.truth.nodes).remove(0);
     let pods = std::mem::take(items_mut(&mut w.truth.pods));
+    for r in items_mut(&mut w.truth.runners) {
+        r.online = false;
+    }
     assert_eq!(kinds(&w.step()), vec!["mark_node_missing"]);
     items_mut(&mut w.truth.nodes).push(node);
     items_mut(&mut w.truth.pods).extend(pods);
+    for r in items_mut(&mut w.truth.runners) {
+        r.online = true;
+    }
     w.advance(secs(5));
     let plan = w.decide();
     assert!(

@@ -112,17 +112,33 @@ fn an_empty_node_list_once_deletes_nothing() {
 }
 
 /// A single node missing from one snapshot is marked, and unmarked when it is back: one snapshot
-/// never deletes a server.
+/// never deletes a server. While its runner still runs a job, it is not even marked: the job is
+/// on a machine the lists cannot show, and that is no evidence of anything gone.
 #[test]
 fn a_single_missing_node_needs_a_second_snapshot() {
     let mut w = idle_fleet(1, 30);
     let r = w.runners_of("m00")[0].name.clone();
-    w.start_on(&r);
+    let job = w.start_on(&r);
+    let mut glitch = w.truth.clone();
+    glitch.nodes = Source::complete(vec![]);
+    glitch.pods = Source::complete(vec![]);
+    let plan = autoscaler_core::decide(&w.policy, &glitch);
+    assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
+    assert!(plan.has_warning(autoscaler_core::WarningKind::ListsDisagree));
+    // The job ends and the runner goes offline with its node: now the absence is believed,
+    // but only once.
+    w.finish(job);
+    for r in items_mut(&mut w.truth.runners) {
+        r.online = false;
+    }
     let mut glitch = w.truth.clone();
     glitch.nodes = Source::complete(vec![]);
     glitch.pods = Source::complete(vec![]);
     let plan = autoscaler_core::decide(&w.policy, &glitch);
     assert_eq!(kinds(&plan), vec!["mark_node_missing"]);
+    for r in items_mut(&mut w.truth.runners) {
+        r.online = true;
+    }
     w.apply(&plan.action_list().cloned().collect::<Vec<_>>());
     w.advance(secs(20));
     let plan = w.step();

@@ -14,30 +14,6 @@ use crate::teardown::{self, Context};
 use crate::time;
 
 impl Decision<'_> {
-    /// Says why missing nodes or servers are not acted on, when a guard holds.
-    pub(super) fn warn_guards(&mut self, guards: &Guards) {
-        if guards.hold_missing {
-            self.warn(
-                WarningKind::MassVanish,
-                format!(
-                    "{} of {} joined servers lost their nodes at once; not acting on it (check the cluster \
-                     connection and the nodes' ownership labels)",
-                    guards.vanished, guards.joined
-                ),
-            );
-        }
-        if guards.hold_orphans {
-            self.warn(
-                WarningKind::MassVanish,
-                format!(
-                    "{} of {} managed nodes have no server at once; not acting on it (check the Hetzner \
-                     token's project and the servers' ownership labels)",
-                    guards.orphans, guards.owned_nodes
-                ),
-            );
-        }
-    }
-
     /// This machine's state, reason and actions for the tick.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn machine(
@@ -45,7 +21,6 @@ impl Decision<'_> {
         m: &Machine<'_>,
         class: Class,
         acc: &mut PoolAcc,
-        guards: &Guards,
         out: &mut MachineActions,
         idle_candidates: &mut Vec<(Timestamp, usize)>,
         index: usize,
@@ -56,11 +31,15 @@ impl Decision<'_> {
             can_disable: self.snapshot.forge.can_disable_runners,
             abort: None,
             confirm: self.policy.config().node_missing_confirm,
-            hold_missing: false,
         };
         let pool = self.pool_config(m.pool);
         match class {
             Class::Deleting => (NodeState::Deleting, "Hetzner is deleting the server".into()),
+            Class::Tangled => (
+                NodeState::IdentityConflict,
+                "provider ids and names disagree about which node is this server's; nothing is touched"
+                    .into(),
+            ),
             Class::Conflict => {
                 self.warn(
                     WarningKind::OwnershipConflict,
@@ -146,14 +125,7 @@ impl Decision<'_> {
                 )
             }
             Class::NodeMissing { joined, .. } => {
-                let hold_missing = joined && guards.hold_missing;
-                let p = teardown::delete_server_when_confirmed(
-                    m,
-                    &Context {
-                        hold_missing,
-                        ..base
-                    },
-                );
+                let p = teardown::delete_server_when_confirmed(m, &base);
                 for a in p.actions {
                     out.push(a, p.reason.clone());
                 }
@@ -168,12 +140,10 @@ impl Decision<'_> {
                 (state, format!("{what}; {}", p.reason).into())
             }
             Class::ServerMissing { missing } => {
-                let reason = if guards.hold_orphans {
-                    "too many nodes lost their servers at once; not acting on it".to_owned()
-                } else {
+                let reason = {
                     match missing {
                         Stored::At(since)
-                            if now.duration_since(since)
+                            if time::between(since, now)
                                 >= self.policy.config().node_missing_confirm =>
                         {
                             let p = teardown::progress(m, &base);
@@ -352,44 +322,6 @@ impl Decision<'_> {
             paid_until: m
                 .server
                 .map(|s| billing::period_end(s.created, self.now, pool.billing_period)),
-        }
-    }
-}
-
-/// Mass-disappearance guards: when most nodes (or servers) vanish at once, the likelier story is
-/// a broken connection or a relabelling, not a fleet of dead machines.
-pub(super) struct Guards {
-    joined: usize,
-    vanished: usize,
-    hold_missing: bool,
-    owned_nodes: usize,
-    orphans: usize,
-    hold_orphans: bool,
-}
-
-impl Guards {
-    pub(super) fn of(machines: &[Machine<'_>], classes: &[Class]) -> Self {
-        let vanished = classes
-            .iter()
-            .filter(|c| matches!(c, Class::NodeMissing { joined: true, .. }))
-            .count();
-        let joined = vanished
-            + machines
-                .iter()
-                .filter(|m| m.server.is_some() && m.node.is_some())
-                .count();
-        let orphans = classes
-            .iter()
-            .filter(|c| matches!(c, Class::ServerMissing { .. }))
-            .count();
-        let owned_nodes = machines.iter().filter(|m| m.node_owned).count();
-        Self {
-            joined,
-            vanished,
-            hold_missing: vanished >= 2 && vanished * 2 > joined,
-            owned_nodes,
-            orphans,
-            hold_orphans: orphans >= 2 && orphans * 2 > owned_nodes,
         }
     }
 }

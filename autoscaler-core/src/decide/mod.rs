@@ -14,16 +14,18 @@ use crate::config::{Policy, PoolConfig};
 use crate::inventory::{self, PoolRef};
 use crate::lifecycle::{Class, classify};
 use crate::plan::{
-    Action, NodeReport, PLAN_VERSION, Plan, PlannedAction, Reason, Warning, WarningKind,
+    Action, NodeReport, NodeState, PLAN_VERSION, Plan, PlannedAction, Reason, Warning,
+    WarningKind,
 };
 use crate::snapshot::Snapshot;
 
 mod creates;
+mod evidence;
 mod machine;
 mod pools;
 mod scale_down;
 
-use machine::Guards;
+use evidence::{Evidence, Hold};
 use pools::pool_report;
 
 /// Decides what to do about `snapshot` under `policy`.
@@ -45,6 +47,20 @@ fn retired_pool() -> &'static PoolConfig {
         warm_slots: 0,
         ..PoolConfig::default()
     })
+}
+
+/// Removes the destructive actions of a machine whose evidence does not agree, and says why.
+fn hold_destructive(ma: &mut MachineActions, report: &mut NodeReport, hold: Hold) {
+    let before = ma.actions.len();
+    ma.actions.retain(|a| !a.action.is_destructive());
+    if ma.actions.len() < before {
+        if let NodeState::Teardown { step } = &mut report.state {
+            *step = crate::plan::TeardownStep::Held;
+        }
+        let reason = report.reason.to_mut();
+        reason.push_str("; ");
+        reason.push_str(hold.reason());
+    }
 }
 
 /// Which sources may be trusted for what.
@@ -145,8 +161,12 @@ impl<'a> Decision<'a> {
             .iter()
             .map(|m| classify(m, self.pool_config(m.pool), self.now))
             .collect();
+        let evidence = Evidence::of(&inv, &classes, |m| {
+            self.pool_config(m.pool).runners_per_node
+        });
         let (mut accs, acc_of) = self.pool_accounts(&inv.machines);
-        let demand = self.count_slots_and_match(&inv, &classes, &mut accs, &acc_of);
+        let demand =
+            self.count_slots_and_match(&inv, &classes, &evidence.holds, &mut accs, &acc_of);
         if !demand.unservable.is_empty() {
             let shapes: std::collections::BTreeSet<String> = demand
                 .unservable
@@ -175,8 +195,7 @@ impl<'a> Decision<'a> {
             .map(|_| MachineActions::default())
             .collect();
         let mut reports: Vec<NodeReport> = Vec::with_capacity(inv.machines.len());
-        let guards = Guards::of(&inv.machines, &classes);
-        self.warn_guards(&guards);
+        self.warnings.extend(evidence.warnings.iter().cloned());
 
         let mut idle_candidates: Vec<(Timestamp, usize)> = Vec::new();
         for (i, m) in inv.machines.iter().enumerate() {
@@ -185,7 +204,6 @@ impl<'a> Decision<'a> {
                 m,
                 classes[i],
                 acc,
-                &guards,
                 &mut per_machine[i],
                 &mut idle_candidates,
                 i,
@@ -196,12 +214,18 @@ impl<'a> Decision<'a> {
         self.scale_down(
             &inv.machines,
             &classes,
+            &evidence.holds,
             &mut accs,
             &acc_of,
             &mut idle_candidates,
             &mut per_machine,
             &mut reports,
         );
+        for ((ma, report), hold) in per_machine.iter_mut().zip(&mut reports).zip(&evidence.holds) {
+            if let Some(hold) = hold {
+                hold_destructive(ma, report, *hold);
+            }
+        }
         let creates = self.scale_up(&inv.machines, &mut accs);
 
         let mut actions: Vec<PlannedAction> = Vec::new();

@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use std::collections::BTreeMap;
 
 use super::Decision;
+use super::evidence::Hold;
 use crate::demand::{self, Owner};
 use crate::inventory::{self, Machine, PoolRef, count};
 use crate::lifecycle::Class;
@@ -77,6 +78,7 @@ impl<'a> Decision<'a> {
         &self,
         inv: &inventory::Inventory<'a>,
         classes: &[Class],
+        holds: &[Option<Hold>],
         accs: &mut [PoolAcc],
         acc_of: &[usize],
     ) -> demand::Demand {
@@ -123,12 +125,17 @@ impl<'a> Decision<'a> {
                     supply(acc, &mut free);
                     acc.slots.ending_soon += m.ending_soon;
                 }
-                // With the node or runner list unreadable, a machine that looks broken may be
-                // fine: count it as capacity rather than buy a replacement on no evidence.
-                Class::NodeMissing { .. } if !(self.trust.nodes && self.trust.pods) => {
+                // With the node or runner list unreadable or disagreeing, a machine that looks
+                // broken may be fine: count it as capacity rather than buy a replacement on no
+                // evidence.
+                Class::NodeMissing { .. }
+                    if !(self.trust.nodes && self.trust.pods) || holds[i].is_some() =>
+                {
                     acc.slots.upcoming += rpn;
                 }
-                Class::NoRunner if !self.trust.runners => acc.slots.upcoming += rpn,
+                Class::NoRunner if !self.trust.runners || holds[i].is_some() => {
+                    acc.slots.upcoming += rpn;
+                }
                 _ => {}
             }
         }

@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 
-use super::{Decision, MachineActions, pools::PoolAcc};
+use super::{Decision, MachineActions, evidence::Hold, pools::PoolAcc};
 use crate::billing::{self, Window};
 use crate::inventory::{Machine, count};
 use crate::lifecycle::Class;
@@ -16,6 +16,7 @@ impl Decision<'_> {
         &self,
         machines: &[Machine<'_>],
         classes: &[Class],
+        holds: &[Option<Hold>],
         accs: &mut [PoolAcc],
         acc_of: &[usize],
         candidates: &mut Vec<(Timestamp, usize)>,
@@ -75,7 +76,9 @@ impl Decision<'_> {
             let pool = self.pool_config(m.pool);
             let slots = count(m.free_runners());
             let draining = acc.configured.is_none();
-            let reason = if !draining && acc.healthy <= pool.min_nodes {
+            let reason = if let Some(hold) = holds[i] {
+                Err(format!("idle in its teardown window; {}", hold.reason()))
+            } else if !draining && acc.healthy <= pool.min_nodes {
                 Err(format!(
                     "idle in its teardown window, kept: the pool's minimum is {} node(s)",
                     pool.min_nodes
