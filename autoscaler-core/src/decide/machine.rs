@@ -35,11 +35,25 @@ impl Decision<'_> {
         let pool = self.pool_config(m.pool);
         match class {
             Class::Deleting => (NodeState::Deleting, "Hetzner is deleting the server".into()),
-            Class::Tangled => (
-                NodeState::IdentityConflict,
-                "provider ids and names disagree about which node is this server's; nothing is touched"
-                    .into(),
-            ),
+            Class::Tangled => {
+                let what = match (m.server, m.node) {
+                    (Some(s), Some(n)) => format!("server {} (id {}) and node {}", s.name, s.id, n.name),
+                    (Some(s), None) => format!("server {} (id {})", s.name, s.id),
+                    (None, Some(n)) => format!("node {}", n.name),
+                    (None, None) => m.name.to_owned(),
+                };
+                self.warn(
+                    WarningKind::IdentityConflict,
+                    format!(
+                        "{what}: node names and hcloud:// provider ids disagree about which node                          is which server's (a node named after one server with another's id, two                          nodes claiming one server, or a node naming a server that is not ours);                          nothing on them is touched until they agree"
+                    ),
+                );
+                (
+                    NodeState::IdentityConflict,
+                    "provider ids and names disagree about which node is this server's; nothing is touched"
+                        .into(),
+                )
+            }
             Class::Conflict => {
                 self.warn(
                     WarningKind::OwnershipConflict,
