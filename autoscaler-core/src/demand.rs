@@ -120,7 +120,10 @@ pub(crate) fn match_jobs<'a>(
                 taken < total
             });
         }
-        match pools.iter().position(|p| satisfies(&p.label_names, &labels)) {
+        match pools
+            .iter()
+            .position(|p| satisfies(&p.label_names, &labels))
+        {
             Some(p) => {
                 demand.waiting[p] += total;
                 demand.unmet[p] += total - taken;

@@ -141,7 +141,9 @@ impl<'a> ShapeIndex<'a> {
                     while w != 0 {
                         let bit = w.trailing_zeros();
                         w &= w - 1;
-                        let i = u32::try_from(wi * 64).unwrap_or(u32::MAX).saturating_add(bit);
+                        let i = u32::try_from(wi * 64)
+                            .unwrap_or(u32::MAX)
+                            .saturating_add(bit);
                         if !visit(i) {
                             return;
                         }

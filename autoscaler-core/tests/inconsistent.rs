@@ -201,10 +201,7 @@ fn build(spec: &FleetSpec) -> (autoscaler_core::Policy, Truth) {
         nodes.push(Node {
             name: name.clone(),
             labels: pool_labels.clone(),
-            annotations: BTreeMap::from([(
-                keys::IDLE_SINCE.to_owned(),
-                ago(3000).to_string(),
-            )]),
+            annotations: BTreeMap::from([(keys::IDLE_SINCE.to_owned(), ago(3000).to_string())]),
             ready: !matches!(m.stage, Stage::NotReady),
             ready_since: Some(ago(3000)),
             cordoned,

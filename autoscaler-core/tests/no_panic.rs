@@ -36,7 +36,8 @@ fn timestamp() -> impl Strategy<Value = Timestamp> {
         Just(Timestamp::MIN),
         Just(Timestamp::MAX),
         Just(Timestamp::UNIX_EPOCH),
-        (1_700_000_000i64..1_900_000_000).prop_map(|s| Timestamp::from_second(s).expect("in range")),
+        (1_700_000_000i64..1_900_000_000)
+            .prop_map(|s| Timestamp::from_second(s).expect("in range")),
         (lo..=hi).prop_map(|s| Timestamp::from_second(s).expect("in range")),
     ]
 }
@@ -153,7 +154,10 @@ fn wild() -> impl Strategy<Value = Wild> {
     (
         timestamp(),
         prop::collection::vec(timestamp(), 16),
-        prop::collection::vec(prop::option::of(duration()).prop_map(|d| d.unwrap_or_default()), 8),
+        prop::collection::vec(
+            prop::option::of(duration()).prop_map(|d| d.unwrap_or_default()),
+            8,
+        ),
         prop::collection::vec(any::<i64>(), 6),
         0usize..5,
         prop::option::of(any::<u32>()),
@@ -299,7 +303,11 @@ fn exercise(config: &Config, w: &Wild) {
     let _: autoscaler_core::Plan = serde_json::from_str(&text).expect("a plan reads back");
     let text = serde_json::to_string(&s).expect("a snapshot serializes");
     let back = Snapshot::from_json(&text).expect("a snapshot reads back");
-    assert_eq!(decide(&policy, &back), plan, "the same snapshot, the same plan");
+    assert_eq!(
+        decide(&policy, &back),
+        plan,
+        "the same snapshot, the same plan"
+    );
 }
 
 proptest! {

@@ -128,7 +128,9 @@ impl Daemon {
                 if n == 0 {
                     break;
                 }
-                sink.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&buf[..n]);
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
             }
         });
         Self {

@@ -89,12 +89,15 @@ impl Evidence {
     ) -> Self {
         let machines = &inv.machines;
         let joined_share = Share {
-            lost: count(classes, |c| matches!(c, Class::NodeMissing { joined: true, .. })),
-            of: count(classes, |c| matches!(c, Class::NodeMissing { joined: true, .. }))
-                + machines
-                    .iter()
-                    .filter(|m| m.server.is_some() && m.node.is_some())
-                    .count(),
+            lost: count(classes, |c| {
+                matches!(c, Class::NodeMissing { joined: true, .. })
+            }),
+            of: count(classes, |c| {
+                matches!(c, Class::NodeMissing { joined: true, .. })
+            }) + machines
+                .iter()
+                .filter(|m| m.server.is_some() && m.node.is_some())
+                .count(),
         };
         let servers_share = Share {
             lost: count(classes, |c| matches!(c, Class::ServerMissing { .. })),

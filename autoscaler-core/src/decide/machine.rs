@@ -37,7 +37,9 @@ impl Decision<'_> {
             Class::Deleting => (NodeState::Deleting, "Hetzner is deleting the server".into()),
             Class::Tangled => {
                 let what = match (m.server, m.node) {
-                    (Some(s), Some(n)) => format!("server {} (id {}) and node {}", s.name, s.id, n.name),
+                    (Some(s), Some(n)) => {
+                        format!("server {} (id {}) and node {}", s.name, s.id, n.name)
+                    }
                     (Some(s), None) => format!("server {} (id {})", s.name, s.id),
                     (None, Some(n)) => format!("node {}", n.name),
                     (None, None) => m.name.to_owned(),

@@ -14,8 +14,7 @@ use crate::config::{Policy, PoolConfig};
 use crate::inventory::{self, PoolRef};
 use crate::lifecycle::{Class, classify};
 use crate::plan::{
-    Action, NodeReport, NodeState, PLAN_VERSION, Plan, PlannedAction, Reason, Warning,
-    WarningKind,
+    Action, NodeReport, NodeState, PLAN_VERSION, Plan, PlannedAction, Reason, Warning, WarningKind,
 };
 use crate::snapshot::Snapshot;
 
@@ -221,7 +220,11 @@ impl<'a> Decision<'a> {
             &mut per_machine,
             &mut reports,
         );
-        for ((ma, report), hold) in per_machine.iter_mut().zip(&mut reports).zip(&evidence.holds) {
+        for ((ma, report), hold) in per_machine
+            .iter_mut()
+            .zip(&mut reports)
+            .zip(&evidence.holds)
+        {
             if let Some(hold) = hold {
                 hold_destructive(ma, report, *hold);
             }

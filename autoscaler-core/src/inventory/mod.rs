@@ -209,7 +209,11 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
     }
     // Sorted by name, so the plan never depends on input order.
     let server_id = |p: &pairing::Pair<'_>| p.server.map(|k| owned[k].0.id);
-    pairs.sort_unstable_by(|a, b| a.name.cmp(b.name).then_with(|| server_id(a).cmp(&server_id(b))));
+    pairs.sort_unstable_by(|a, b| {
+        a.name
+            .cmp(b.name)
+            .then_with(|| server_id(a).cmp(&server_id(b)))
+    });
     let mut machine_of_node: Vec<Option<usize>> = vec![None; nodes.items.len()];
     let mut machines: Vec<Machine<'a>> = Vec::with_capacity(pairs.len());
     for p in pairs {
@@ -421,7 +425,9 @@ impl<'p> OurLabels<'p> {
         Self {
             policy,
             seen,
-            retired: machines.iter().any(|m| matches!(m.pool, PoolRef::Unknown(_))),
+            retired: machines
+                .iter()
+                .any(|m| matches!(m.pool, PoolRef::Unknown(_))),
         }
     }
 

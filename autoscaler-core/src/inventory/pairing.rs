@@ -52,7 +52,11 @@ struct Sets(Vec<u32>);
 
 impl Sets {
     fn new(n: usize) -> Self {
-        Self((0..n).map(|i| u32::try_from(i).unwrap_or(u32::MAX)).collect())
+        Self(
+            (0..n)
+                .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+                .collect(),
+        )
     }
 
     fn find(&mut self, mut x: usize) -> usize {
@@ -104,8 +108,7 @@ pub(crate) fn pair<'a>(
     let s = servers.len();
     let mut sets = Sets::new(s + nodes.len());
     let by_id: FxHashMap<u64, usize> = servers.iter().enumerate().map(|(k, x)| (x.id, k)).collect();
-    let mut by_name: FxHashMap<&str, usize> =
-        FxHashMap::with_capacity_and_hasher(s, FxBuildHasher);
+    let mut by_name: FxHashMap<&str, usize> = FxHashMap::with_capacity_and_hasher(s, FxBuildHasher);
     let mut names_repeat = false;
     for (k, server) in servers.iter().enumerate() {
         if let Some(&other) = by_name.get(server.name.as_str()) {
@@ -200,11 +203,18 @@ mod tests {
         n
     }
 
-    fn pairs(servers: &[Server], nodes: &[Node]) -> Vec<(String, Option<u64>, Option<String>, bool)> {
+    fn pairs(
+        servers: &[Server],
+        nodes: &[Node],
+    ) -> Vec<(String, Option<u64>, Option<String>, bool)> {
         let s: Vec<&Server> = servers.iter().collect();
         let n: Vec<&Node> = nodes.iter().collect();
         let owned = vec![true; n.len()];
-        let by_name = n.iter().enumerate().map(|(i, x)| (x.name.as_str(), i)).collect();
+        let by_name = n
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (x.name.as_str(), i))
+            .collect();
         let (p, _) = pair(&s, &n, &by_name, &owned);
         p.iter()
             .map(|p| {
@@ -221,7 +231,10 @@ mod tests {
     #[test]
     fn a_provider_id_pairs_even_when_the_names_differ() {
         let got = pairs(&[server(1, "a")], &[node("renamed", Some("hcloud://1"))]);
-        assert_eq!(got, vec![("a".into(), Some(1), Some("renamed".into()), false)]);
+        assert_eq!(
+            got,
+            vec![("a".into(), Some(1), Some("renamed".into()), false)]
+        );
     }
 
     #[test]
@@ -232,7 +245,11 @@ mod tests {
             &[node("x", Some("hcloud://2")), node("y", None)],
         );
         assert!(got.iter().all(|p| p.3), "{got:?}");
-        assert_eq!(got.len(), 2, "server x with node x, server y with node y: {got:?}");
+        assert_eq!(
+            got.len(),
+            2,
+            "server x with node x, server y with node y: {got:?}"
+        );
     }
 
     #[test]
@@ -245,14 +262,20 @@ mod tests {
     fn two_nodes_claiming_one_server_are_a_tangle() {
         let got = pairs(
             &[server(1, "x")],
-            &[node("x", Some("hcloud://1")), node("old-x", Some("hcloud://1"))],
+            &[
+                node("x", Some("hcloud://1")),
+                node("old-x", Some("hcloud://1")),
+            ],
         );
         assert!(got.iter().all(|p| p.3), "{got:?}");
     }
 
     #[test]
     fn unlinked_servers_and_nodes_stand_alone() {
-        let got = pairs(&[server(1, "a")], &[node("b", None), node("c", Some("k3s://c"))]);
+        let got = pairs(
+            &[server(1, "a")],
+            &[node("b", None), node("c", Some("k3s://c"))],
+        );
         assert_eq!(
             got,
             vec![

@@ -28,7 +28,8 @@ where
     T: Ord,
     K: Hash + Eq,
 {
-    let mut at: FxHashMap<K, usize> = FxHashMap::with_capacity_and_hasher(items.len(), FxBuildHasher);
+    let mut at: FxHashMap<K, usize> =
+        FxHashMap::with_capacity_and_hasher(items.len(), FxBuildHasher);
     let mut out: Vec<&T> = Vec::with_capacity(items.len());
     let mut repeats = false;
     for item in items {
