@@ -27,6 +27,10 @@ pub struct State {
     pub delay: std::time::Duration,
     /// The next this many lists claim 10 more items than they hold (a truncated list).
     pub short_next: u32,
+    /// The next this many list pages, once answered, move the list's last item to the front:
+    /// Gitea orders runners by when they last checked in (and jobs in no fixed order), so a
+    /// runner checking in between two page reads shifts every later page by one.
+    pub reorder_next: u32,
 }
 
 impl Default for State {
@@ -41,6 +45,7 @@ impl Default for State {
             garble_next: 0,
             delay: std::time::Duration::ZERO,
             short_next: 0,
+            reorder_next: 0,
         }
     }
 }
@@ -107,7 +112,7 @@ impl FakeGitea {
         auth: Option<&str>,
         body: &[u8],
     ) -> (u16, Value) {
-        let s = self.0.lock().unwrap();
+        let mut s = self.0.lock().unwrap();
         let Some(path) = path.strip_prefix("/api/v1") else {
             return error(404, "not found");
         };
@@ -180,27 +185,31 @@ impl FakeGitea {
                     .collect();
                 let items: Vec<Value> = matching
                     .iter()
-                    .skip((page - 1) * limit)
+                    .skip((page - 1).saturating_mul(limit))
                     .take(limit)
                     .map(|v| (*v).clone())
                     .collect();
-                (
-                    200,
-                    json!({"jobs": items, "total_count": matching.len() as i64 + drift}),
-                )
+                let total = matching.len() as i64 + drift;
+                if s.reorder_next > 0 {
+                    s.reorder_next -= 1;
+                    s.jobs.rotate_right(1);
+                }
+                (200, json!({"jobs": items, "total_count": total}))
             }
             ("GET", ["actions", "runners"]) => {
                 let items: Vec<Value> = s
                     .runners
                     .iter()
-                    .skip((page - 1) * limit)
+                    .skip((page - 1).saturating_mul(limit))
                     .take(limit)
                     .cloned()
                     .collect();
-                (
-                    200,
-                    json!({"runners": items, "total_count": s.runners.len() as i64 + drift}),
-                )
+                let total = s.runners.len() as i64 + drift;
+                if s.reorder_next > 0 {
+                    s.reorder_next -= 1;
+                    s.runners.rotate_right(1);
+                }
+                (200, json!({"runners": items, "total_count": total}))
             }
             (m @ ("PATCH" | "DELETE" | "GET"), ["actions", "runners", id]) => {
                 let id: u64 = id.parse().unwrap_or(0);

@@ -61,6 +61,12 @@ struct Pages<T> {
     problem: Option<String>,
 }
 
+/// One read of a list, and whether an item came twice (the order shifted under it).
+struct Read<T> {
+    pages: Pages<T>,
+    repeated: bool,
+}
+
 impl GiteaClient {
     /// A client over `http`, which the caller built (rustls, provider installed).
     pub fn new(http: reqwest::Client, config: GiteaConfig) -> Result<Self, GiteaError> {
@@ -197,20 +203,72 @@ impl GiteaClient {
 
     /// Reads every page of a list. `fetch(page)` returns the page's items and `total_count`.
     /// The first page failing is an error; a later one makes the list partial.
-    async fn pages<T, F, Fut>(&self, what: &str, mut fetch: F) -> Result<Pages<T>, GiteaError>
+    ///
+    /// Gitea orders runners by when they last checked in and jobs in no fixed order, so the
+    /// order can shift between two page reads: one item is then seen twice and another not at
+    /// all, and the count still adds up. Items are therefore counted once each (by `id`), and a
+    /// read that saw an item twice is read again, up to three times, before the list is given
+    /// as partial. Only a read with no repeat whose distinct items reach the total is complete.
+    async fn pages<T, F, Fut>(
+        &self,
+        what: &str,
+        id: impl Fn(&T) -> u64,
+        mut fetch: F,
+    ) -> Result<Pages<T>, GiteaError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<(Vec<T>, i64), GiteaError>>,
+    {
+        const READS: u32 = 3;
+        let mut read = self.read_pages(what, &id, &mut fetch).await?;
+        let mut reads = 1;
+        while read.repeated && reads < READS {
+            read = self.read_pages(what, &id, &mut fetch).await?;
+            reads += 1;
+        }
+        if read.repeated && read.pages.problem.is_none() {
+            read.pages.problem = Some(format!(
+                "{what}: the order shifted while the list was read (an item came on two pages, so \
+                 another may have been skipped), {reads} reads in a row"
+            ));
+        }
+        Ok(read.pages)
+    }
+
+    /// One read of every page, each item kept once.
+    async fn read_pages<T, F, Fut>(
+        &self,
+        what: &str,
+        id: &impl Fn(&T) -> u64,
+        fetch: &mut F,
+    ) -> Result<Read<T>, GiteaError>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<(Vec<T>, i64), GiteaError>>,
     {
         let limit = self.page_size as usize;
-        let (mut items, first_total) = fetch(1).await?;
+        let (first, first_total) = fetch(1).await?;
+        let mut seen = BTreeSet::new();
+        let mut items = Vec::with_capacity(first.len());
+        let mut repeated = false;
+        let mut keep = |page: Vec<T>, items: &mut Vec<T>| {
+            for item in page {
+                if seen.insert(id(&item)) {
+                    items.push(item);
+                } else {
+                    repeated = true;
+                }
+            }
+        };
+        let mut last_len = first.len();
+        let mut received = first.len();
+        keep(first, &mut items);
         let mut problem = None;
-        let mut last_len = items.len();
         let mut page = 1;
         // A server that never sends a short page must not keep us here: at most the pages the
         // first total needs, plus one for items added meanwhile.
         let max_pages = (first_total.max(0) as usize).div_ceil(limit) + 1;
-        while last_len == limit && (items.len() as i64) < first_total {
+        while last_len == limit && (received as i64) < first_total {
             page += 1;
             if page as usize > max_pages {
                 problem = Some(format!(
@@ -226,7 +284,8 @@ impl GiteaClient {
                         ));
                     }
                     last_len = more.len();
-                    items.extend(more);
+                    received += more.len();
+                    keep(more, &mut items);
                 }
                 Err(e) => {
                     problem = Some(format!("{what}: page {page} failed: {e}"));
@@ -234,13 +293,16 @@ impl GiteaClient {
                 }
             }
         }
-        if problem.is_none() && (items.len() as i64) < first_total {
+        if problem.is_none() && !repeated && (items.len() as i64) < first_total {
             problem = Some(format!(
                 "{what}: read {} items, but the total is {first_total}",
                 items.len()
             ));
         }
-        Ok(Pages { items, problem })
+        Ok(Read {
+            pages: Pages { items, problem },
+            repeated,
+        })
     }
 
     /// Runnable and running jobs in the scope, every page.
@@ -258,32 +320,36 @@ impl GiteaClient {
         // Newer Gitea sorts on request: a stable order keeps pages from shifting under us.
         let sorted = version.sorts_jobs();
         let read = self
-            .pages("jobs", |page| {
-                let mut query = vec![
-                    ("status", "queued".to_owned()),
-                    ("status", "in_progress".to_owned()),
-                    ("limit", limit.clone()),
-                    ("page", page.to_string()),
-                ];
-                if sorted {
-                    query.push(("sort", "id".to_owned()));
-                    query.push(("order", "asc".to_owned()));
-                }
-                let path = &path;
-                async move {
-                    let (p, header): (JobsPage, _) = self.get_counted(path, &query).await?;
-                    match header {
-                        Some(h) if h != p.total_count => Err(GiteaError::Decode {
-                            call: format!("GET {path}"),
-                            problem: format!(
-                                "X-Total-Count {h} disagrees with total_count {}",
-                                p.total_count
-                            ),
-                        }),
-                        _ => Ok((p.jobs, p.total_count)),
+            .pages(
+                "jobs",
+                |j: &crate::wire::WorkflowJob| j.id,
+                |page| {
+                    let mut query = vec![
+                        ("status", "queued".to_owned()),
+                        ("status", "in_progress".to_owned()),
+                        ("limit", limit.clone()),
+                        ("page", page.to_string()),
+                    ];
+                    if sorted {
+                        query.push(("sort", "id".to_owned()));
+                        query.push(("order", "asc".to_owned()));
                     }
-                }
-            })
+                    let path = &path;
+                    async move {
+                        let (p, header): (JobsPage, _) = self.get_counted(path, &query).await?;
+                        match header {
+                            Some(h) if h != p.total_count => Err(GiteaError::Decode {
+                                call: format!("GET {path}"),
+                                problem: format!(
+                                    "X-Total-Count {h} disagrees with total_count {}",
+                                    p.total_count
+                                ),
+                            }),
+                            _ => Ok((p.jobs, p.total_count)),
+                        }
+                    }
+                },
+            )
             .await?;
         let mut problems: Vec<String> = read.problem.into_iter().collect();
         let mut seen = BTreeSet::new();
@@ -305,14 +371,18 @@ impl GiteaClient {
         let path = format!("{}/actions/runners", self.scope.prefix());
         let limit = self.page_size.to_string();
         let read = self
-            .pages("runners", |page| {
-                let query = [("limit", limit.clone()), ("page", page.to_string())];
-                let path = &path;
-                async move {
-                    let p: RunnersPage = self.get(path, &query).await?;
-                    Ok((p.runners, p.total_count))
-                }
-            })
+            .pages(
+                "runners",
+                |r: &crate::wire::ActionRunner| r.id,
+                |page| {
+                    let query = [("limit", limit.clone()), ("page", page.to_string())];
+                    let path = &path;
+                    async move {
+                        let p: RunnersPage = self.get(path, &query).await?;
+                        Ok((p.runners, p.total_count))
+                    }
+                },
+            )
             .await?;
         let mut seen = BTreeSet::new();
         let runners = read

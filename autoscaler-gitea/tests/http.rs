@@ -172,6 +172,61 @@ async fn a_list_that_changes_while_read_is_partial() {
     assert!(reason.contains("changed while it was read"), "{reason}");
 }
 
+/// Gitea 1.26 orders runners by when they last checked in: a runner checking in between two page
+/// reads shifts every later page by one, so one runner comes twice and another never, and the
+/// count still adds up. Counted once each, the list is one short; it is read again.
+#[tokio::test]
+async fn a_list_whose_order_shifts_between_pages_is_read_again_until_whole() {
+    let runners = (1..=120)
+        .map(|i| runner(i, &format!("r{i}"), true, false))
+        .collect();
+    let (server, _) = serve(State {
+        runners,
+        reorder_next: 1,
+        ..State::default()
+    })
+    .await;
+    let c = client(&server, Scope::Admin);
+    let Source::Complete { items } = c.list_runners().await.unwrap() else {
+        panic!("a read without a shift is complete");
+    };
+    let ids: std::collections::BTreeSet<u64> = items.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 120, "every runner, once");
+    assert_eq!(items.len(), 120);
+    let pages = server.received_requests().await.unwrap().len();
+    assert_eq!(pages, 3 + 3, "two reads of three pages");
+}
+
+#[tokio::test]
+async fn a_list_that_keeps_shifting_is_partial_never_complete_and_short() {
+    let jobs = many_jobs(120);
+    let (server, _) = serve(State {
+        jobs,
+        reorder_next: u32::MAX,
+        ..State::default()
+    })
+    .await;
+    let c = client(&server, Scope::Admin);
+    let src = c.list_jobs().await.unwrap();
+    assert!(!src.is_complete(), "{src:?}");
+    assert!(
+        src.problem().unwrap().contains("order shifted"),
+        "{:?}",
+        src.problem()
+    );
+    let runners = (1..=120)
+        .map(|i| runner(i, &format!("r{i}"), true, false))
+        .collect();
+    let (server, _) = serve(State {
+        runners,
+        reorder_next: u32::MAX,
+        ..State::default()
+    })
+    .await;
+    let src = client(&server, Scope::Admin).list_runners().await.unwrap();
+    assert!(!src.is_complete());
+}
+
 #[tokio::test]
 async fn a_short_list_against_its_total_is_partial() {
     // The server claims 80 runners but its pages end after 40: some were not read.
