@@ -44,6 +44,54 @@ pub(crate) struct Demand {
     pub(crate) unservable: Vec<UnservableJob>,
 }
 
+/// A job label set as a map key: a sorted list borrowed as it came, or one sorted here. Both
+/// hash and compare as the sequence of labels, so they find each other.
+#[derive(Debug)]
+enum SetKey<'a> {
+    Sorted(&'a [String]),
+    Made(Vec<&'a str>),
+}
+
+impl SetKey<'_> {
+    fn labels(&self) -> impl Iterator<Item = &str> {
+        let (sorted, made) = match self {
+            Self::Sorted(s) => (Some(s.iter().map(String::as_str)), None),
+            Self::Made(m) => (None, Some(m.iter().copied())),
+        };
+        sorted
+            .into_iter()
+            .flatten()
+            .chain(made.into_iter().flatten())
+    }
+}
+
+impl std::hash::Hash for SetKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for label in self.labels() {
+            label.hash(state);
+        }
+    }
+}
+
+impl PartialEq for SetKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.labels().eq(other.labels())
+    }
+}
+
+impl Eq for SetKey<'_> {}
+
+/// Waiting jobs with one label set.
+struct Group<'a> {
+    /// The set, sorted.
+    labels: Vec<&'a str>,
+    /// Its labels' ids in the shape index; `None` when some label is on no free runner.
+    ids: Option<Vec<u32>>,
+    count: u32,
+    /// The smallest job id in it.
+    oldest: u64,
+}
+
 /// Matches `queued` (sorted by id, oldest first as Gitea hands them out) to the free slots.
 pub(crate) fn match_jobs<'a>(
     policy: &Policy,
@@ -75,44 +123,79 @@ pub(crate) fn match_jobs<'a>(
         left.push(n);
     }
 
-    // Jobs of one push arrive together with the same labels: compare with the previous job's
-    // labels before hashing.
-    let mut raw_groups: FxHashMap<&[String], Vec<&Job>> = FxHashMap::default();
-    let mut run: Option<(&[String], Vec<&Job>)> = None;
-    for job in queued {
-        match &mut run {
-            Some((labels, jobs)) if *labels == job.labels.as_slice() => jobs.push(job),
-            _ => {
-                if let Some((labels, jobs)) = run.replace((job.labels.as_slice(), vec![job])) {
-                    raw_groups.entry(labels).or_default().extend(jobs);
-                }
-            }
-        }
-    }
-    if let Some((labels, jobs)) = run {
-        raw_groups.entry(labels).or_default().extend(jobs);
-    }
-    let mut groups: BTreeMap<Vec<String>, Vec<&Job>> = BTreeMap::new();
-    for (labels, jobs) in raw_groups {
-        groups.entry(job_key(labels)).or_default().extend(jobs);
-    }
-
-    // The most constrained shapes pick first, so a job that only one runner can take gets it.
+    // Jobs grouped by label set. Jobs of one push arrive together with the same labels: compare
+    // with the previous job's labels before hashing; the set's key is built once per distinct
+    // list, and its label ids once per set.
     let index = ShapeIndex::new(shapes.iter().map(|(_, names)| names.as_slice()));
-    let mut order: Vec<(u32, Vec<String>, Vec<&Job>)> = groups
-        .into_iter()
-        .map(|(labels, mut jobs)| {
-            jobs.sort_unstable_by_key(|j| j.id);
-            (index.fits(&labels), labels, jobs)
-        })
-        .collect();
-    order.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let mut groups: Vec<Group<'a>> = Vec::new();
+    let mut by_set: FxHashMap<SetKey<'a>, u32> = FxHashMap::default();
+    let mut group_of: Vec<u32> = Vec::with_capacity(queued.len());
+    let mut previous: Option<(&[String], u32)> = None;
+    for job in queued {
+        let raw = job.labels.as_slice();
+        let g = match previous {
+            Some((labels, g)) if labels == raw => g,
+            _ => {
+                // Most `runs-on` lists are sorted sets already (often a single label): those
+                // are their own key, borrowed.
+                let key = if raw.windows(2).all(|w| w[0] < w[1]) {
+                    SetKey::Sorted(raw)
+                } else {
+                    SetKey::Made(job_key(raw))
+                };
+                let next = u32::try_from(groups.len()).unwrap_or(u32::MAX);
+                let g = *by_set.entry(key).or_insert(next);
+                if g == next {
+                    let labels = job_key(raw);
+                    groups.push(Group {
+                        ids: index.resolve(&labels),
+                        labels,
+                        count: 0,
+                        // `queued` is in id order: the first job seen is the oldest.
+                        oldest: job.id,
+                    });
+                }
+                g
+            }
+        };
+        previous = Some((raw, g));
+        group_of.push(g);
+        groups[g as usize].count += 1;
+    }
+    // Each group's jobs in one flat list, oldest first (a counting sort of `queued`).
+    let mut start: Vec<usize> = Vec::with_capacity(groups.len() + 1);
+    let mut at = 0usize;
+    for g in &groups {
+        start.push(at);
+        at += g.count as usize;
+    }
+    start.push(at);
+    let mut fill = start.clone();
+    let mut members: Vec<&Job> = match queued.first() {
+        Some(&first) => vec![first; queued.len()],
+        None => Vec::new(),
+    };
+    for (job, &g) in queued.iter().zip(&group_of) {
+        members[fill[g as usize]] = job;
+        fill[g as usize] += 1;
+    }
 
-    for (fits, labels, jobs) in order {
-        let total = u32::try_from(jobs.len()).unwrap_or(u32::MAX);
+    // The most constrained shapes pick first, so a job that only one runner can take gets it;
+    // among equals, the group with the oldest job, as Gitea hands out the oldest first. Job ids
+    // are unique, so the order is total and the same for any input order.
+    let fits: Vec<u32> = groups
+        .iter()
+        .map(|g| g.ids.as_ref().map_or(0, |ids| index.fits(ids)))
+        .collect();
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_unstable_by_key(|&g| (fits[g], groups[g].oldest));
+
+    for g in order {
+        let group = &groups[g];
+        let total = group.count;
         let mut taken = 0u32;
-        if fits > 0 {
-            index.each_fit(&labels, |b| {
+        if let (Some(ids), true) = (&group.ids, fits[g] > 0) {
+            index.each_fit(ids, |b| {
                 let free = &mut left[b as usize];
                 let take = (*free).min(total - taken);
                 *free -= take;
@@ -122,19 +205,21 @@ pub(crate) fn match_jobs<'a>(
         }
         match pools
             .iter()
-            .position(|p| satisfies(&p.label_names, &labels))
+            .position(|p| satisfies(&p.label_names, &group.labels))
         {
             Some(p) => {
                 demand.waiting[p] += total;
                 demand.unmet[p] += total - taken;
             }
-            None => demand
-                .unservable
-                .extend(jobs[taken as usize..].iter().map(|j| UnservableJob {
-                    id: j.id,
-                    labels: j.labels.clone(),
-                    repo: j.repo.clone(),
-                })),
+            None => demand.unservable.extend(
+                members[start[g] + taken as usize..start[g + 1]]
+                    .iter()
+                    .map(|j| UnservableJob {
+                        id: j.id,
+                        labels: j.labels.clone(),
+                        repo: j.repo.clone(),
+                    }),
+            ),
         }
     }
     demand.unservable.sort_unstable_by_key(|j| j.id);

@@ -47,8 +47,8 @@ pub(crate) fn names_of<S: AsRef<str>>(labels: &[S]) -> Vec<String> {
 
 /// The sorted, de-duplicated labels of a job's `runs-on`: one key per job shape. Job labels are
 /// compared whole, so unlike runner labels they are never cut at `:`.
-pub(crate) fn job_key<S: AsRef<str>>(runs_on: &[S]) -> Vec<String> {
-    let mut labels: Vec<String> = runs_on.iter().map(|l| l.as_ref().to_owned()).collect();
+pub(crate) fn job_key<S: AsRef<str>>(runs_on: &[S]) -> Vec<&str> {
+    let mut labels: Vec<&str> = runs_on.iter().map(AsRef::as_ref).collect();
     labels.sort_unstable();
     labels.dedup();
     labels

@@ -9,6 +9,7 @@
 //! eight bytes per label occurrence.
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 /// The shapes carrying one label name.
 #[derive(Debug)]
@@ -41,17 +42,24 @@ impl Posting {
 #[derive(Debug)]
 pub(crate) struct ShapeIndex<'a> {
     shapes: u32,
-    postings: FxHashMap<&'a str, Posting>,
+    /// Label name → its id, an index into `postings`.
+    ids: FxHashMap<&'a str, u32>,
+    postings: Vec<Posting>,
 }
 
 impl<'a> ShapeIndex<'a> {
     /// Indexes `shapes`, each the label names of one runner shape; shape `i` is the `i`th.
     pub(crate) fn new(shapes: impl Iterator<Item = &'a [String]>) -> Self {
-        let mut lists: FxHashMap<&'a str, Vec<u32>> = FxHashMap::default();
+        let mut ids: FxHashMap<&'a str, u32> = FxHashMap::default();
+        let mut lists: Vec<Vec<u32>> = Vec::new();
         let mut n = 0u32;
         for names in shapes {
             for name in names {
-                let list = lists.entry(name.as_str()).or_default();
+                let id = *ids.entry(name.as_str()).or_insert_with(|| {
+                    lists.push(Vec::new());
+                    u32::try_from(lists.len() - 1).unwrap_or(u32::MAX)
+                });
+                let list = &mut lists[id as usize];
                 // Names of one shape are unique, but be sure: an index appears once per list.
                 if list.last() != Some(&n) {
                     list.push(n);
@@ -62,9 +70,9 @@ impl<'a> ShapeIndex<'a> {
         let words = (n as usize).div_ceil(64);
         let postings = lists
             .into_iter()
-            .map(|(name, list)| {
+            .map(|list| {
                 // A bitset costs `words` words whatever it holds; indices cost half a word each.
-                let posting = if list.len() > 2 * words {
+                if list.len() > 2 * words {
                     let mut bits = vec![0u64; words];
                     for i in list {
                         bits[i as usize / 64] |= 1 << (i % 64);
@@ -72,34 +80,37 @@ impl<'a> ShapeIndex<'a> {
                     Posting::Dense(bits)
                 } else {
                     Posting::Sparse(list)
-                };
-                (name, posting)
+                }
             })
             .collect();
         Self {
             shapes: n,
+            ids,
             postings,
         }
     }
 
-    /// Calls `visit` with every shape whose names include all of `runs_on`, in index order,
-    /// until it returns `false`. An empty `runs_on` fits every shape (Gitea's rule).
-    pub(crate) fn each_fit(&self, runs_on: &[String], mut visit: impl FnMut(u32) -> bool) {
-        if runs_on.is_empty() {
+    /// The ids of a job's labels, or `None` when a label is on no shape (nothing fits). An
+    /// empty `runs-on` fits every shape (Gitea's rule).
+    pub(crate) fn resolve<S: AsRef<str>>(&self, runs_on: &[S]) -> Option<Vec<u32>> {
+        runs_on
+            .iter()
+            .map(|l| self.ids.get(l.as_ref()).copied())
+            .collect()
+    }
+
+    /// Calls `visit` with every shape carrying all the labels `ids` (from [`Self::resolve`]),
+    /// in index order, until it returns `false`.
+    pub(crate) fn each_fit(&self, ids: &[u32], mut visit: impl FnMut(u32) -> bool) {
+        let lists: SmallVec<[&Posting; 4]> =
+            ids.iter().map(|&id| &self.postings[id as usize]).collect();
+        if lists.is_empty() {
             for i in 0..self.shapes {
                 if !visit(i) {
                     return;
                 }
             }
             return;
-        }
-        let mut lists: Vec<&Posting> = Vec::with_capacity(runs_on.len());
-        for label in runs_on {
-            match self.postings.get(label.as_str()) {
-                Some(p) => lists.push(p),
-                // No shape carries this label: nothing fits.
-                None => return,
-            }
         }
         let sparse = lists
             .iter()
@@ -153,20 +164,20 @@ impl<'a> ShapeIndex<'a> {
         }
     }
 
-    /// How many shapes fit `runs_on`.
-    pub(crate) fn fits(&self, runs_on: &[String]) -> u32 {
-        if runs_on.len() == 1 {
-            return self
-                .postings
-                .get(runs_on[0].as_str())
-                .map_or(0, |p| u32::try_from(p.len()).unwrap_or(u32::MAX));
+    /// How many shapes carry all the labels `ids`.
+    pub(crate) fn fits(&self, ids: &[u32]) -> u32 {
+        match ids {
+            [] => self.shapes,
+            [one] => u32::try_from(self.postings[*one as usize].len()).unwrap_or(u32::MAX),
+            _ => {
+                let mut n = 0u32;
+                self.each_fit(ids, |_| {
+                    n += 1;
+                    true
+                });
+                n
+            }
         }
-        let mut n = 0u32;
-        self.each_fit(runs_on, |_| {
-            n += 1;
-            true
-        });
-        n
     }
 }
 
@@ -181,10 +192,12 @@ mod tests {
 
     fn fits(index: &ShapeIndex<'_>, runs_on: &[&str]) -> Vec<u32> {
         let mut out = Vec::new();
-        index.each_fit(&set(runs_on), |i| {
-            out.push(i);
-            true
-        });
+        if let Some(ids) = index.resolve(runs_on) {
+            index.each_fit(&ids, |i| {
+                out.push(i);
+                true
+            });
+        }
         out
     }
 
@@ -196,7 +209,7 @@ mod tests {
         assert_eq!(fits(&index, &["a", "b"]), vec![0]);
         assert_eq!(fits(&index, &["d"]), Vec::<u32>::new());
         assert_eq!(fits(&index, &[]), vec![0, 1, 2]);
-        assert_eq!(index.fits(&set(&["b"])), 2);
+        assert_eq!(index.fits(&index.resolve(&["b"]).expect("known")), 2);
     }
 
     #[test]
@@ -221,15 +234,18 @@ mod tests {
             set(&["all", "missing"]),
         ] {
             let mut got = Vec::new();
-            index.each_fit(&job, |i| {
-                got.push(i);
-                true
-            });
+            let ids = index.resolve(&job);
+            if let Some(ids) = &ids {
+                index.each_fit(ids, |i| {
+                    got.push(i);
+                    true
+                });
+            }
             let want: Vec<u32> = (0..300u32)
                 .filter(|&i| satisfies(&shapes[i as usize], &job))
                 .collect();
             assert_eq!(got, want, "{job:?}");
-            assert_eq!(index.fits(&job) as usize, want.len());
+            assert_eq!(ids.map_or(0, |ids| index.fits(&ids)) as usize, want.len());
         }
     }
 
@@ -238,7 +254,7 @@ mod tests {
         let shapes = [set(&["a"]), set(&["a"]), set(&["a"])];
         let index = ShapeIndex::new(shapes.iter().map(Vec::as_slice));
         let mut seen = 0;
-        index.each_fit(&set(&["a"]), |_| {
+        index.each_fit(&index.resolve(&["a"]).expect("known"), |_| {
             seen += 1;
             seen < 2
         });

@@ -165,6 +165,28 @@ impl Reader<'_> {
         }
     }
 
+    /// A whole number of minutes as a duration; one too large for any duration is refused here
+    /// (the core refuses anything beyond its own bound with a finer message).
+    fn minutes(&mut self, name: &str) -> Option<jiff::SignedDuration> {
+        let m = self.number::<i64>(name)?;
+        match m.checked_mul(60) {
+            Some(secs) => Some(jiff::SignedDuration::from_secs(secs)),
+            None => {
+                self.problems
+                    .push(format!("{name}={m} is far too many minutes"));
+                None
+            }
+        }
+    }
+
+    /// Notes a problem when `value` is outside `[lo, hi]`.
+    fn within(&mut self, name: &str, value: u64, lo: u64, hi: u64) {
+        if !(lo..=hi).contains(&value) {
+            self.problems
+                .push(format!("{name}={value} must be between {lo} and {hi}"));
+        }
+    }
+
     fn boolean(&mut self, name: &str) -> Option<bool> {
         let raw = self.text(name)?;
         match raw.to_ascii_lowercase().as_str() {
@@ -241,6 +263,12 @@ impl Reader<'_> {
     }
 }
 
+/// The longest poll interval: an hour. Slower, and teardowns miss their billing windows.
+const MAX_POLL_INTERVAL_SECS: u64 = 3_600;
+
+/// The longest a single call may take before it counts as failed.
+const MAX_CALL_TIMEOUT_SECS: u64 = 600;
+
 /// The seed's default agent flags: runner pods of an existing installation select these labels.
 pub(crate) const DEFAULT_AGENT_ARGS: &str =
     "--node-label=managed-by=gitea-ci-autoscaler --node-label=node-role=ci-runner";
@@ -307,11 +335,11 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         }
     } else {
         let pool = &mut core.pools[0];
-        if let Some(m) = r.number::<i64>("IDLE_TIMEOUT_MINS") {
-            pool.idle_timeout = jiff::SignedDuration::from_mins(m);
+        if let Some(m) = r.minutes("IDLE_TIMEOUT_MINS") {
+            pool.idle_timeout = m;
         }
-        if let Some(m) = r.number::<i64>("BILLING_WINDOW_MINS") {
-            pool.teardown_window = jiff::SignedDuration::from_mins(m);
+        if let Some(m) = r.minutes("BILLING_WINDOW_MINS") {
+            pool.teardown_window = m;
         }
         if let Some(s) = r.number::<i64>("PROVISIONING_TIMEOUT_SECS") {
             pool.provisioning_timeout = jiff::SignedDuration::from_secs(s);
@@ -439,14 +467,22 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         .number::<u64>("POLL_INTERVAL_SECS")
         .or(file.daemon.poll_interval_secs)
         .unwrap_or(5);
-    if poll == 0 {
-        r.problems
-            .push("POLL_INTERVAL_SECS must be at least 1".to_owned());
-    }
+    r.within(
+        "POLL_INTERVAL_SECS (or daemon.poll_interval_secs)",
+        poll,
+        1,
+        MAX_POLL_INTERVAL_SECS,
+    );
     let call_timeout = r
         .number::<u64>("CALL_TIMEOUT_SECS")
         .or(file.daemon.call_timeout_secs)
         .unwrap_or(10);
+    r.within(
+        "CALL_TIMEOUT_SECS (or daemon.call_timeout_secs)",
+        call_timeout,
+        1,
+        MAX_CALL_TIMEOUT_SECS,
+    );
     let listen = match r.text("LISTEN_ADDR") {
         Some(raw) => raw.parse().unwrap_or_else(|_| {
             r.problems.push(format!(
@@ -477,8 +513,8 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         .or_else(|| r.text("HOSTNAME"))
         .unwrap_or_else(|| "gitea-ci-autoscaler".to_owned());
     let daemon = DaemonSettings {
-        poll_interval: Duration::from_secs(poll.max(1)),
-        call_timeout: Duration::from_secs(call_timeout.max(1)),
+        poll_interval: Duration::from_secs(poll.clamp(1, MAX_POLL_INTERVAL_SECS)),
+        call_timeout: Duration::from_secs(call_timeout.clamp(1, MAX_CALL_TIMEOUT_SECS)),
         listen,
         log_format,
         pushgateway_url: r.text("PUSHGATEWAY_URL").or(file.daemon.pushgateway_url),

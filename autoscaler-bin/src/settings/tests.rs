@@ -305,3 +305,59 @@ fn the_rendered_configuration_holds_no_secret() {
     // What it prints is a configuration file again, apart from the secrets.
     assert!(toml::from_str::<toml::Table>(&text).is_ok());
 }
+
+#[test]
+fn out_of_range_numbers_are_refused_naming_the_variable_never_a_panic() {
+    for (var, value, named) in [
+        (
+            "IDLE_TIMEOUT_MINS",
+            "9223372036854775807",
+            "IDLE_TIMEOUT_MINS",
+        ),
+        (
+            "IDLE_TIMEOUT_MINS",
+            "-9223372036854775808",
+            "IDLE_TIMEOUT_MINS",
+        ),
+        (
+            "BILLING_WINDOW_MINS",
+            "9223372036854775807",
+            "BILLING_WINDOW_MINS",
+        ),
+        (
+            "IDLE_TIMEOUT_MINS",
+            "100000",
+            "autoscaler.pools[0].idle_timeout",
+        ),
+        (
+            "PROVISIONING_TIMEOUT_SECS",
+            "9223372036854775807",
+            "provisioning_timeout",
+        ),
+        (
+            "PLACEMENT_COOLDOWN_SECS",
+            "-9223372036854775808",
+            "capacity_cooldown",
+        ),
+        (
+            "POLL_INTERVAL_SECS",
+            "18446744073709551615",
+            "POLL_INTERVAL_SECS",
+        ),
+        ("POLL_INTERVAL_SECS", "0", "POLL_INTERVAL_SECS"),
+        (
+            "CALL_TIMEOUT_SECS",
+            "18446744073709551615",
+            "CALL_TIMEOUT_SECS",
+        ),
+        ("MAX_NODES", "4294967295", "max_nodes"),
+    ] {
+        let mut env = MapEnv::seed();
+        env.set(var, value);
+        let found = problems(&env);
+        assert!(
+            found.iter().any(|p| p.contains(named)),
+            "{var}={value}: {found:?}"
+        );
+    }
+}

@@ -124,6 +124,16 @@ impl Evidence {
         };
 
         let unplaced = &inv.unplaced;
+        let any_mass = [joined_share, servers_share, pods_share, runners_share]
+            .iter()
+            .any(|s| s.is_mass());
+        if unplaced.work.is_empty() && unplaced.idle.is_empty() && !any_mass {
+            // The common case: the lists agree, and nothing is held.
+            return Self {
+                holds: vec![None; machines.len()],
+                warnings: Vec::new(),
+            };
+        }
         // Every guard that applies to each machine, strongest first; the first is its hold.
         let mut applies: Vec<Vec<Hold>> = vec![Vec::new(); machines.len()];
         for (i, (m, class)) in machines.iter().zip(classes).enumerate() {

@@ -9,7 +9,7 @@ use crate::inventory::{Machine, PoolRef, count};
 use crate::keys::{self, Stored};
 use crate::lifecycle::Class;
 use crate::plan::{Action, NodeReport, NodeState, Reason, Slots, TeardownStep, WarningKind};
-use crate::render::Dur;
+use crate::render::Text;
 use crate::teardown::{self, Context};
 use crate::time;
 
@@ -137,7 +137,10 @@ impl Decision<'_> {
                     .unwrap_or_default();
                 (
                     NodeState::Provisioning,
-                    format!("waiting for the node to register ({} left)", Dur(left)).into(),
+                    Text::new("waiting for the node to register (")
+                        .dur(left)
+                        .s(" left)")
+                        .done(),
                 )
             }
             Class::NodeMissing { joined, .. } => {

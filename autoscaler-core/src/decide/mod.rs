@@ -167,12 +167,14 @@ impl<'a> Decision<'a> {
         let demand =
             self.count_slots_and_match(&inv, &classes, &evidence.holds, &mut accs, &acc_of);
         if !demand.unservable.is_empty() {
-            let shapes: std::collections::BTreeSet<String> = demand
-                .unservable
-                .iter()
-                .map(|j| format!("[{}]", j.labels.join(", ")))
-                .collect();
-            let shown: Vec<&str> = shapes.iter().take(5).map(String::as_str).collect();
+            // The shapes of the oldest jobs are shown; only those are formatted.
+            let mut shapes: rustc_hash::FxHashSet<&[String]> = rustc_hash::FxHashSet::default();
+            let mut shown: Vec<String> = Vec::new();
+            for j in &demand.unservable {
+                if shapes.insert(j.labels.as_slice()) && shown.len() < 5 {
+                    shown.push(format!("[{}]", j.labels.join(", ")));
+                }
+            }
             self.warn(
                 WarningKind::UnservableJobs,
                 format!(

@@ -8,7 +8,7 @@ use crate::billing::{self, Window};
 use crate::inventory::{Machine, count};
 use crate::lifecycle::Class;
 use crate::plan::{Action, NodeReport};
-use crate::render::{Clock, Dur};
+use crate::render::Text;
 
 impl Decision<'_> {
     #[allow(clippy::too_many_arguments)]
@@ -32,12 +32,11 @@ impl Decision<'_> {
             debug_assert!(matches!(classes[i], Class::Idle { .. }));
             let idle_for = now.duration_since(idle_since);
             if idle_for < pool.idle_timeout {
-                reports[i].reason = format!(
-                    "idle for {}; kept until idle for {}",
-                    Dur(idle_for),
-                    Dur(pool.idle_timeout)
-                )
-                .into();
+                reports[i].reason = Text::new("idle for ")
+                    .dur(idle_for)
+                    .s("; kept until idle for ")
+                    .dur(pool.idle_timeout)
+                    .done();
                 continue;
             }
             match billing::teardown_window(
@@ -48,19 +47,19 @@ impl Decision<'_> {
                 pool.teardown_lead,
             ) {
                 Window::Before { opens } => {
-                    reports[i].reason = format!(
-                        "idle for {}; the teardown window opens at {}",
-                        Dur(idle_for),
-                        Clock(opens)
-                    )
-                    .into();
+                    reports[i].reason = Text::new("idle for ")
+                        .dur(idle_for)
+                        .s("; the teardown window opens at ")
+                        .clock(opens)
+                        .done();
                 }
                 Window::Missed { next_opens } => {
-                    reports[i].reason = format!(
-                        "idle for {}; too late to finish teardown in this paid period, kept (next window opens at {})",
-                        Dur(idle_for),
-                        Clock(next_opens)
-                    ).into();
+                    reports[i].reason = Text::new("idle for ")
+                        .dur(idle_for)
+                        .s("; too late to finish teardown in this paid period, kept (next window opens at ")
+                        .clock(next_opens)
+                        .s(")")
+                        .done();
                 }
                 Window::Open { closes } => ready.push((closes, i)),
             }
@@ -77,22 +76,30 @@ impl Decision<'_> {
             let slots = count(m.free_runners());
             let draining = acc.configured.is_none();
             let reason = if let Some(hold) = holds[i] {
-                Err(format!("idle in its teardown window; {}", hold.reason()))
+                Err(Text::new("idle in its teardown window; ")
+                    .s(hold.reason())
+                    .done())
             } else if !draining && acc.healthy <= pool.min_nodes {
-                Err(format!(
-                    "idle in its teardown window, kept: the pool's minimum is {} node(s)",
-                    pool.min_nodes
-                ))
+                Err(
+                    Text::new("idle in its teardown window, kept: the pool's minimum is ")
+                        .num(u64::from(pool.min_nodes))
+                        .s(" node(s)")
+                        .done(),
+                )
             } else if !draining && acc.need + i64::from(slots) > 0 {
-                Err(format!(
-                    "idle in its teardown window, kept: waiting jobs and {} warm slot(s) need its {slots} slot(s)",
-                    acc.warm
-                ))
+                Err(
+                    Text::new("idle in its teardown window, kept: waiting jobs and ")
+                        .num(u64::from(acc.warm))
+                        .s(" warm slot(s) need its ")
+                        .num(u64::from(slots))
+                        .s(" slot(s)")
+                        .done(),
+                )
             } else {
                 Ok(())
             };
             match reason {
-                Err(why) => reports[i].reason = why.into(),
+                Err(why) => reports[i].reason = why,
                 Ok(()) => {
                     let Some(server) = m.server else { continue };
                     let why = if draining {
@@ -101,11 +108,13 @@ impl Decision<'_> {
                             acc.name
                         )
                     } else {
-                        format!(
-                            "idle for at least {} and in the last {} of its paid period; starting teardown",
-                            Dur(pool.idle_timeout),
-                            Dur(pool.teardown_window)
-                        )
+                        Text::new("idle for at least ")
+                            .dur(pool.idle_timeout)
+                            .s(" and in the last ")
+                            .dur(pool.teardown_window)
+                            .s(" of its paid period; starting teardown")
+                            .done()
+                            .into_owned()
                     };
                     if per_machine[i].push(
                         Action::BeginTeardown {

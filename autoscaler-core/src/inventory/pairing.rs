@@ -9,7 +9,8 @@
 //! id the other, two nodes claiming one server, a provider id naming a server that is not ours
 //! on a node that carries our server's name) is a fault in which nothing is touched.
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::snapshot::{Node, Server};
 
@@ -47,117 +48,101 @@ fn provider_id(node: &Node) -> ProviderId {
     }
 }
 
-/// Disjoint sets over servers `0..S` and nodes `S..S+N`.
-struct Sets(Vec<u32>);
-
-impl Sets {
-    fn new(n: usize) -> Self {
-        Self(
-            (0..n)
-                .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
-                .collect(),
-        )
-    }
-
-    fn find(&mut self, mut x: usize) -> usize {
-        while self.0[x] as usize != x {
-            let grand = self.0[self.0[x] as usize];
-            self.0[x] = grand;
-            x = grand as usize;
-        }
-        x
-    }
-
-    fn union(&mut self, a: usize, b: usize) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra != rb {
-            // The smaller index becomes the root: the result does not depend on edge order.
-            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-            self.0[hi] = u32::try_from(lo).unwrap_or(u32::MAX);
-        }
-    }
-}
-
-/// What one group of linked servers and nodes holds.
-#[derive(Debug, Clone, Copy, Default)]
-struct Group {
-    servers: u32,
-    nodes: u32,
-    /// A node in it names, by provider id, a server that is not ours.
-    elsewhere: bool,
-    /// Its node, when it has exactly one.
-    node: Option<usize>,
-}
-
-impl Group {
-    fn tangled(&self) -> bool {
-        self.servers > 1 || self.nodes > 1 || (self.servers > 0 && self.elsewhere)
-    }
-}
-
 /// Pairs `servers` (ours, one per id, sorted by id) with `nodes` (one per name). Every server
 /// gets a pair; a node gets one when it carries our ownership label (`owned[i]`) or is linked to
 /// one of our servers. Also says whether two servers share a name (a list Hetzner would never
 /// give, so the list is not to be trusted).
+///
+/// Links form a graph of servers and nodes. A pair is a group of exactly one server and one
+/// node (or one alone); any bigger group is a tangle. In a connected group of three or more,
+/// every member has two links or is linked to one that has, so a tangle is found from link
+/// counts alone, with no search, at the cost of two lookups per server.
 pub(crate) fn pair<'a>(
     servers: &[&'a Server],
     nodes: &[&'a Node],
     node_by_name: &FxHashMap<&str, usize>,
     owned: &[bool],
 ) -> (Vec<Pair<'a>>, bool) {
-    let s = servers.len();
-    let mut sets = Sets::new(s + nodes.len());
-    let by_id: FxHashMap<u64, usize> = servers.iter().enumerate().map(|(k, x)| (x.id, k)).collect();
-    let mut by_name: FxHashMap<&str, usize> = FxHashMap::with_capacity_and_hasher(s, FxBuildHasher);
-    let mut names_repeat = false;
-    for (k, server) in servers.iter().enumerate() {
-        if let Some(&other) = by_name.get(server.name.as_str()) {
-            names_repeat = true;
-            sets.union(other, k);
-        } else {
-            by_name.insert(server.name.as_str(), k);
-        }
-    }
+    // Node by provider id. Two nodes naming one id are rare: the later ones wait in `more`.
+    let mut by_provider: FxHashMap<u64, u32> =
+        FxHashMap::with_capacity_and_hasher(nodes.len(), Default::default());
+    let mut more: Vec<(u64, u32)> = Vec::new();
     let mut elsewhere = vec![false; nodes.len()];
+    let mut hetzner_id = vec![false; nodes.len()];
     for (i, node) in nodes.iter().enumerate() {
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
         match provider_id(node) {
-            ProviderId::Hetzner(id) => match by_id.get(&id) {
-                Some(&k) => sets.union(k, s + i),
-                None => elsewhere[i] = true,
-            },
+            ProviderId::Hetzner(id) => {
+                hetzner_id[i] = true;
+                if let Some(first) = by_provider.insert(id, index) {
+                    by_provider.insert(id, first);
+                    more.push((id, index));
+                }
+            }
             ProviderId::Elsewhere => elsewhere[i] = true,
             ProviderId::Unknown => {}
         }
-        if let Some(&k) = by_name.get(node.name.as_str()) {
-            sets.union(k, s + i);
+    }
+    // Links from each server: the node of its name, and the nodes naming its id.
+    let mut server_links: Vec<SmallVec<[usize; 2]>> = Vec::with_capacity(servers.len());
+    let mut node_links = vec![0u32; nodes.len()];
+    let mut node_server: Vec<Option<usize>> = vec![None; nodes.len()];
+    let mut claimed = vec![false; nodes.len()];
+    let mut names_repeat = false;
+    for (k, server) in servers.iter().enumerate() {
+        let mut links: SmallVec<[usize; 2]> = SmallVec::new();
+        if let Some(&i) = node_by_name.get(server.name.as_str()) {
+            links.push(i);
         }
+        let also = more
+            .iter()
+            .filter(|(id, _)| *id == server.id)
+            .map(|(_, i)| *i);
+        for i in by_provider.get(&server.id).copied().into_iter().chain(also) {
+            let i = i as usize;
+            claimed[i] = true;
+            if !links.contains(&i) {
+                links.push(i);
+            }
+        }
+        for &i in &links {
+            node_links[i] += 1;
+            if let Some(other) = node_server[i]
+                && servers[other].name == server.name
+            {
+                names_repeat = true;
+            }
+            node_server[i].get_or_insert(k);
+        }
+        server_links.push(links);
     }
-    let mut groups = vec![Group::default(); s + nodes.len()];
-    for k in 0..s {
-        let root = sets.find(k);
-        groups[root].servers += 1;
-    }
+    // A node whose hcloud:// id names no server of ours belongs elsewhere.
     for i in 0..nodes.len() {
-        let root = sets.find(s + i);
-        let g = &mut groups[root];
-        g.nodes += 1;
-        g.elsewhere |= elsewhere[i];
-        g.node = Some(i);
+        elsewhere[i] |= hetzner_id[i] && !claimed[i];
     }
+    let node_tangled = |i: usize, via: usize| -> bool {
+        node_links[i] >= 2 || server_links[via].len() >= 2 || elsewhere[i]
+    };
+    let server_tangled = |k: usize| -> bool {
+        match server_links[k].as_slice() {
+            [] => false,
+            [i] => node_links[*i] >= 2 || elsewhere[*i],
+            _ => true,
+        }
+    };
 
     let mut used = vec![false; nodes.len()];
-    let mut out = Vec::with_capacity(s + 8);
+    let mut out = Vec::with_capacity(servers.len() + 8);
     for (k, server) in servers.iter().enumerate() {
-        let g = groups[sets.find(k)];
-        let node = if g.tangled() {
+        let tangled = server_tangled(k);
+        let node = if tangled {
             // Keep a server and the node of its name together in the report; both are held.
-            let root = sets.find(k);
             node_by_name
                 .get(server.name.as_str())
                 .copied()
-                .filter(|&i| sets.find(s + i) == root)
+                .filter(|&i| !used[i])
         } else {
-            g.node
+            server_links[k].first().copied()
         };
         if let Some(i) = node {
             used[i] = true;
@@ -166,19 +151,18 @@ pub(crate) fn pair<'a>(
             name: server.name.as_str(),
             server: Some(k),
             node,
-            tangled: g.tangled(),
+            tangled,
         });
     }
     for (i, node) in nodes.iter().enumerate() {
         if used[i] || !owned[i] {
             continue;
         }
-        let g = groups[sets.find(s + i)];
         out.push(Pair {
             name: node.name.as_str(),
             server: None,
             node: Some(i),
-            tangled: g.tangled(),
+            tangled: node_server[i].is_some_and(|k| node_tangled(i, k)),
         });
     }
     (out, names_repeat)
