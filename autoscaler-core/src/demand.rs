@@ -10,12 +10,10 @@
 //! own labels are never cut at `:`: a job asking for `ubuntu-latest:docker://node:20` is taken
 //! by no runner, so it is unservable and buys nothing.
 
-use std::collections::BTreeMap;
-
 use rustc_hash::FxHashMap;
 
 use crate::config::Policy;
-use crate::labels::{job_key, names_of, satisfies};
+use crate::labels::{job_key, name_set, satisfies};
 use crate::plan::UnservableJob;
 use crate::shape_index::ShapeIndex;
 use crate::snapshot::Job;
@@ -65,10 +63,20 @@ impl SetKey<'_> {
     }
 }
 
+impl<'a> SetKey<'a> {
+    fn into_labels(self) -> Vec<&'a str> {
+        match self {
+            Self::Sorted(s) => s.iter().map(String::as_str).collect(),
+            Self::Made(m) => m,
+        }
+    }
+}
+
 impl std::hash::Hash for SetKey<'_> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        for label in self.labels() {
-            label.hash(state);
+        match self {
+            Self::Sorted(s) => s.iter().for_each(|l| l.as_str().hash(state)),
+            Self::Made(m) => m.iter().for_each(|l| l.hash(state)),
         }
     }
 }
@@ -110,13 +118,15 @@ pub(crate) fn match_jobs<'a>(
     for (owner, labels) in free {
         *raw_supply.entry((owner, labels)).or_default() += 1;
     }
-    let mut supply: BTreeMap<(Owner, Vec<String>), u32> = BTreeMap::new();
+    let mut supply: FxHashMap<(Owner, Vec<&'a str>), u32> = FxHashMap::default();
     for ((owner, labels), n) in raw_supply {
-        *supply.entry((owner, names_of(labels))).or_default() += n;
+        *supply.entry((owner, name_set(labels))).or_default() += n;
     }
     // Free slots by runner shape (owner and label names), in a fixed order: `left[b]` of shape
     // `shapes[b]` are still free.
-    let mut shapes: Vec<(Owner, Vec<String>)> = Vec::with_capacity(supply.len());
+    let mut supply: Vec<((Owner, Vec<&'a str>), u32)> = supply.into_iter().collect();
+    supply.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut shapes: Vec<(Owner, Vec<&'a str>)> = Vec::with_capacity(supply.len());
     let mut left: Vec<u32> = Vec::with_capacity(supply.len());
     for (shape, n) in supply {
         shapes.push(shape);
@@ -127,7 +137,8 @@ pub(crate) fn match_jobs<'a>(
     // with the previous job's labels before hashing; the set's key is built once per distinct
     // list, and its label ids once per set.
     let index = ShapeIndex::new(shapes.iter().map(|(_, names)| names.as_slice()));
-    let mut groups: Vec<Group<'a>> = Vec::new();
+    // Per group: its size and oldest job, in the order groups are first seen.
+    let mut tally: Vec<(u32, u64)> = Vec::new();
     let mut by_set: FxHashMap<SetKey<'a>, u32> = FxHashMap::default();
     let mut group_of: Vec<u32> = Vec::with_capacity(queued.len());
     let mut previous: Option<(&[String], u32)> = None;
@@ -143,25 +154,33 @@ pub(crate) fn match_jobs<'a>(
                 } else {
                     SetKey::Made(job_key(raw))
                 };
-                let next = u32::try_from(groups.len()).unwrap_or(u32::MAX);
+                let next = u32::try_from(tally.len()).unwrap_or(u32::MAX);
                 let g = *by_set.entry(key).or_insert(next);
                 if g == next {
-                    let labels = job_key(raw);
-                    groups.push(Group {
-                        ids: index.resolve(&labels),
-                        labels,
-                        count: 0,
-                        // `queued` is in id order: the first job seen is the oldest.
-                        oldest: job.id,
-                    });
+                    // `queued` is in id order: the first job seen is the oldest.
+                    tally.push((0, job.id));
                 }
                 g
             }
         };
         previous = Some((raw, g));
         group_of.push(g);
-        groups[g as usize].count += 1;
+        tally[g as usize].0 += 1;
     }
+    let mut sets: Vec<Vec<&'a str>> = vec![Vec::new(); tally.len()];
+    for (key, g) in by_set {
+        sets[g as usize] = key.into_labels();
+    }
+    let groups: Vec<Group<'a>> = sets
+        .into_iter()
+        .zip(tally)
+        .map(|(labels, (count, oldest))| Group {
+            ids: index.resolve(&labels),
+            labels,
+            count,
+            oldest,
+        })
+        .collect();
     // Each group's jobs in one flat list, oldest first (a counting sort of `queued`).
     let mut start: Vec<usize> = Vec::with_capacity(groups.len() + 1);
     let mut at = 0usize;

@@ -45,6 +45,14 @@ pub(crate) fn names_of<S: AsRef<str>>(labels: &[S]) -> Vec<String> {
     names
 }
 
+/// Like [`names_of`], borrowed: for the many runner shapes of one decision.
+pub(crate) fn name_set<S: AsRef<str>>(labels: &[S]) -> Vec<&str> {
+    let mut names: Vec<&str> = labels.iter().map(|l| label_name(l.as_ref())).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// The sorted, de-duplicated labels of a job's `runs-on`: one key per job shape. Job labels are
 /// compared whole, so unlike runner labels they are never cut at `:`.
 pub(crate) fn job_key<S: AsRef<str>>(runs_on: &[S]) -> Vec<&str> {

@@ -49,13 +49,16 @@ pub(crate) struct ShapeIndex<'a> {
 
 impl<'a> ShapeIndex<'a> {
     /// Indexes `shapes`, each the label names of one runner shape; shape `i` is the `i`th.
-    pub(crate) fn new(shapes: impl Iterator<Item = &'a [String]>) -> Self {
+    pub(crate) fn new<'s>(shapes: impl Iterator<Item = &'s [&'a str]>) -> Self
+    where
+        'a: 's,
+    {
         let mut ids: FxHashMap<&'a str, u32> = FxHashMap::default();
         let mut lists: Vec<Vec<u32>> = Vec::new();
         let mut n = 0u32;
         for names in shapes {
-            for name in names {
-                let id = *ids.entry(name.as_str()).or_insert_with(|| {
+            for &name in names {
+                let id = *ids.entry(name).or_insert_with(|| {
                     lists.push(Vec::new());
                     u32::try_from(lists.len() - 1).unwrap_or(u32::MAX)
                 });
@@ -186,8 +189,8 @@ mod tests {
     use super::*;
     use crate::labels::satisfies;
 
-    fn set(labels: &[&str]) -> Vec<String> {
-        labels.iter().map(|s| (*s).to_owned()).collect()
+    fn set<'a>(labels: &[&'a str]) -> Vec<&'a str> {
+        labels.to_vec()
     }
 
     fn fits(index: &ShapeIndex<'_>, runs_on: &[&str]) -> Vec<u32> {
@@ -215,13 +218,14 @@ mod tests {
     #[test]
     fn dense_and_sparse_lists_give_what_a_plain_comparison_gives() {
         // 300 shapes: every one has `all`, every third `third`, one `one-<i>` each.
-        let shapes: Vec<Vec<String>> = (0..300)
+        let ones: Vec<String> = (0..300).map(|i| format!("one-{i}")).collect();
+        let shapes: Vec<Vec<&str>> = (0..300)
             .map(|i| {
-                let mut s = vec!["all".to_owned(), format!("one-{i}")];
+                let mut s = vec!["all", ones[i].as_str()];
                 if i % 3 == 0 {
-                    s.push("third".into());
+                    s.push("third");
                 }
-                s.sort();
+                s.sort_unstable();
                 s
             })
             .collect();
