@@ -338,9 +338,11 @@ proptest! {
 #[test]
 fn every_too_long_duration_is_refused_with_its_field() {
     let long = MAX_DURATION + SignedDuration::from_secs(1);
-    let mut c = Config::default();
-    c.node_missing_confirm = long;
-    c.capacity_cooldown = long;
+    let mut c = Config {
+        node_missing_confirm: long,
+        capacity_cooldown: long,
+        ..Config::default()
+    };
     c.create_backoff.max = long;
     let p = &mut c.pools[0];
     p.reuse_within = long;

@@ -56,11 +56,11 @@ where
 
 /// Like [`by_key`] for numeric ids, without hashing when nothing repeats: ids come sorted from
 /// the services, so sorting a copy of them is near linear.
-pub(crate) fn by_id<'a, T: Ord>(items: &'a [T], id: impl Fn(&T) -> u64) -> (Vec<&'a T>, bool) {
+pub(crate) fn by_id<T: Ord>(items: &[T], id: impl Fn(&T) -> u64) -> (Vec<&T>, bool) {
     let mut ids: Vec<u64> = items.iter().map(&id).collect();
     ids.sort_unstable();
     if ids.windows(2).any(|w| w[0] == w[1]) {
-        (by_key(items, |t| id(t)).items, true)
+        (by_key(items, id).items, true)
     } else {
         (items.iter().collect(), false)
     }
