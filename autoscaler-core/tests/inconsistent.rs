@@ -374,6 +374,13 @@ proptest! {
                 prop_assert!(!truth.busy_machine_runners.contains(&id), "{a:?}");
             }
         }
+        // Every message reads as one sentence (no line-continuation slips).
+        for text in plan.warnings.iter().map(|w| w.message.as_str())
+            .chain(plan.nodes.iter().map(|n| n.reason.as_ref()))
+            .chain(plan.actions.iter().map(|a| a.reason.as_ref()))
+        {
+            prop_assert!(!text.contains("  "), "{text:?}");
+        }
         // Holding is never silent: a machine held by a disagreement says so, and so does the plan.
         if plan.nodes.iter().any(|n| n.reason.contains("held:")) {
             prop_assert!(!plan.warnings.is_empty(), "held without a warning: {:#?}", plan.nodes);

@@ -780,6 +780,18 @@ proptest! {
     }
 
     #[test]
+    fn every_message_reads_as_one_sentence(spec in world_spec()) {
+        let (policy, snapshot) = build(&spec);
+        let plan = decide(&policy, &snapshot);
+        for text in plan.warnings.iter().map(|w| w.message.as_str())
+            .chain(plan.nodes.iter().map(|n| n.reason.as_ref()))
+            .chain(plan.actions.iter().map(|a| a.reason.as_ref()))
+        {
+            prop_assert!(!text.contains("  ") && !text.contains('\n'), "{text:?}");
+        }
+    }
+
+    #[test]
     fn at_most_one_label_write_per_server_and_the_plan_reads_back(spec in world_spec()) {
         let (policy, snapshot) = build(&spec);
         let plan = decide(&policy, &snapshot);

@@ -47,7 +47,9 @@ pub fn node(name: &str, owner: Option<&str>, ready: bool) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": labels, "annotations": {}, "creationTimestamp": "2026-11-25T10:01:00Z"},
-        "spec": {"providerID": format!("hcloud://{}", name.len())},
+        // What K3s sets when no cloud controller runs; the world sets `hcloud://<id>` as the
+        // Hetzner cloud controller does.
+        "spec": {"providerID": format!("k3s://{name}")},
         "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "Unknown" },
             "lastTransitionTime": "2026-11-25T10:01:30Z", "lastHeartbeatTime": "2026-11-25T10:05:00Z"}]}
     })

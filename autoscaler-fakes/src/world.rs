@@ -218,6 +218,8 @@ impl World {
             self.joined.insert(id);
             let mut node = crate::kube::node(&name, None, true);
             node["metadata"]["labels"] = labels;
+            // The Hetzner cloud controller names the server the node runs on.
+            node["spec"]["providerID"] = json!(format!("hcloud://{id}"));
             node["metadata"]["creationTimestamp"] = json!(t.to_string());
             node["status"]["conditions"][0]["lastTransitionTime"] = json!(t.to_string());
             let pod_name = format!("{name}-runner");

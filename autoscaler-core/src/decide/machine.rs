@@ -47,7 +47,10 @@ impl Decision<'_> {
                 self.warn(
                     WarningKind::IdentityConflict,
                     format!(
-                        "{what}: node names and hcloud:// provider ids disagree about which node                          is which server's (a node named after one server with another's id, two                          nodes claiming one server, or a node naming a server that is not ours);                          nothing on them is touched until they agree"
+                        "{what}: node names and hcloud:// provider ids disagree about which node \
+                         is which server's (a node named after one server with another's id, two \
+                         nodes claiming one server, or a node naming a server that is not ours); \
+                         nothing on them is touched until they agree"
                     ),
                 );
                 (
