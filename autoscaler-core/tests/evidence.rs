@@ -28,21 +28,14 @@ fn fleet(n: usize, busy: usize) -> World {
     w
 }
 
-fn state_of(plan: &Plan, name: &str) -> NodeState {
-    plan.nodes
-        .iter()
-        .find(|n| n.name == name)
-        .expect("reported")
-        .state
+fn without_pods(truth: &Snapshot) -> Snapshot {
+    let mut s = truth.clone();
+    s.pods = Source::complete(vec![]);
+    s
 }
 
-fn reason_of<'p>(plan: &'p Plan, name: &str) -> &'p str {
-    &plan
-        .nodes
-        .iter()
-        .find(|n| n.name == name)
-        .expect("reported")
-        .reason
+fn assert_warns(plan: &Plan, kind: WarningKind) {
+    assert!(plan.has_warning(kind), "{:#?}", plan.warnings);
 }
 
 /// No destructive action targets the machine `name` (its server, node or runners).
@@ -80,20 +73,10 @@ fn run_glitched(w: &mut World, ticks: usize, glitch: impl Fn(&Snapshot) -> Snaps
 fn an_empty_pod_list_while_runners_run_jobs_tears_nothing_down() {
     let mut w = fleet(3, 2);
     w.advance(mins(10));
-    let mut s = w.truth.clone();
-    s.pods = Source::complete(vec![]);
-    let plan = decide(&w.policy, &s);
+    let plan = decide(&w.policy, &without_pods(&w.truth));
     no_destructive(&plan);
-    assert!(
-        plan.has_warning(WarningKind::ListsDisagree),
-        "{:#?}",
-        plan.warnings
-    );
-    assert!(
-        plan.has_warning(WarningKind::MassVanish),
-        "{:#?}",
-        plan.warnings
-    );
+    assert_warns(&plan, WarningKind::ListsDisagree);
+    assert_warns(&plan, WarningKind::MassVanish);
     assert_eq!(state_of(&plan, "m2"), NodeState::NoRunner);
     assert!(
         reason_of(&plan, "m2").contains("held:"),
@@ -101,11 +84,7 @@ fn an_empty_pod_list_while_runners_run_jobs_tears_nothing_down() {
         reason_of(&plan, "m2")
     );
     // Ten ticks of the same broken list, every plan carried out: no job is lost.
-    run_glitched(&mut w, 10, |t| {
-        let mut s = t.clone();
-        s.pods = Source::complete(vec![]);
-        s
-    });
+    run_glitched(&mut w, 10, without_pods);
     assert!(w.killed.is_empty(), "{:?}", w.killed);
     assert_eq!(w.truth.servers.items().len(), 3);
 }
@@ -115,11 +94,7 @@ fn a_single_node_whose_pods_vanished_while_its_runner_works_is_kept() {
     // One machine: no mass to notice; the job on a runner no machine shows is the evidence.
     let mut w = fleet(1, 1);
     w.advance(mins(10));
-    run_glitched(&mut w, 10, |t| {
-        let mut s = t.clone();
-        s.pods = Source::complete(vec![]);
-        s
-    });
+    run_glitched(&mut w, 10, without_pods);
     assert!(w.killed.is_empty(), "{:?}", w.killed);
     assert!(
         !w.applied.iter().any(Action::is_destructive),
@@ -134,15 +109,9 @@ fn an_idle_runner_without_a_pod_keeps_a_node_without_pods() {
     // could land on it before the node goes.
     let mut w = fleet(1, 0);
     w.advance(mins(10));
-    let mut s = w.truth.clone();
-    s.pods = Source::complete(vec![]);
-    let plan = decide(&w.policy, &s);
+    let plan = decide(&w.policy, &without_pods(&w.truth));
     no_destructive(&plan);
-    assert!(
-        plan.has_warning(WarningKind::ListsDisagree),
-        "{:#?}",
-        plan.warnings
-    );
+    assert_warns(&plan, WarningKind::ListsDisagree);
     assert!(
         plan.warnings
             .iter()
@@ -207,9 +176,7 @@ fn a_teardown_under_way_stops_when_its_runner_pods_vanish_while_a_job_runs() {
         "{:?}",
         kinds(&plan)
     );
-    let mut s = w.truth.clone();
-    s.pods = Source::complete(vec![]);
-    let plan = decide(&w.policy, &s);
+    let plan = decide(&w.policy, &without_pods(&w.truth));
     no_destructive(&plan);
     assert_eq!(
         state_of(&plan, "m1"),

@@ -20,14 +20,6 @@ fn one_idle(age: i64, idle: i64) -> World {
     w
 }
 
-fn state_of(plan: &autoscaler_core::Plan, name: &str) -> NodeState {
-    plan.nodes
-        .iter()
-        .find(|n| n.name == name)
-        .expect("reported")
-        .state
-}
-
 /// The plan changes nothing, and `name`'s reason says why.
 fn assert_kept(plan: &autoscaler_core::Plan, name: &str, why: &str) {
     assert!(plan.actions.is_empty(), "{:?}", kinds(plan));
@@ -50,15 +42,6 @@ fn assert_held(w: &mut World, name: &str, why: &str) {
         );
         w.advance(mins(1));
     }
-}
-
-fn reason_of<'p>(plan: &'p autoscaler_core::Plan, name: &str) -> &'p str {
-    &plan
-        .nodes
-        .iter()
-        .find(|n| n.name == name)
-        .expect("reported")
-        .reason
 }
 
 // --- Scale down and the billing window -------------------------------------------------------

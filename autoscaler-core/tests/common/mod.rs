@@ -35,6 +35,23 @@ pub fn items_mut<T>(s: &mut Source<T>) -> &mut Vec<T> {
     }
 }
 
+/// The state the plan reports for machine `name`.
+pub fn state_of(plan: &Plan, name: &str) -> autoscaler_core::NodeState {
+    report_of(plan, name).state
+}
+
+/// The reason the plan gives for machine `name`.
+pub fn reason_of<'p>(plan: &'p Plan, name: &str) -> &'p str {
+    &report_of(plan, name).reason
+}
+
+fn report_of<'p>(plan: &'p Plan, name: &str) -> &'p autoscaler_core::NodeReport {
+    plan.nodes
+        .iter()
+        .find(|n| n.name == name)
+        .expect("reported")
+}
+
 /// The kinds of actions a plan holds, in order, for compact assertions.
 pub fn kinds(plan: &Plan) -> Vec<&'static str> {
     plan.action_list().map(Action::kind).collect()
