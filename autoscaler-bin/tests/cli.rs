@@ -196,3 +196,48 @@ fn check_config_lists_every_problem_and_exits_2() {
         assert!(err.contains(needle), "{needle} not in {err}");
     }
 }
+
+#[test]
+fn out_of_range_numbers_are_refused_by_check_config_not_a_crash() {
+    let out = seed_env(bin().arg("check-config"))
+        .env("IDLE_TIMEOUT_MINS", "9223372036854775807")
+        .env("PROVISIONING_TIMEOUT_SECS", "9223372036854775807")
+        .env("POLL_INTERVAL_SECS", "18446744073709551615")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    for needle in [
+        "IDLE_TIMEOUT_MINS",
+        "provisioning_timeout",
+        "POLL_INTERVAL_SECS",
+    ] {
+        assert!(err.contains(needle), "{needle} not in {err}");
+    }
+}
+
+#[test]
+fn decide_gives_a_plan_for_a_snapshot_at_the_end_of_time() {
+    // The sample snapshot moved to the last representable second, with a job expected to run
+    // for the longest duration there is.
+    let mut snapshot: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data("snapshot.json")).unwrap()).unwrap();
+    snapshot["now"] = serde_json::json!("9999-12-30T22:00:00Z");
+    if let Some(jobs) = snapshot["jobs"]["items"].as_array_mut() {
+        for j in jobs {
+            j["expected_duration"] = serde_json::json!(i64::MAX);
+            j["created"] = serde_json::json!("-009999-01-02T01:59:59Z");
+        }
+    }
+    let file = temp("end-of-time.json");
+    std::fs::write(&file, snapshot.to_string()).unwrap();
+    let plan = json_of(
+        bin()
+            .args(["decide", "--snapshot"])
+            .arg(&file)
+            .arg("--config")
+            .arg(data("config.json")),
+    );
+    assert!(plan["actions"].is_array(), "{plan}");
+}

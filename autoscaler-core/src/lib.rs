@@ -18,13 +18,19 @@
 //! crash between two teardown steps loses nothing.
 //!
 //! Safety rules it holds to, each checked by property tests:
+//! - destroy only on positive evidence: every destructive action needs proof of idleness from
+//!   every source involved, and absence (a pod not listed, a runner not registered) is never that
+//!   proof while anything disagrees: a running job or an online runner no machine shows, an
+//!   unusual share of machines losing their nodes, servers, pods or runners at once, or a server
+//!   and node whose provider id and name point different ways. The plan holds and says why;
 //! - a node whose runner has a job (the in-progress job list is the proof) is never torn down;
 //! - never more servers than the pool's or the global maximum;
 //! - a plan built from a source that was not read completely holds nothing destructive, and no
 //!   creation unless the server and job lists are complete;
 //! - only servers and nodes carrying this installation's ownership label are touched;
 //! - idle nodes are torn down only in the window before their paid hour ends;
-//! - jobs no pool can serve never create servers.
+//! - jobs no pool can serve never create servers;
+//! - no input panics: any snapshot that parses gets a plan, whatever its instants and durations.
 //!
 //! ```
 //! use autoscaler_core::{Config, Snapshot, Source, decide};

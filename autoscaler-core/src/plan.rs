@@ -548,3 +548,23 @@ pub enum WarningKind {
     /// Provider ids and names disagree about which node is which server's.
     IdentityConflict,
 }
+
+impl WarningKind {
+    /// A short name for logs and metrics, e.g. `lists_disagree`, as in the JSON form.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::IncompleteData => "incomplete_data",
+            Self::WeakTeardownOrder => "weak_teardown_order",
+            Self::MassVanish => "mass_vanish",
+            Self::OwnershipConflict => "ownership_conflict",
+            Self::GarbledMemory => "garbled_memory",
+            Self::UnservableJobs => "unservable_jobs",
+            Self::CreateBackoff => "create_backoff",
+            Self::MaxReached => "max_reached",
+            Self::BudgetLow => "budget_low",
+            Self::BusyInTeardown => "busy_in_teardown",
+            Self::ListsDisagree => "lists_disagree",
+            Self::IdentityConflict => "identity_conflict",
+        }
+    }
+}

@@ -1,8 +1,9 @@
 //! The teardown sequence, derived afresh on every tick from what is observed.
 //!
 //! ```text
-//!  begin (server label) → disable runners → [next snapshot: still idle?] → delete runners
-//!        → cordon → drain → delete node → [node gone on two snapshots] → delete server
+//!  begin (server label) → disable runners → [next snapshot: still idle?] → delete runners and
+//!        cordon → drain → delete node (and mark the server node-missing)
+//!        → [node still gone after node_missing_confirm] → delete server
 //! ```
 //!
 //! Every step leaves a mark the next snapshot shows (a label, a disabled runner, a missing
@@ -68,7 +69,16 @@ pub(crate) fn progress(m: &Machine<'_>, ctx: &Context<'_>) -> Progress {
         if let Some(why) = ctx.abort {
             return abort(m, ctx, why);
         }
-        if let Some(p) = retire_runners(m, ctx) {
+        if let Some(mut p) = retire_runners(m, ctx) {
+            if p.step == TeardownStep::DeleteRunners {
+                // Deleting the runners is the point of no return; the cordon goes with it, so
+                // the next snapshot shows that the runners are gone because we deleted them,
+                // not because a list lost them.
+                p.actions.push(Action::Cordon {
+                    node: node.name.clone(),
+                });
+                p.reason = format!("{}, and cordoning", p.reason).into();
+            }
             return p;
         }
         return Progress::new(
@@ -97,20 +107,29 @@ pub(crate) fn progress(m: &Machine<'_>, ctx: &Context<'_>) -> Progress {
     if let Some(p) = retire_runners(m, ctx) {
         return p;
     }
-    let delete = Action::DeleteNode {
+    // The server is marked node-missing as the node goes: the confirmation starts now, and the
+    // next snapshot shows that the node is gone because we deleted it, not because a list lost
+    // it.
+    let mut delete = vec![Action::DeleteNode {
         node: node.name.clone(),
-    };
+    }];
+    if let Some(server) = m.server {
+        delete.push(Action::MarkNodeMissing {
+            server_id: server.id,
+            since: ctx.now,
+        });
+    }
     if !node.ready {
         return Progress::new(
             TeardownStep::DeleteNode,
-            vec![delete],
+            delete,
             "node is NotReady so its pods cannot be drained; deleting the node (its pods are garbage-collected)",
         );
     }
     if m.node_marks.drained.is_present() {
         return Progress::new(
             TeardownStep::DeleteNode,
-            vec![delete],
+            delete,
             "drained; deleting the node",
         );
     }

@@ -186,6 +186,32 @@ fn a_teardown_under_way_stops_when_its_runner_pods_vanish_while_a_job_runs() {
     );
 }
 
+#[test]
+fn another_clusters_runners_at_work_do_not_stall_a_teardown() {
+    // Two installations share one Gitea: the other's runners carry our labels, have no pod in
+    // our cluster and run jobs the whole time. Our idle machine is still torn down in its window.
+    let mut w = fleet(1, 0);
+    items_mut(&mut w.truth.runners).push(autoscaler_core::synthetic::runner(
+        9_001,
+        "other-cluster-runner",
+        &["linux".to_owned(), "ubuntu-latest".to_owned()],
+    ));
+    w.start_on("other-cluster-runner");
+    let server = w.server("m0").map(|s| s.id);
+    for _ in 0..20 {
+        w.step();
+        w.advance(secs(2));
+    }
+    assert!(w.killed.is_empty(), "{:?}", w.killed);
+    assert!(
+        w.applied.iter().any(
+            |a| matches!(a, Action::DeleteServer { server_id, .. } if Some(*server_id) == server)
+        ),
+        "{:?}",
+        w.applied.iter().map(Action::kind).collect::<Vec<_>>()
+    );
+}
+
 // --- 2. A running job naming a runner the complete runner list lacks ------------------------
 
 #[test]

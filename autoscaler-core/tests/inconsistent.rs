@@ -134,6 +134,8 @@ struct Truth {
     busy_machine_runners: HashSet<u64>,
     /// Server ids of machines that are idle, running and in their teardown window.
     due: Vec<u64>,
+    /// Nodes in teardown past their runners' deletion, with no job: next is the drain.
+    draining: Vec<String>,
 }
 
 fn labels(ours: bool) -> Vec<String> {
@@ -172,6 +174,7 @@ fn build(spec: &FleetSpec) -> (autoscaler_core::Policy, Truth) {
         busy_nodes: HashSet::new(),
         busy_machine_runners: HashSet::new(),
         due: Vec::new(),
+        draining: Vec::new(),
     };
     let mut next = 100u64;
     let mut id = || {
@@ -243,6 +246,8 @@ fn build(spec: &FleetSpec) -> (autoscaler_core::Policy, Truth) {
             nodes.last_mut().expect("pushed").annotations.clear();
         } else if matches!(m.stage, Stage::Running) && (3300..=3555).contains(&m.age) {
             truth.due.push(server_id);
+        } else if matches!(m.stage, Stage::Cordoned) {
+            truth.draining.push(name.clone());
         }
     }
     for (k, (job, ours)) in spec.statics.iter().enumerate() {
@@ -395,6 +400,14 @@ proptest! {
         let plan = decide(&policy, &truth.snapshot);
         prop_assert!(!plan.has_warning(WarningKind::MassVanish), "{:#?}", plan.warnings);
         prop_assert!(!plan.has_warning(WarningKind::IncompleteData), "{:#?}", plan.warnings);
+        // Runners elsewhere (static ones, another cluster's on the same Gitea), even at work,
+        // never stall a teardown past its runners: what is missing there, we took away.
+        for node in &truth.draining {
+            prop_assert!(
+                plan.action_list().any(|a| matches!(a, Action::Drain { node: n } if n == node)),
+                "{node} is cordoned with its runners deleted: {:?}\n{:#?}", plan.actions, plan.nodes
+            );
+        }
         if spec.queued == 0 {
             // Static runners, even ones with a job, never keep a machine whose runners are all
             // in view from its teardown.

@@ -162,7 +162,7 @@ fn the_busy_flag_alone_holds_runner_deletion() {
         .find(|r| r.id == runner_id)
         .expect("runner")
         .busy = false;
-    assert_eq!(kinds(&w.decide()), vec!["delete_runner"]);
+    assert_eq!(kinds(&w.decide()), vec!["delete_runner", "cordon"]);
 }
 
 // --- Correlation -----------------------------------------------------------------------------

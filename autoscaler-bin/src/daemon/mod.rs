@@ -6,6 +6,7 @@ mod memory;
 mod observe;
 mod run;
 mod tick;
+mod warned;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ pub(crate) use execute::Outcome;
 pub(crate) use memory::Memory;
 pub(crate) use run::{Loop, Pusher};
 pub(crate) use tick::{TickReport, tick};
+pub(crate) use warned::Warned;
 
 /// The three services, behind their ports.
 #[derive(Clone)]

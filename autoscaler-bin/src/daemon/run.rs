@@ -11,7 +11,7 @@ use autoscaler_core::{Config, Policy, Timestamp};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Memory, Providers, tick};
+use super::{Memory, Providers, Warned, tick};
 use crate::health::Health;
 use crate::metrics::Metrics;
 
@@ -82,6 +82,7 @@ impl Loop {
     /// Runs until `shutdown` is cancelled. Returns the number of ticks (for tests).
     pub(crate) async fn run(self, shutdown: CancellationToken) -> u64 {
         let mut memory = Memory::new(&self.config);
+        let mut warned = Warned::default();
         let mut ticks = 0;
         let mut prices_read: Option<Instant> = None;
         let mut was_leading = false;
@@ -126,6 +127,7 @@ impl Loop {
             for a in &report.plan.actions {
                 tracing::debug!(action = a.action.kind(), reason = %a.reason, "planned");
             }
+            warned.log(&report.plan);
             if let Some(p) = &self.pusher {
                 p.push(&self.metrics).await;
             }

@@ -4,7 +4,7 @@
 //! pod, runner or node is never that evidence while anything disagrees with it:
 //! - a running job (or a runner) that no machine shows may be on any machine that could host
 //!   a runner the lists do not show: one with fewer runner pods than its pool runs per node, or
-//!   with a runner pod that has no runner;
+//!   with a runner pod that has no runner, unless our own teardown took them away;
 //! - when an unusual share of machines loses its nodes, servers, pods or runners at once, the
 //!   likelier story is a broken connection, a relabelling or the wrong namespace or scope, not a
 //!   fleet of dead machines.
@@ -152,10 +152,29 @@ impl Evidence {
             }
             let rpn = per_node(m);
             let a = &mut applies[i];
-            if !unplaced.work.is_empty() && (m.has_room(rpn) || m.unregistered_pods() > 0) {
+            // Our own teardown leaves absences behind: past the point of no return (runners
+            // deleted, node cordoned in the same step) a pod without a runner is ours, and past
+            // the drain (or once we deleted the node) so is a missing pod. Only what we did not
+            // do counts as room for a runner the lists do not show.
+            let (pods_ours, runners_ours) = match class {
+                Class::Teardown { .. } => match m.node {
+                    // The node-missing mark goes on with our node deletion.
+                    None if m.server_marks.node_missing.is_present() => (true, true),
+                    None => (false, false),
+                    Some(n) if n.cordoned => (m.node_marks.drained.is_present() || !n.ready, true),
+                    Some(_) => (false, false),
+                },
+                _ => (false, false),
+            };
+            let room = !pods_ours && m.has_room(rpn);
+            let unregistered = !runners_ours && m.unregistered_pods() > 0;
+            if !unplaced.work.is_empty() && (room || unregistered) {
                 a.push(Hold::UnseenWork);
             }
+            // A server whose node never registered never had a runner of ours.
+            let joined = m.server.is_none() || m.server_marks.joined.is_present();
             if !unplaced.idle.is_empty()
+                && joined
                 && m.live_pods() == 0
                 && matches!(class, Class::NoRunner | Class::NodeMissing { .. })
             {
