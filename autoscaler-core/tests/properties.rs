@@ -817,6 +817,10 @@ enum Event {
     Finish(u8),
     /// The node list comes back empty (and complete) for one tick.
     EmptyNodeList,
+    /// The runner-pod list comes back empty (and complete) for one tick: a relabelled DaemonSet.
+    EmptyPodList,
+    /// The runner list comes back empty (and complete) for one tick: the wrong Gitea scope.
+    EmptyRunnerList,
     /// The daemon dies halfway through a plan.
     Crash,
 }
@@ -828,6 +832,8 @@ fn event() -> impl Strategy<Value = Event> {
         3 => Just(Event::Assign),
         2 => (0u8..8).prop_map(Event::Finish),
         1 => Just(Event::EmptyNodeList),
+        1 => Just(Event::EmptyPodList),
+        1 => Just(Event::EmptyRunnerList),
         1 => Just(Event::Crash),
     ]
 }
@@ -835,8 +841,9 @@ fn event() -> impl Strategy<Value = Event> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// Over many ticks with jobs arriving, being assigned in races, node-list glitches, crashes
-    /// and time passing, no job ever loses its runner and the maximum always holds.
+    /// Over many ticks with jobs arriving, being assigned in races, node-, pod- and runner-list
+    /// glitches (each list complete but empty), crashes and time passing, no job ever loses its
+    /// runner and the maximum always holds.
     #[test]
     fn no_job_is_ever_killed_over_many_ticks(events in prop::collection::vec(event(), 1..120), machines in 0usize..5) {
         let mut config = common::config(&["a", "b"]);
@@ -862,10 +869,16 @@ proptest! {
                         w.finish(running[k as usize % running.len()]);
                     }
                 }
-                Event::EmptyNodeList => {
+                Event::EmptyNodeList | Event::EmptyPodList | Event::EmptyRunnerList => {
                     let mut glitch = w.truth.clone();
-                    glitch.nodes = Source::complete(vec![]);
-                    glitch.pods = Source::complete(vec![]);
+                    if matches!(e, Event::EmptyNodeList) {
+                        glitch.nodes = Source::complete(vec![]);
+                    }
+                    if !matches!(e, Event::EmptyRunnerList) {
+                        glitch.pods = Source::complete(vec![]);
+                    } else {
+                        glitch.runners = Source::complete(vec![]);
+                    }
                     let plan = decide(&w.policy, &glitch);
                     let actions: Vec<Action> = plan.action_list().cloned().collect();
                     w.apply(&actions);

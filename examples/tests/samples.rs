@@ -15,6 +15,7 @@ fn the_sample_snapshot_decides_as_documented() {
             "mark_idle",
             "begin_teardown",
             "delete_runner",
+            "cordon",
             "mark_node_missing",
             "create_server"
         ]
