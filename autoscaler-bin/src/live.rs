@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::daemon::{Loop, Memory, Pusher, tick};
 use crate::failure::Failure;
 use crate::health::Health;
-use crate::http::{AppState, router};
+use crate::http::{AppState, Hook, router};
 use crate::metrics::Metrics;
 use crate::settings::{self, ProcessEnv, Settings};
 use crate::{logging, wiring};
@@ -113,13 +113,9 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
             metrics: metrics.clone(),
             health: health.clone(),
             trigger: trigger.clone(),
-            webhook_secret: s.gitea.webhook_secret.as_ref().map(|w| w.value.clone()),
+            hook: Hook::new(s.gitea.webhook_secret.as_ref().map(|w| w.value.clone())),
         }));
-        let server = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .into_future(),
-        );
+        let server = tokio::spawn(crate::http::serve(listener, app, shutdown.clone()));
         tokio::spawn(on_signal(shutdown.clone()));
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
@@ -131,6 +127,11 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
             webhook = s.gitea.webhook_secret.is_some(),
             "starting"
         );
+        if s.daemon.allow_insecure_http {
+            tracing::warn!(
+                "ALLOW_INSECURE_HTTP is set: tokens may travel in cleartext to http:// service URLs"
+            );
+        }
         let the_loop = Loop {
             providers: wired.providers,
             config: s.core.clone(),

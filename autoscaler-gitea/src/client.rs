@@ -142,10 +142,16 @@ impl GiteaClient {
             .get("X-Total-Count")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<i64>().ok());
-        let bytes = resp.bytes().await.map_err(|source| GiteaError::Transport {
-            call: call.clone(),
-            source,
-        })?;
+        let bytes = read_capped(resp)
+            .await
+            .map_err(|source| GiteaError::Transport {
+                call: call.clone(),
+                source,
+            })?
+            .ok_or_else(|| GiteaError::Decode {
+                call: call.clone(),
+                problem: format!("the answer is larger than {} MiB", MAX_ANSWER >> 20),
+            })?;
         if !status.is_success() {
             let message = serde_json::from_slice::<ApiError>(&bytes)
                 .map(|e| e.message)
@@ -426,6 +432,25 @@ impl GiteaClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The largest answer read. A page of 50 jobs is well under 100 KiB; anything near this is not
+/// Gitea, and reading it whole would let one answer take the daemon's memory.
+const MAX_ANSWER: usize = 8 << 20;
+
+/// The body, or `None` when it is larger than [`MAX_ANSWER`] (read no further).
+async fn read_capped(mut resp: reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 fn source<T>(items: Vec<T>, problems: Vec<String>) -> Source<T> {

@@ -487,3 +487,18 @@ async fn newer_gitea_is_asked_for_a_stable_order_and_its_header_is_checked() {
     assert_eq!(e.kind, ErrorKind::BadResponse);
     assert!(e.message.contains("X-Total-Count 5 disagrees"), "{e}");
 }
+
+#[tokio::test]
+async fn an_answer_larger_than_8_mib_is_refused_not_read() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/admin/actions/runners"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(9 << 20)))
+        .mount(&server)
+        .await;
+    let e = client(&server, Scope::Admin)
+        .list_runners()
+        .await
+        .expect_err("too large");
+    assert!(e.to_string().contains("larger than 8 MiB"), "{e}");
+}

@@ -176,12 +176,15 @@ impl HetznerClient {
                 budget.succeeded();
             }
         }
-        let bytes = resp
-            .bytes()
+        let bytes = read_capped(resp)
             .await
             .map_err(|source| HetznerError::Transport {
                 call: call.clone(),
                 source,
+            })?
+            .ok_or_else(|| HetznerError::Decode {
+                call: call.clone(),
+                problem: format!("the answer is larger than {} MiB", MAX_ANSWER >> 20),
             })?;
         if !status.is_success() {
             let correlation = headers
@@ -481,4 +484,23 @@ impl Cloud for HetznerClient {
         self.remaining_budget()
             .map(|remaining| ApiBudget { remaining })
     }
+}
+
+/// The largest answer read. A page of 50 servers is a few hundred KiB; anything near this is not
+/// Hetzner, and reading it whole would let one answer take the daemon's memory.
+const MAX_ANSWER: usize = 8 << 20;
+
+/// The body, or `None` when it is larger than [`MAX_ANSWER`] (read no further).
+async fn read_capped(mut resp: reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }

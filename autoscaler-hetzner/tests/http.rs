@@ -410,3 +410,15 @@ fn bad_configuration_is_named() {
         .to_string();
     assert!(e.contains("`api.hetzner.cloud`"), "{e}");
 }
+
+#[tokio::test]
+async fn an_answer_larger_than_8_mib_is_refused_not_read() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(9 << 20)))
+        .mount(&server)
+        .await;
+    let client = HetznerClient::new(http(), config(&server)).unwrap();
+    let e = client.servers().await.unwrap_err();
+    assert!(e.to_string().contains("larger than 8 MiB"), "{e}");
+}

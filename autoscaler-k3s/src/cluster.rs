@@ -40,7 +40,8 @@ impl ClusterConfig {
             runner_namespace: "gitea-runners".to_owned(),
             runner_selector: "app=gitea-actions-runner".to_owned(),
             timeout: Duration::from_secs(10),
-            page_size: 500,
+            // Small pages keep every answer small: a node object is a few KiB.
+            page_size: 100,
         }
     }
 }

@@ -19,6 +19,9 @@ use crate::metrics::Metrics;
 pub(crate) const COALESCE: Duration = Duration::from_secs(1);
 /// How soon the loop ticks again after a teardown step.
 pub(crate) const FOLLOW_UP: Duration = Duration::from_secs(1);
+/// The least time between two ticks a webhook brought forward: a flood of deliveries (or of
+/// replays) cannot turn the loop into one read of every service a second.
+pub(crate) const EARLY_GAP: Duration = Duration::from_secs(3);
 /// How often prices are read again.
 const PRICES_EVERY: Duration = Duration::from_secs(3600);
 
@@ -86,6 +89,7 @@ impl Loop {
         let mut ticks = 0;
         let mut prices_read: Option<Instant> = None;
         let mut was_leading = false;
+        let mut last_early: Option<tokio::time::Instant> = None;
         loop {
             if prices_read.is_none_or(|t| t.elapsed() >= PRICES_EVERY) {
                 match self.providers.cloud.prices().await {
@@ -140,10 +144,12 @@ impl Loop {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(wait) => {}
                 () = self.trigger.notified() => {
+                    let gap = last_early.map_or(Duration::ZERO, |t| EARLY_GAP.saturating_sub(t.elapsed()));
                     tokio::select! {
                         () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(COALESCE) => {}
+                        () = tokio::time::sleep(COALESCE.max(gap)) => {}
                     }
+                    last_early = Some(tokio::time::Instant::now());
                 }
             }
         }

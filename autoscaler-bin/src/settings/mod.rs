@@ -3,6 +3,7 @@
 //! core. Every problem is collected and reported at once, each naming its variable or key.
 
 mod file;
+mod transport;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -107,6 +108,8 @@ pub(crate) struct DaemonSettings {
     pub(crate) identity: String,
     /// The namespace of the lease (`POD_NAMESPACE`).
     pub(crate) namespace: String,
+    /// `http://` service URLs to other hosts are allowed (`ALLOW_INSECURE_HTTP`).
+    pub(crate) allow_insecure_http: bool,
 }
 
 /// Everything the daemon runs with.
@@ -415,15 +418,15 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
             .or(file.hetzner.firewalls)
             .unwrap_or_default(),
     };
+    let allow_insecure_http = r.boolean(transport::ALLOW_INSECURE_HTTP).unwrap_or(false);
     for (what, url) in [
         ("GITEA_API_URL", gitea_url.as_deref()),
         ("HETZNER_API_URL", Some(hetzner.url.as_str())),
     ] {
         if let Some(u) = url
-            && !(u.starts_with("https://") || u.starts_with("http://"))
+            && let Err(problem) = transport::check(what, u, allow_insecure_http)
         {
-            r.problems
-                .push(format!("{what}={u:?} must start with https://"));
+            r.problems.push(problem);
         }
     }
 
@@ -530,6 +533,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         namespace: r
             .text("POD_NAMESPACE")
             .unwrap_or_else(|| "gitea-ci-autoscaler".to_owned()),
+        allow_insecure_http,
     };
 
     match (
@@ -609,6 +613,7 @@ struct EffectiveDaemon<'a> {
     lease_name: &'a str,
     identity: &'a str,
     namespace: &'a str,
+    allow_insecure_http: bool,
 }
 
 impl Settings {
@@ -660,6 +665,7 @@ impl Settings {
                 lease_name: &self.daemon.lease_name,
                 identity: &self.daemon.identity,
                 namespace: &self.daemon.namespace,
+                allow_insecure_http: self.daemon.allow_insecure_http,
             },
         };
         toml::to_string(&view).unwrap_or_else(|e| format!("# cannot render: {e}\n"))

@@ -361,3 +361,27 @@ fn out_of_range_numbers_are_refused_naming_the_variable_never_a_panic() {
         );
     }
 }
+
+#[test]
+fn http_to_another_host_needs_the_opt_in_and_passwords_in_urls_are_never_shown() {
+    let mut env = MapEnv::seed();
+    env.set(
+        "GITEA_API_URL",
+        "http://admin:hunter2@git.example.com/api/v1",
+    )
+    .set("HETZNER_API_URL", "http://hetzner-proxy.internal/v1");
+    let found = problems(&env);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found.iter().all(|p| p.contains("ALLOW_INSECURE_HTTP")),
+        "{found:?}"
+    );
+    assert!(!found.iter().any(|p| p.contains("hunter2")), "{found:?}");
+    env.set("ALLOW_INSECURE_HTTP", "true");
+    let s = load(&env, None).expect("allowed");
+    assert!(s.daemon.allow_insecure_http);
+    // A local test server needs no opt-in.
+    let mut env = MapEnv::seed();
+    env.set("GITEA_API_URL", "http://127.0.0.1:3000");
+    assert!(load(&env, None).is_ok());
+}

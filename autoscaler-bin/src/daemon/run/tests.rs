@@ -127,6 +127,25 @@ async fn a_burst_of_webhooks_is_one_early_tick() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_flood_of_webhooks_brings_a_tick_forward_at_most_every_three_seconds() {
+    let (p, world) = providers(false);
+    let (l, trigger) = the_loop(p, None);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(l.run(stop.clone()));
+    // A delivery every 200 ms for 12 s.
+    for _ in 0..60 {
+        trigger.notify_one();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.cancel();
+    let ticks = task.await.unwrap();
+    // The first tick, then one early tick 1 s after the flood began and one every 3 s.
+    assert!(ticks <= 6, "{ticks} ticks in 12 s");
+    assert!(ticks >= 4, "webhooks still bring ticks forward: {ticks}");
+    assert_eq!(world.reads.load(Ordering::SeqCst) as u64, ticks);
+}
+
+#[tokio::test(start_paused = true)]
 async fn only_the_leader_acts_and_the_lease_is_released_on_shutdown() {
     let (p, world) = providers(true);
     let mut lease = MockLeadership::new();

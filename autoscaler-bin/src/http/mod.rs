@@ -1,19 +1,22 @@
-//! The HTTP side: `/metrics`, `/healthz`, `/readyz` and the Gitea webhook.
+//! The HTTP side: `/metrics`, `/healthz`, `/readyz` and the Gitea webhook (`hook`).
 //!
 //! The webhook only makes the loop tick early: a delivery is checked (HMAC-SHA256) and then
 //! dropped, the jobs list stays the truth. Bursts coalesce in the loop.
 
+mod hook;
+mod serve;
+
+pub(crate) use hook::Hook;
+pub(crate) use serve::serve;
+
 use std::sync::Arc;
 
-use autoscaler_core::{JobStatus, Timestamp};
-use autoscaler_gitea::webhook::{self, Delivery, Event};
+use autoscaler_core::Timestamp;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use secrecy::SecretString;
 use tokio::sync::Notify;
 
 use crate::health::Health;
@@ -24,7 +27,7 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
     pub(crate) trigger: Arc<Notify>,
-    pub(crate) webhook_secret: Option<SecretString>,
+    pub(crate) hook: Hook,
 }
 
 /// The routes.
@@ -33,7 +36,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/webhook", post(hook))
+        .route("/webhook", post(hook::hook))
         .with_state(state)
 }
 
@@ -63,64 +66,12 @@ async fn readyz(State(s): State<Arc<AppState>>) -> StatusCode {
     }
 }
 
-fn header_str<'a>(h: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
-    names
-        .iter()
-        .find_map(|n| h.get(*n).and_then(|v| v.to_str().ok()))
-}
-
-async fn hook(
-    State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
-    let Some(secret) = &s.webhook_secret else {
-        s.metrics.webhook("disabled");
-        return (
-            StatusCode::NOT_FOUND,
-            "the webhook is off: set GITEA_WEBHOOK_SECRET".to_owned(),
-        );
-    };
-    let delivery = Delivery {
-        event: header_str(&headers, &[webhook::EVENT_HEADER, "X-GitHub-Event"]),
-        signature: header_str(&headers, &[webhook::SIGNATURE_HEADER]),
-        hub_signature_256: header_str(&headers, &[webhook::HUB_SIGNATURE_HEADER]),
-        body: &body,
-    };
-    if let Err(e) = webhook::verify(secret, &delivery) {
-        s.metrics.webhook("unauthorized");
-        tracing::warn!(error = %e, "webhook delivery refused");
-        return (StatusCode::UNAUTHORIZED, e.to_string());
-    }
-    match webhook::receive(secret, &delivery) {
-        Ok(Event::WorkflowJob { action, job }) => {
-            // Any change of a job may change the plan; a new queued job is the urgent one.
-            tracing::debug!(job = job.id, ?action, "workflow_job delivery");
-            s.trigger.notify_one();
-            s.metrics.webhook(if action == JobStatus::Queued {
-                "queued"
-            } else {
-                "other_job_event"
-            });
-            (StatusCode::ACCEPTED, String::new())
-        }
-        Ok(Event::Other { event }) => {
-            s.metrics.webhook("ignored");
-            (StatusCode::OK, format!("ignored event {event}"))
-        }
-        Err(e) => {
-            s.metrics.webhook("bad_request");
-            tracing::warn!(error = %e, "webhook delivery unreadable");
-            (StatusCode::BAD_REQUEST, e.to_string())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use autoscaler_gitea::webhook::sign;
+    use secrecy::SecretString;
 
     use super::*;
 
@@ -138,7 +89,7 @@ mod tests {
                 Duration::from_secs(10),
             )),
             trigger: Arc::new(Notify::new()),
-            webhook_secret: secret.map(|s| SecretString::from(s.to_owned())),
+            hook: Hook::new(secret.map(|s| SecretString::from(s.to_owned()))),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -153,15 +104,78 @@ mod tests {
     }
 
     async fn deliver(url: &str, signature: &str, body: &str) -> reqwest::Response {
-        client()
+        deliver_as(url, signature, body, None).await
+    }
+
+    async fn deliver_as(
+        url: &str,
+        signature: &str,
+        body: &str,
+        id: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = client()
             .post(format!("{url}/webhook"))
             .header("X-Gitea-Event", "workflow_job")
             .header("X-Gitea-Signature", signature)
-            .header("Content-Type", "application/json")
-            .body(body.to_owned())
+            .header("Content-Type", "application/json");
+        if let Some(id) = id {
+            req = req.header("X-Gitea-Delivery", id);
+        }
+        req.body(body.to_owned()).send().await.unwrap()
+    }
+
+    async fn woken(state: &AppState) -> bool {
+        tokio::time::timeout(Duration::from_millis(200), state.trigger.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn an_oversized_or_unsigned_delivery_is_refused_before_its_body_is_read() {
+        let (url, state) = serve(Some(SECRET)).await;
+        // 300 KiB announced, with a valid-looking signature: refused from the headers.
+        let big = "x".repeat(300 * 1024);
+        let resp = deliver(&url, &"ab".repeat(32), &big).await;
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // No signature at all: refused before any byte of the body.
+        let resp = client()
+            .post(format!("{url}/webhook"))
+            .header("X-Gitea-Event", "workflow_job")
+            .body(BODY)
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        // Another event is ignored unread, signed or not.
+        let resp = client()
+            .post(format!("{url}/webhook"))
+            .header("X-Gitea-Event", "push")
+            .body(big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(!woken(&state).await);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_delivery_and_a_finished_job_do_not_wake_the_loop() {
+        let (url, state) = serve(Some(SECRET)).await;
+        let sig = sign(&SecretString::from(SECRET), BODY.as_bytes());
+        let first = deliver_as(&url, &sig, BODY, Some("d-1")).await;
+        assert_eq!(first.status(), StatusCode::ACCEPTED);
+        assert!(woken(&state).await);
+        for _ in 0..5 {
+            let again = deliver_as(&url, &sig, BODY, Some("d-1")).await;
+            assert_eq!(again.status(), StatusCode::OK);
+            assert!(again.text().await.unwrap().contains("seen already"));
+        }
+        assert!(!woken(&state).await, "a replay is not news");
+        let done = BODY.replace(r#""action": "queued""#, r#""action": "completed""#);
+        let sig = sign(&SecretString::from(SECRET), done.as_bytes());
+        let resp = deliver_as(&url, &sig, &done, Some("d-2")).await;
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        assert!(!woken(&state).await, "only new demand wakes the loop");
     }
 
     #[tokio::test]
