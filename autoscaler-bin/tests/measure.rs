@@ -53,15 +53,6 @@ async fn metric(port: u16, name: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 const BURST_CONFIG: &str = r#"
 [autoscaler]
 installation = "ci"

@@ -226,6 +226,16 @@ pub async fn stop(mut daemon: Daemon) -> (ExitStatus, String) {
         .unwrap()
 }
 
+/// The peak resident memory of process `pid` (VmHWM), in KiB; 0 where /proc does not say.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn assert_no_secret(logs: &str) {
     for secret in [gitea::TOKEN, hetzner::TOKEN, JOIN_SECRET, WEBHOOK_SECRET] {
         assert!(!logs.contains(secret), "a secret reached the logs");
