@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::daemon::{Loop, Memory, Pusher, tick};
 use crate::failure::Failure;
 use crate::health::Health;
-use crate::http::{AppState, Hook, router};
+use crate::http::{AppState, Hook, router, webhook_router};
 use crate::metrics::Metrics;
 use crate::settings::{self, ProcessEnv, Settings};
 use crate::{logging, wiring};
@@ -106,16 +106,29 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
         ));
         let trigger = Arc::new(Notify::new());
         let shutdown = CancellationToken::new();
-        let listener = tokio::net::TcpListener::bind(s.daemon.listen)
-            .await
-            .map_err(|e| Failure::Service(format!("cannot listen on {}: {e}", s.daemon.listen)))?;
-        let app = router(Arc::new(AppState {
+        let bind = |addr: std::net::SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Failure::Service(format!("cannot listen on {addr}: {e}")))
+        };
+        let listener = bind(s.daemon.listen).await?;
+        let webhook_listener = bind(s.daemon.webhook_listen).await?;
+        let state = Arc::new(AppState {
             metrics: metrics.clone(),
             health: health.clone(),
             trigger: trigger.clone(),
             hook: Hook::new(s.gitea.webhook_secret.as_ref().map(|w| w.value.clone())),
-        }));
-        let server = tokio::spawn(crate::http::serve(listener, app, shutdown.clone()));
+        });
+        let server = tokio::spawn(crate::http::serve(
+            listener,
+            router(state.clone()),
+            shutdown.clone(),
+        ));
+        let webhook_server = tokio::spawn(crate::http::serve(
+            webhook_listener,
+            webhook_router(state),
+            shutdown.clone(),
+        ));
         tokio::spawn(on_signal(shutdown.clone()));
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
@@ -123,6 +136,7 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
             pools = s.core.pools.len(),
             max_nodes = s.core.max_nodes,
             listen = %s.daemon.listen,
+            webhook_listen = %s.daemon.webhook_listen,
             leader_election = s.daemon.leader_election,
             webhook = s.gitea.webhook_secret.is_some(),
             "starting"
@@ -150,6 +164,7 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
         the_loop.run(shutdown.clone()).await;
         shutdown.cancel();
         let _ = server.await;
+        let _ = webhook_server.await;
         tracing::info!("stopped");
         Ok(())
     })

@@ -54,13 +54,13 @@ async fn a_flood_of_large_unsigned_deliveries_takes_neither_memory_nor_health_ch
     let before = peak_rss_kib(d.id());
     // 200 at once, half announcing their length, half chunked (no length to refuse on).
     let flood: Vec<_> = (0..200)
-        .map(|i| tokio::spawn(heavy_delivery(port, i % 2 == 1)))
+        .map(|i| tokio::spawn(heavy_delivery(port.webhook, i % 2 == 1)))
         .collect();
     // The health checks answer while the flood is on.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let healthz = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .get(format!("http://127.0.0.1:{}/healthz", port.http))
         .timeout(Duration::from_secs(10))
         .send()
         .await;

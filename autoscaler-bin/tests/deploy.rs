@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::Value;
 
@@ -72,6 +73,7 @@ fn every_kustomize_manifest_parses_into_its_type() {
                 "Secret" => round_trip::<Secret>(&doc, file),
                 "Deployment" => round_trip::<Deployment>(&doc, file),
                 "Service" => round_trip::<Service>(&doc, file),
+                "NetworkPolicy" => round_trip::<NetworkPolicy>(&doc, file),
                 // Prometheus Operator CRDs: no k8s-openapi type; checked below.
                 "ServiceMonitor" | "PrometheusRule" => {
                     assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1", "{file}");
@@ -89,6 +91,7 @@ fn every_kustomize_manifest_parses_into_its_type() {
             "ClusterRoleBinding",
             "Deployment",
             "Namespace",
+            "NetworkPolicy",
             "PrometheusRule",
             "Role",
             "RoleBinding",
@@ -97,6 +100,38 @@ fn every_kustomize_manifest_parses_into_its_type() {
             "ServiceAccount",
             "ServiceMonitor",
         ]
+    );
+}
+
+#[test]
+fn the_webhook_has_a_port_of_its_own_and_the_network_policy_admits_each_port_from_one_peer() {
+    let dir = root().join("deploy");
+    let deployment = &docs(&dir.join("deployment.yaml"))[0];
+    let ports = &deployment["spec"]["template"]["spec"]["containers"][0]["ports"];
+    let named: Vec<(&str, i64)> = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["containerPort"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(named, [("http", 8080), ("webhook", 8081)]);
+    let policy = &docs(&dir.join("networkpolicy.yaml"))[0];
+    let rules = policy["spec"]["ingress"].as_array().unwrap();
+    let port_of = |r: &Value| r["ports"][0]["port"].as_str().unwrap().to_owned();
+    assert_eq!(
+        rules.iter().map(port_of).collect::<Vec<_>>(),
+        ["webhook", "http"],
+        "one rule per port, each from its own peer"
+    );
+    assert!(
+        rules
+            .iter()
+            .all(|r| !r["from"].as_array().unwrap().is_empty())
     );
 }
 

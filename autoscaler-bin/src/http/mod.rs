@@ -30,12 +30,19 @@ pub(crate) struct AppState {
     pub(crate) hook: Hook,
 }
 
-/// The routes.
+/// Metrics and health checks, on `LISTEN_ADDR`.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// The webhook, on `WEBHOOK_ADDR`: a port of its own with its own connection cap, so whatever
+/// floods it leaves the health checks and the metrics alone.
+pub(crate) fn webhook_router(state: Arc<AppState>) -> Router {
+    Router::new()
         .route("/webhook", post(hook::hook))
         .with_state(state)
 }
@@ -91,11 +98,19 @@ mod tests {
             trigger: Arc::new(Notify::new()),
             hook: Hook::new(secret.map(|s| SecretString::from(s.to_owned()))),
         });
+        (start(webhook_router(state.clone())).await, state.clone())
+    }
+
+    /// Serves `app` on a free loopback port; its base URL.
+    async fn start(app: Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (url, state)
+        tokio::spawn(super::serve(
+            listener,
+            app,
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        url
     }
 
     fn client() -> reqwest::Client {
@@ -223,7 +238,15 @@ mod tests {
 
     #[tokio::test]
     async fn health_readiness_and_metrics_are_served() {
-        let (url, state) = serve(None).await;
+        let (hook_url, state) = serve(None).await;
+        let url = start(router(state.clone())).await;
+        let status = client()
+            .get(format!("{hook_url}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::NOT_FOUND, "not on the webhook's port");
         let get = |path: &str| client().get(format!("{url}{path}")).send();
         assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
         assert_eq!(

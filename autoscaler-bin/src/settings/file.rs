@@ -56,6 +56,7 @@ pub(crate) struct DaemonSection {
     pub(crate) poll_interval_secs: Option<u64>,
     pub(crate) call_timeout_secs: Option<u64>,
     pub(crate) listen: Option<SocketAddr>,
+    pub(crate) webhook_listen: Option<SocketAddr>,
     pub(crate) log_format: Option<String>,
     pub(crate) pushgateway_url: Option<String>,
     pub(crate) leader_election: Option<bool>,

@@ -99,7 +99,10 @@ pub(crate) struct K3sSettings {
 pub(crate) struct DaemonSettings {
     pub(crate) poll_interval: Duration,
     pub(crate) call_timeout: Duration,
+    /// Metrics and health checks.
     pub(crate) listen: SocketAddr,
+    /// The Gitea webhook, on a port of its own.
+    pub(crate) webhook_listen: SocketAddr,
     pub(crate) log_format: LogFormat,
     pub(crate) pushgateway_url: Option<String>,
     pub(crate) leader_election: bool,
@@ -187,6 +190,24 @@ impl Reader<'_> {
         if !(lo..=hi).contains(&value) {
             self.problems
                 .push(format!("{name}={value} must be between {lo} and {hi}"));
+        }
+    }
+
+    /// An address from `name`, else from the file, else `default`.
+    fn address(
+        &mut self,
+        name: &str,
+        from_file: Option<SocketAddr>,
+        default: SocketAddr,
+    ) -> SocketAddr {
+        match self.text(name) {
+            Some(raw) => raw.parse().unwrap_or_else(|_| {
+                self.problems.push(format!(
+                    "{name}={raw:?} is not an address like 0.0.0.0:8080"
+                ));
+                default
+            }),
+            None => from_file.unwrap_or(default),
         }
     }
 
@@ -486,18 +507,22 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         1,
         MAX_CALL_TIMEOUT_SECS,
     );
-    let listen = match r.text("LISTEN_ADDR") {
-        Some(raw) => raw.parse().unwrap_or_else(|_| {
-            r.problems.push(format!(
-                "LISTEN_ADDR={raw:?} is not an address like 0.0.0.0:8080"
-            ));
-            SocketAddr::from(([0, 0, 0, 0], 8080))
-        }),
-        None => file
-            .daemon
-            .listen
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080))),
-    };
+    let listen = r.address(
+        "LISTEN_ADDR",
+        file.daemon.listen,
+        SocketAddr::from(([0, 0, 0, 0], 8080)),
+    );
+    let webhook_listen = r.address(
+        "WEBHOOK_ADDR",
+        file.daemon.webhook_listen,
+        SocketAddr::from(([0, 0, 0, 0], 8081)),
+    );
+    if listen == webhook_listen {
+        r.problems.push(format!(
+            "LISTEN_ADDR and WEBHOOK_ADDR are both {listen}: the webhook needs a port of its own, \
+             so a flood of deliveries cannot take the health checks down"
+        ));
+    }
     let format_raw = r
         .text("LOG_FORMAT")
         .or(file.daemon.log_format)
@@ -519,6 +544,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         poll_interval: Duration::from_secs(poll.clamp(1, MAX_POLL_INTERVAL_SECS)),
         call_timeout: Duration::from_secs(call_timeout.clamp(1, MAX_CALL_TIMEOUT_SECS)),
         listen,
+        webhook_listen,
         log_format,
         pushgateway_url: r.text("PUSHGATEWAY_URL").or(file.daemon.pushgateway_url),
         leader_election: r
@@ -607,6 +633,7 @@ struct EffectiveDaemon<'a> {
     poll_interval_secs: u64,
     call_timeout_secs: u64,
     listen: String,
+    webhook_listen: String,
     log_format: LogFormat,
     pushgateway_url: &'a str,
     leader_election: bool,
@@ -659,6 +686,7 @@ impl Settings {
                 poll_interval_secs: self.daemon.poll_interval.as_secs(),
                 call_timeout_secs: self.daemon.call_timeout.as_secs(),
                 listen: self.daemon.listen.to_string(),
+                webhook_listen: self.daemon.webhook_listen.to_string(),
                 log_format: self.daemon.log_format,
                 pushgateway_url: self.daemon.pushgateway_url.as_deref().unwrap_or(""),
                 leader_election: self.daemon.leader_election,

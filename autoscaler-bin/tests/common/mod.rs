@@ -172,9 +172,17 @@ pub fn daemon(s: &Setup, extra: &[(&str, &str)]) -> Daemon {
     daemon_on(s, extra).0
 }
 
-/// Like `daemon`, also giving the port it serves HTTP on.
-pub fn daemon_on(s: &Setup, extra: &[(&str, &str)]) -> (Daemon, u16) {
+/// Where a daemon serves: metrics and health checks, and the webhook.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub http: u16,
+    pub webhook: u16,
+}
+
+/// Like `daemon`, also giving the ports it serves HTTP on.
+pub fn daemon_on(s: &Setup, extra: &[(&str, &str)]) -> (Daemon, Ports) {
     let port = free_port();
+    let webhook = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitea-ci-autoscaler"));
     cmd.arg("run")
         .env_clear()
@@ -192,11 +200,18 @@ pub fn daemon_on(s: &Setup, extra: &[(&str, &str)]) -> (Daemon, u16) {
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info,gitea_ci_autoscaler=debug")
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("WEBHOOK_ADDR", format!("127.0.0.1:{webhook}"))
         .stdout(Stdio::null());
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    (Daemon::spawn(cmd), port)
+    (
+        Daemon::spawn(cmd),
+        Ports {
+            http: port,
+            webhook,
+        },
+    )
 }
 
 /// Waits until `done` holds, up to `limit`, or until the daemon exits.
@@ -298,7 +313,8 @@ pub fn inject_faults(s: &Setup) -> Arc<std::sync::atomic::AtomicBool> {
 }
 
 /// Delivers a signed `workflow_job` webhook for job `id`, as Gitea does.
-pub async fn deliver(port: u16, id: u64) {
+pub async fn deliver(ports: Ports, id: u64) {
+    let port = ports.webhook;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let body = format!(
         r#"{{"action": "queued", "workflow_job": {{"id": {id}, "labels": ["ubuntu-latest"],
@@ -320,7 +336,8 @@ pub async fn deliver(port: u16, id: u64) {
 }
 
 /// Waits until the daemon on `port` answers `/readyz` with 200.
-pub async fn ready(port: u16) {
+pub async fn ready(ports: Ports) {
+    let port = ports.http;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     for _ in 0..100 {
