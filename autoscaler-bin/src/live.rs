@@ -88,6 +88,51 @@ async fn on_signal(token: CancellationToken) {
     token.cancel();
 }
 
+/// Refuses to start under the default name when another installation of that name shares the
+/// Hetzner project: its servers carry our ownership label and another cluster's identity.
+/// The core never touches them either way, but two installations of one name is a set-up
+/// mistake that only gets worse (their names, alerts and dashboards mix). When either list
+/// cannot be read, the loop starts anyway and stays fail-static.
+async fn refuse_a_shared_name(s: &Settings, p: &crate::daemon::Providers) -> Result<(), Failure> {
+    const DEFAULT: &str = "default";
+    if s.core.installation != DEFAULT {
+        return Ok(());
+    }
+    let (Ok(cluster), Ok(servers)) = tokio::join!(p.cluster.identity(), p.cloud.servers()) else {
+        return Ok(());
+    };
+    let theirs: Vec<String> = servers
+        .items()
+        .iter()
+        .filter(|x| {
+            x.labels
+                .get(autoscaler_core::keys::OWNER)
+                .map(String::as_str)
+                == Some(DEFAULT)
+                && x.labels
+                    .get(autoscaler_core::keys::CLUSTER)
+                    .is_some_and(|c| *c != cluster)
+        })
+        .map(|x| x.name.clone())
+        .collect();
+    if theirs.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::Input(format!(
+        "another installation called \"{DEFAULT}\" shares this Hetzner project: {} of its \
+         server(s) ({}) carry {}={DEFAULT} and another cluster's identity. Give this one its own \
+         name with INSTALLATION (lowercase letters, digits and '-') before starting it",
+        theirs.len(),
+        theirs
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+        autoscaler_core::keys::OWNER
+    )))
+}
+
 /// The daemon: the loop, the HTTP server, leader election and signals.
 pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
     let s = settings(config)?;
@@ -98,6 +143,7 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
         .map_err(|e| Failure::Input(e.to_string()))?;
     runtime()?.block_on(async move {
         let wired = wiring::connect(&s).await?;
+        refuse_a_shared_name(&s, &wired.providers).await?;
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new(
             Timestamp::now(),

@@ -203,9 +203,19 @@ fn the_rbac_grants_only_what_the_autoscaler_uses() {
         "pods:list",
         "pods/eviction:create",
         "endpointslices:list",
+        "namespaces:get",
     ] {
         assert!(granted.contains(needed), "{needed}");
     }
+    // The namespace read is of kube-system alone.
+    let namespaces = cluster_rules(&docs[0])
+        .into_iter()
+        .find(|r| r["resources"][0] == "namespaces")
+        .expect("a namespaces rule");
+    assert_eq!(
+        namespaces["resourceNames"],
+        serde_json::json!(["kube-system"])
+    );
     for never in ["secrets:get", "secrets:list", "pods:delete", "nodes:create"] {
         assert!(!granted.contains(never), "{never} is more than needed");
     }
@@ -214,6 +224,10 @@ fn the_rbac_grants_only_what_the_autoscaler_uses() {
         lease.rules.unwrap()[0].resources.as_deref(),
         Some(&["leases".to_owned()][..])
     );
+}
+
+fn cluster_rules(role: &Value) -> Vec<Value> {
+    role["rules"].as_array().cloned().unwrap_or_default()
 }
 
 /// `.Values.a.b` references in a template.

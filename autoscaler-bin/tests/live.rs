@@ -107,6 +107,40 @@ async fn plan_prints_the_plan_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_refuses_the_default_name_when_a_namesake_shares_the_project() {
+    let s = services().await;
+    // A server of another installation called `default`, in another cluster.
+    s.hetzner_fake
+        .0
+        .lock()
+        .unwrap()
+        .servers
+        .push(hetzner::server(
+            4242,
+            "default-linux-theirs",
+            json!({"gitea-ci-autoscaler/owner": "default", "gitea-ci-autoscaler/pool": "linux",
+               "gitea-ci-autoscaler/cluster": "their-cluster-uid"}),
+            "running",
+        ));
+    let mut cmd = command(&s, &["run"]);
+    cmd.env_remove("INSTALLATION")
+        .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("WEBHOOK_ADDR", format!("127.0.0.1:{}", free_port()));
+    let out = output(cmd).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("another installation called \"default\"") && err.contains("INSTALLATION"),
+        "{err}"
+    );
+    assert_eq!(
+        s.hetzner_fake.server_labels().len(),
+        1,
+        "nothing was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_without_a_cluster_says_so_and_exits_1() {
     let s = services().await;
     let mut cmd = plan_command(&s, false);
@@ -132,6 +166,7 @@ async fn run_serves_acts_and_stops_cleanly_on_sigterm() {
     let port = free_port();
     let mut cmd = command(&s, &["run"]);
     cmd.env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("WEBHOOK_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("LOG_FORMAT", "json")
         .env("POLL_INTERVAL_SECS", "1")
         .stdout(std::process::Stdio::piped())

@@ -17,6 +17,9 @@ pub const PREFIX: &str = "gitea-ci-autoscaler";
 pub const OWNER: &str = "gitea-ci-autoscaler/owner";
 /// Server and node label: the pool the machine belongs to.
 pub const POOL: &str = "gitea-ci-autoscaler/pool";
+/// Server label: the cluster its node joins (the `kube-system` namespace's UID). Two
+/// installations that share a Hetzner project and a name still differ here.
+pub const CLUSTER: &str = "gitea-ci-autoscaler/cluster";
 /// Server label: when its node was first seen (Unix seconds).
 pub const JOINED: &str = "gitea-ci-autoscaler/joined";
 /// Server label: a teardown was started at this instant (Unix seconds).
@@ -61,6 +64,8 @@ impl Stored {
 pub(crate) struct Identity<'a> {
     pub(crate) owner: Option<&'a str>,
     pub(crate) pool: Option<&'a str>,
+    /// Servers only.
+    pub(crate) cluster: Option<&'a str>,
 }
 
 /// What the core wrote on a server's labels.
@@ -86,6 +91,7 @@ pub(crate) fn server_marks(labels: &BTreeMap<String, String>) -> (Identity<'_>, 
         match k.as_str() {
             OWNER => id.owner = Some(v),
             POOL => id.pool = Some(v),
+            CLUSTER => id.cluster = Some(v),
             JOINED => m.joined = unix(v),
             TEARDOWN => m.teardown = unix(v),
             NODE_MISSING => m.node_missing = unix(v),
@@ -176,6 +182,7 @@ mod tests {
         for key in [
             OWNER,
             POOL,
+            CLUSTER,
             JOINED,
             TEARDOWN,
             NODE_MISSING,

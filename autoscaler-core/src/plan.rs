@@ -85,6 +85,13 @@ pub enum Action {
         /// Labels the node registers with (ownership and pool).
         node_labels: BTreeMap<String, String>,
     },
+    /// Label the server `cluster=<id>`: it carried none, and its node is in this cluster.
+    RecordCluster {
+        /// The server.
+        server_id: u64,
+        /// This cluster's identity.
+        cluster: String,
+    },
     /// Label the server `joined=<at>`: its node registered.
     RecordJoined {
         /// The server.
@@ -209,7 +216,8 @@ impl Action {
     pub fn writes_server_labels(&self) -> bool {
         matches!(
             self,
-            Self::RecordJoined { .. }
+            Self::RecordCluster { .. }
+                | Self::RecordJoined { .. }
                 | Self::BeginTeardown { .. }
                 | Self::AbortTeardown { .. }
                 | Self::MarkNodeMissing { .. }
@@ -221,6 +229,7 @@ impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::CreateServer { .. } => "create_server",
+            Self::RecordCluster { .. } => "record_cluster",
             Self::RecordJoined { .. } => "record_joined",
             Self::MarkIdle { .. } => "mark_idle",
             Self::ClearIdle { .. } => "clear_idle",
@@ -243,7 +252,8 @@ impl Action {
     /// The server this action targets, if it targets one.
     pub fn server_id(&self) -> Option<u64> {
         match self {
-            Self::RecordJoined { server_id, .. }
+            Self::RecordCluster { server_id, .. }
+            | Self::RecordJoined { server_id, .. }
             | Self::BeginTeardown { server_id, .. }
             | Self::AbortTeardown { server_id }
             | Self::MarkNodeMissing { server_id, .. }
@@ -282,6 +292,7 @@ impl Action {
     /// Hetzner replaces a server's labels on every update.
     pub fn server_label_write(&self) -> Option<(&'static str, Option<String>)> {
         match self {
+            Self::RecordCluster { cluster, .. } => Some((keys::CLUSTER, Some(cluster.clone()))),
             Self::RecordJoined { at, .. } => Some((keys::JOINED, Some(keys::unix_value(*at)))),
             Self::BeginTeardown { at, .. } => Some((keys::TEARDOWN, Some(keys::unix_value(*at)))),
             Self::AbortTeardown { .. } => Some((keys::TEARDOWN, None)),
@@ -547,6 +558,9 @@ pub enum WarningKind {
     ListsDisagree,
     /// Provider ids and names disagree about which node is which server's.
     IdentityConflict,
+    /// Servers carry our ownership label but another cluster's identity (another installation
+    /// of the same name in the same Hetzner project), or none and no node here.
+    ForeignCluster,
 }
 
 impl WarningKind {
@@ -565,6 +579,7 @@ impl WarningKind {
             Self::BusyInTeardown => "busy_in_teardown",
             Self::ListsDisagree => "lists_disagree",
             Self::IdentityConflict => "identity_conflict",
+            Self::ForeignCluster => "foreign_cluster",
         }
     }
 }

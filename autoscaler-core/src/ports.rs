@@ -279,6 +279,9 @@ pub trait Cluster: Send + Sync {
     /// The control plane's address as agents join it, `https://IP:PORT`, read from the
     /// `kubernetes` service's endpoints (the addresses the API servers advertise).
     async fn control_plane_url(&self) -> Result<String, ProviderError>;
+    /// This cluster's identity: the `kube-system` namespace's UID, which no other cluster
+    /// shares. Written on every server, it tells two installations of one name apart.
+    async fn identity(&self) -> Result<String, ProviderError>;
 }
 
 /// Leader election: only the holder of the lease changes anything.

@@ -147,12 +147,25 @@ fn base36(mut n: u64, width: usize) -> String {
     String::from_utf8_lossy(&out[out.len() - width..]).into_owned()
 }
 
-/// The labels a new server carries: ownership and pool.
-pub(crate) fn server_labels(installation: &str, pool: &str) -> BTreeMap<String, String> {
+/// The labels a new node registers with: ownership and pool.
+pub(crate) fn node_labels(installation: &str, pool: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (keys::OWNER.to_owned(), installation.to_owned()),
         (keys::POOL.to_owned(), pool.to_owned()),
     ])
+}
+
+/// The labels a new server carries: ownership, pool and, when known, the cluster it joins.
+pub(crate) fn server_labels(
+    installation: &str,
+    pool: &str,
+    cluster: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut labels = node_labels(installation, pool);
+    if let Some(c) = cluster {
+        labels.insert(keys::CLUSTER.to_owned(), c.to_owned());
+    }
+    labels
 }
 
 #[cfg(test)]

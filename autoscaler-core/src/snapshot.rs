@@ -26,6 +26,12 @@ pub struct Snapshot {
     /// What the forge (Gitea) can do.
     #[serde(default)]
     pub forge: ForgeCapabilities,
+    /// This installation's cluster (the `kube-system` namespace's UID). With it, a server that
+    /// carries our ownership label but another cluster's identity belongs to another
+    /// installation of the same name in the same Hetzner project, and is never touched; without
+    /// it (older snapshots), servers are told apart by the ownership label alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// Runnable (`queued`) and running (`in_progress`) Actions jobs.
     #[serde(default)]
     pub jobs: Source<Job>,
@@ -61,6 +67,7 @@ impl Snapshot {
             version: SNAPSHOT_VERSION,
             now,
             forge: ForgeCapabilities::default(),
+            cluster: None,
             jobs: Source::default(),
             runners: Source::default(),
             servers: Source::default(),

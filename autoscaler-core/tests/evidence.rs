@@ -404,3 +404,107 @@ fn a_finished_pod_and_its_runner_do_not_make_a_node_look_short() {
         kinds(&plan)
     );
 }
+
+// --- Ownership: another installation of the same name in the same Hetzner project ------------
+
+fn with_cluster(mut w: World) -> World {
+    w.truth.cluster = Some("our-cluster".into());
+    w
+}
+
+#[test]
+fn a_namesake_installations_servers_are_never_touched() {
+    // Both installations are called `default`. Theirs has a joined server whose node is in
+    // their cluster, so ours sees it node-less: before cluster identities it was marked and
+    // deleted 15 s later.
+    let mut w = with_cluster(world());
+    let theirs = w.machine("linux", "theirs-1", mins(30));
+    w.server_mut("theirs-1").labels.insert(
+        autoscaler_core::keys::CLUSTER.into(),
+        "their-cluster".into(),
+    );
+    items_mut(&mut w.truth.nodes).retain(|n| n.name != "theirs-1");
+    items_mut(&mut w.truth.pods).retain(|p| p.node.as_deref() != Some("theirs-1"));
+    for r in items_mut(&mut w.truth.runners) {
+        r.online = false;
+    }
+    for _ in 0..6 {
+        let plan = w.step();
+        assert!(
+            plan.action_list().all(|a| a.server_id() != Some(theirs)),
+            "{:?}",
+            kinds(&plan)
+        );
+        assert_warns(&plan, WarningKind::ForeignCluster);
+        assert!(
+            plan.nodes.iter().all(|n| n.name != "theirs-1"),
+            "not ours to report"
+        );
+        w.advance(secs(20));
+    }
+    assert!(w.server("theirs-1").is_some());
+}
+
+#[test]
+fn a_server_without_a_cluster_identity_is_adopted_when_its_node_is_here() {
+    let mut w = with_cluster(world());
+    let id = w.machine("linux", "m1", mins(20));
+    let plan = w.step();
+    assert!(
+        plan.action_list().any(|a| matches!(a,
+            Action::RecordCluster { server_id, cluster } if *server_id == id && cluster == "our-cluster")),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert_eq!(
+        w.server("m1")
+            .and_then(|s| s.labels.get(autoscaler_core::keys::CLUSTER))
+            .map(String::as_str),
+        Some("our-cluster")
+    );
+    assert!(!kinds(&w.step()).contains(&"record_cluster"), "once");
+}
+
+#[test]
+fn a_server_without_a_cluster_identity_and_no_node_here_is_held() {
+    let mut w = with_cluster(world());
+    w.machine("linux", "stray", mins(30));
+    items_mut(&mut w.truth.nodes).clear();
+    items_mut(&mut w.truth.pods).clear();
+    for r in items_mut(&mut w.truth.runners) {
+        r.online = false;
+    }
+    for _ in 0..4 {
+        let plan = w.step();
+        no_destructive(&plan);
+        assert_warns(&plan, WarningKind::ForeignCluster);
+        assert!(
+            reason_of(&plan, "stray").contains("held:"),
+            "{}",
+            reason_of(&plan, "stray")
+        );
+        w.advance(secs(20));
+    }
+}
+
+#[test]
+fn new_servers_name_the_cluster_they_join() {
+    let mut w = with_cluster(world());
+    w.queue(&["linux"]);
+    let plan = w.decide();
+    let Some(Action::CreateServer {
+        labels,
+        node_labels,
+        ..
+    }) = plan.action_list().next()
+    else {
+        panic!("a create: {:?}", kinds(&plan));
+    };
+    assert_eq!(
+        labels
+            .get(autoscaler_core::keys::CLUSTER)
+            .map(String::as_str),
+        Some("our-cluster")
+    );
+    assert!(!node_labels.contains_key(autoscaler_core::keys::CLUSTER));
+}

@@ -15,6 +15,7 @@ use proptest::prelude::*;
 
 const ALPHABET: [&str; 4] = ["a", "b", "c", "d"];
 const OURS: &str = "default";
+const OUR_CLUSTER: &str = "our-cluster";
 
 fn mask_labels(mask: u8) -> Vec<String> {
     ALPHABET
@@ -90,6 +91,9 @@ struct WorldSpec {
     failures: Vec<(u8, bool, u16)>,
     budget: Option<u16>,
     stray_jobs: u8,
+    /// Whether the snapshot names our cluster, and per machine which cluster its server names:
+    /// 0 ours, 1 another installation's of the same name, 2 none.
+    clusters: (bool, Vec<u8>),
 }
 
 fn runner_spec() -> impl Strategy<Value = RunnerSpec> {
@@ -209,11 +213,18 @@ fn world_spec() -> impl Strategy<Value = WorldSpec> {
         prop::collection::vec((0u8..3, any::<bool>(), 0u16..1200), 0..3),
         prop::option::weighted(0.2, 0u16..300),
         0u8..3,
+        (
+            any::<bool>(),
+            prop::collection::vec(
+                prop_oneof![6 => Just(0u8), 2 => Just(1u8), 2 => Just(2u8)],
+                10,
+            ),
+        ),
     );
     (a, b).prop_map(
         |(
             (now_offset, pools, global_max, per_tick, machines, queued),
-            (unmanaged, sources, duplicate, can_disable, failures, budget, stray_jobs),
+            (unmanaged, sources, duplicate, can_disable, failures, budget, stray_jobs, clusters),
         )| WorldSpec {
             now_offset,
             pools,
@@ -228,6 +239,7 @@ fn world_spec() -> impl Strategy<Value = WorldSpec> {
             failures,
             budget,
             stray_jobs,
+            clusters,
         },
     )
 }
@@ -281,6 +293,15 @@ fn build(spec: &WorldSpec) -> (Policy, Snapshot) {
             (keys::OWNER.to_owned(), owner(m.foreign_server).to_owned()),
             (keys::POOL.to_owned(), pool_name(m.pool)),
         ]);
+        match spec.clusters.1[i % spec.clusters.1.len()] {
+            0 => {
+                labels.insert(keys::CLUSTER.into(), OUR_CLUSTER.into());
+            }
+            1 => {
+                labels.insert(keys::CLUSTER.into(), "their-cluster".into());
+            }
+            _ => {}
+        }
         if m.joined {
             labels.insert(
                 keys::JOINED.into(),
@@ -410,6 +431,7 @@ fn build(spec: &WorldSpec) -> (Policy, Snapshot) {
     }
 
     let mut snapshot = Snapshot::new(now);
+    snapshot.cluster = spec.clusters.0.then(|| OUR_CLUSTER.to_owned());
     snapshot.forge = ForgeCapabilities {
         can_disable_runners: spec.can_disable,
     };
@@ -523,11 +545,20 @@ impl Oracle {
             .filter(|p| busy_runner_names.contains(&p.name))
             .filter_map(|p| p.node.clone())
             .collect();
+        // Another installation's servers carry our name but another cluster: not ours.
+        let theirs = |x: &Server| {
+            s.cluster.as_ref().is_some_and(|c| {
+                x.labels
+                    .get(keys::CLUSTER)
+                    .is_some_and(|theirs| theirs != c)
+            })
+        };
         let owned_servers: HashMap<u64, Server> = s
             .servers
             .items()
             .iter()
             .filter(|x| x.labels.get(keys::OWNER).map(String::as_str) == Some(OURS))
+            .filter(|x| !theirs(x))
             .map(|x| (x.id, x.clone()))
             .collect();
         let owned_nodes: HashSet<String> = s

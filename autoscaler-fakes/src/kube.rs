@@ -14,7 +14,6 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-#[derive(Default)]
 pub struct State {
     pub nodes: BTreeMap<String, Value>,
     pub pods: Vec<Value>,
@@ -33,6 +32,27 @@ pub struct State {
     pub fail_next: u32,
     /// Added to every answer (a slow network).
     pub delay: Duration,
+    /// The `kube-system` namespace's UID: the cluster's identity.
+    pub cluster_uid: String,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            nodes: BTreeMap::new(),
+            pods: Vec::new(),
+            leases: BTreeMap::new(),
+            pdb_blocked: BTreeSet::new(),
+            eviction_broken: BTreeSet::new(),
+            eviction_delay: None,
+            requests: Vec::new(),
+            resource_version: 0,
+            control_plane: Vec::new(),
+            fail_next: 0,
+            delay: Duration::ZERO,
+            cluster_uid: "5f0c6a3e-9d41-4b7e-8c2a-1e6f3b9d0a17".to_owned(),
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -181,6 +201,13 @@ impl FakeKube {
         s.resource_version += 1;
         let rv = s.resource_version.to_string();
         match (method.as_str(), segs.as_slice()) {
+            ("GET", ["api", "v1", "namespaces", "kube-system"]) => (
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "kube-system", "uid": s.cluster_uid,
+                                 "labels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
+            ),
             ("GET", ["version"]) => (
                 StatusCode::OK,
                 json!({"major": "1", "minor": "33", "gitVersion": "v1.33.4+k3s1",

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use autoscaler_core::ports::{Cluster, DrainProgress, ProviderError};
 use autoscaler_core::{Node as CoreNode, RunnerPod, Source, Timestamp, keys};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, ObjectList, Patch, PatchParams};
 use kube::{Client, Resource};
@@ -318,6 +318,20 @@ impl K3sCluster {
         Ok(info.git_version)
     }
 
+    /// The `kube-system` namespace's UID: this cluster's identity.
+    pub async fn kube_system_uid(&self) -> Result<String, K3sError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns = self
+            .call("get namespace kube-system", async move {
+                api.get("kube-system").await
+            })
+            .await?;
+        ns.metadata
+            .uid
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| K3sError::Decode("the kube-system namespace has no uid".to_owned()))
+    }
+
     /// `https://IP:PORT` of the first ready API server endpoint of the `kubernetes` service.
     pub async fn control_plane(&self) -> Result<String, K3sError> {
         let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), "default");
@@ -393,5 +407,9 @@ impl Cluster for K3sCluster {
 
     async fn control_plane_url(&self) -> Result<String, ProviderError> {
         Ok(self.control_plane().await?)
+    }
+
+    async fn identity(&self) -> Result<String, ProviderError> {
+        Ok(self.kube_system_uid().await?)
     }
 }

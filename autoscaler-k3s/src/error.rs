@@ -36,6 +36,9 @@ pub enum K3sError {
     /// A list could not be read in full, and the step needs all of it.
     #[error("{0}")]
     Incomplete(String),
+    /// The answer lacks what the contract promises.
+    #[error("unexpected response: {0}")]
+    Decode(String),
     /// The configuration (kubeconfig, in-cluster environment) is unusable.
     #[error("invalid Kubernetes configuration: {0}")]
     Config(String),
@@ -81,6 +84,7 @@ impl K3sError {
                 _ => ErrorKind::BadResponse,
             },
             Self::Client { .. } | Self::Incomplete(_) => ErrorKind::Transient,
+            Self::Decode(_) => ErrorKind::BadResponse,
             Self::Timeout { .. } => ErrorKind::Timeout,
             Self::Config(_) => ErrorKind::Invalid,
         }

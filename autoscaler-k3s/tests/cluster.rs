@@ -477,3 +477,26 @@ where
     }
     out
 }
+
+#[tokio::test]
+async fn the_clusters_identity_is_the_kube_system_namespaces_uid() {
+    let s = State {
+        cluster_uid: "0b5e3a8c-1f2d-4e6a-9b7c-3d8e2f1a0c4b".into(),
+        ..State::default()
+    };
+    let (fake, c) = cluster(s).await;
+    assert_eq!(
+        c.identity().await.unwrap(),
+        "0b5e3a8c-1f2d-4e6a-9b7c-3d8e2f1a0c4b"
+    );
+    let reqs = fake.0.lock().unwrap().requests.clone();
+    assert!(
+        reqs.iter()
+            .any(|(m, uri, _)| m == "GET" && uri == "/api/v1/namespaces/kube-system"),
+        "{reqs:?}"
+    );
+    // A namespace without a uid is not an identity.
+    fake.0.lock().unwrap().cluster_uid = String::new();
+    let e = c.identity().await.unwrap_err();
+    assert!(e.to_string().contains("no uid"), "{e}");
+}

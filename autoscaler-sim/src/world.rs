@@ -185,6 +185,8 @@ impl World {
             .map(|r| job_labels.iter().map(|j| satisfies(r, j)).collect())
             .collect();
         let mut snap = Snapshot::new(ts(start));
+        // As the daemon does: the cluster's identity, written on every server it creates.
+        snap.cluster = Some("simulated-cluster".to_owned());
         snap.jobs = Source::complete(Vec::new());
         snap.runners = Source::complete(Vec::new());
         snap.servers = Source::complete(Vec::new());
@@ -535,7 +537,8 @@ impl World {
                 node_labels,
                 ..
             } => self.create(pool, name, server_type, location, labels, node_labels),
-            Action::RecordJoined { server_id, .. }
+            Action::RecordCluster { server_id, .. }
+            | Action::RecordJoined { server_id, .. }
             | Action::BeginTeardown { server_id, .. }
             | Action::AbortTeardown { server_id }
             | Action::MarkNodeMissing { server_id, .. }

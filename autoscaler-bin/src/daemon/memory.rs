@@ -23,6 +23,8 @@ pub(crate) struct Memory {
     durations: BTreeMap<String, VecDeque<SignedDuration>>,
     /// The forge's capabilities as last read.
     pub(crate) capabilities: Option<ForgeCapabilities>,
+    /// This cluster's identity, once read (it never changes).
+    pub(crate) cluster: Option<String>,
 }
 
 impl Memory {
@@ -34,6 +36,7 @@ impl Memory {
             running: BTreeMap::new(),
             durations: BTreeMap::new(),
             capabilities: None,
+            cluster: None,
         }
     }
 

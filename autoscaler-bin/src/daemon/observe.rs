@@ -35,7 +35,23 @@ pub(crate) async fn observe(
     now: Timestamp,
     limit: Duration,
 ) -> Observation {
-    let (caps, jobs, runners, servers, nodes, pods) = tokio::join!(
+    let known = memory.cluster.is_some();
+    let (identity, caps, jobs, runners, servers, nodes, pods) = tokio::join!(
+        async {
+            if known {
+                None
+            } else {
+                Some(
+                    timed(
+                        Service::Kubernetes,
+                        "cluster_identity",
+                        limit,
+                        p.cluster.identity(),
+                    )
+                    .await,
+                )
+            }
+        },
         timed(Service::Gitea, "version", limit, p.forge.capabilities()),
         timed(Service::Gitea, "list_jobs", limit, p.forge.jobs()),
         timed(Service::Gitea, "list_runners", limit, p.forge.runners()),
@@ -49,7 +65,21 @@ pub(crate) async fn observe(
         ),
     );
     let mut errors = Vec::new();
-    let calls = vec![caps.1, jobs.1, runners.1, servers.1, nodes.1, pods.1];
+    let mut calls = vec![caps.1, jobs.1, runners.1, servers.1, nodes.1, pods.1];
+    let mut unknown_cluster = None;
+    if let Some((identity, call)) = identity {
+        calls.push(call);
+        match identity {
+            Ok(id) => memory.cluster = Some(id),
+            Err(e) => {
+                unknown_cluster = Some(format!(
+                    "this cluster's identity could not be read ({e}), so our servers cannot be \
+                     told from those of another installation of the same name"
+                ));
+                errors.push(e);
+            }
+        }
+    }
     let forge = match caps.0 {
         Ok(c) => {
             memory.capabilities = Some(c);
@@ -71,6 +101,13 @@ pub(crate) async fn observe(
     snapshot.jobs = jobs;
     snapshot.runners = source(runners.0, &mut errors);
     snapshot.servers = source(servers.0, &mut errors);
+    // Without the identity, the server list is no evidence for anything destructive.
+    if let Some(reason) = unknown_cluster
+        && let Source::Complete { items } = std::mem::take(&mut snapshot.servers)
+    {
+        snapshot.servers = Source::Partial { items, reason };
+    }
+    snapshot.cluster = memory.cluster.clone();
     snapshot.nodes = source(nodes.0, &mut errors);
     snapshot.pods = source(pods.0, &mut errors);
     snapshot.create_failures = memory.failures(now);

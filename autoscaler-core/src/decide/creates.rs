@@ -121,7 +121,12 @@ impl Decision<'_> {
                 acc.slots.ending_soon,
                 pool.config.min_nodes
             );
-            let labels = scale_up::server_labels(&config.installation, &pool.config.name);
+            let labels = scale_up::server_labels(
+                &config.installation,
+                &pool.config.name,
+                self.snapshot.cluster.as_deref(),
+            );
+            let node_labels = scale_up::node_labels(&config.installation, &pool.config.name);
             for _ in 0..n {
                 out.push(PlannedAction {
                     action: Action::CreateServer {
@@ -131,7 +136,7 @@ impl Decision<'_> {
                         location: location.to_owned(),
                         image: pool.config.image.clone(),
                         labels: labels.clone(),
-                        node_labels: labels.clone(),
+                        node_labels: node_labels.clone(),
                     },
                     reason: reason.clone().into(),
                 });

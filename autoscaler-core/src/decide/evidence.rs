@@ -31,6 +31,9 @@ pub(super) enum Hold {
     PodsVanished,
     /// Too many nodes' runner pods have no online runner at once.
     RunnersVanished,
+    /// The server carries no cluster identity and has no node here: it may be another
+    /// installation's.
+    UnknownCluster,
 }
 
 impl Hold {
@@ -52,6 +55,9 @@ impl Hold {
             }
             Self::RunnersVanished => {
                 "held: too many nodes lost their runners at once; not acting on it"
+            }
+            Self::UnknownCluster => {
+                "held: the server names no cluster and has no node here; it may be another installation's"
             }
         }
     }
@@ -127,7 +133,12 @@ impl Evidence {
         let any_mass = [joined_share, servers_share, pods_share, runners_share]
             .iter()
             .any(|s| s.is_mass());
-        if unplaced.work.is_empty() && unplaced.idle.is_empty() && !any_mass {
+        let strangers = |m: &Machine<'_>| m.unclaimed && !m.node_owned;
+        if unplaced.work.is_empty()
+            && unplaced.idle.is_empty()
+            && !any_mass
+            && !machines.iter().any(strangers)
+        {
             // The common case: the lists agree, and nothing is held.
             return Self {
                 holds: vec![None; machines.len()],
@@ -152,6 +163,9 @@ impl Evidence {
             }
             let rpn = per_node(m);
             let a = &mut applies[i];
+            if strangers(m) {
+                a.push(Hold::UnknownCluster);
+            }
             // Our own teardown leaves absences behind: past the point of no return (runners
             // deleted, node cordoned in the same step) a pod without a runner is ours, and past
             // the drain (or once we deleted the node) so is a missing pod. Only what we did not
@@ -235,6 +249,20 @@ impl Evidence {
                      runner-pod namespace and selector match the runner pods",
                     idle.len(),
                     examples(idle.iter().map(|r| format!("{:?} (id {})", r.name, r.id))),
+                    names.len(),
+                    examples(names.iter().map(|n| (*n).to_owned())),
+                ),
+            });
+        }
+        let names = held(Hold::UnknownCluster);
+        if !names.is_empty() {
+            warnings.push(Warning {
+                kind: WarningKind::ForeignCluster,
+                message: format!(
+                    "{} server(s) carry our ownership label but no cluster identity and have no \
+                     node in this cluster ({}): they may be another installation's of the same \
+                     name, so they are not torn down. Label one gitea-ci-autoscaler/cluster with \
+                     this cluster's identity if it is ours, or delete it by hand",
                     names.len(),
                     examples(names.iter().map(|n| (*n).to_owned())),
                 ),

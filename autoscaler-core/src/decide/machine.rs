@@ -33,6 +33,20 @@ impl Decision<'_> {
             confirm: self.policy.config().node_missing_confirm,
         };
         let pool = self.pool_config(m.pool);
+        // A server without a cluster identity whose node is here is ours: say so on it first,
+        // before any other label is written (one label write per server per plan).
+        if m.unclaimed
+            && m.node_owned
+            && let (Some(server), Some(cluster)) = (m.server, &self.snapshot.cluster)
+        {
+            out.push(
+                Action::RecordCluster {
+                    server_id: server.id,
+                    cluster: cluster.clone(),
+                },
+                "its node is in this cluster; recording the cluster on the server",
+            );
+        }
         match class {
             Class::Deleting => (NodeState::Deleting, "Hetzner is deleting the server".into()),
             Class::Tangled => {

@@ -147,6 +147,31 @@ impl<'a> Decision<'a> {
     fn run(mut self) -> Plan {
         let inv = inventory::build(self.policy, self.snapshot);
         self.judge_sources(&inv.duplicates);
+        if !inv.foreign.is_empty() {
+            let shown: Vec<String> = inv
+                .foreign
+                .iter()
+                .take(3)
+                .map(|s| format!("{} (id {})", s.name, s.id))
+                .collect();
+            self.warn(
+                WarningKind::ForeignCluster,
+                format!(
+                    "{} server(s) carry our ownership label {}={} but another cluster's identity \
+                     ({}{}): another installation of the same name shares this Hetzner project. \
+                     They are never touched; give each installation its own name",
+                    inv.foreign.len(),
+                    crate::keys::OWNER,
+                    self.policy.config().installation,
+                    shown.join(", "),
+                    if inv.foreign.len() > shown.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
         if !self.snapshot.forge.can_disable_runners {
             self.warn(
                 WarningKind::WeakTeardownOrder,

@@ -61,6 +61,9 @@ pub(crate) struct Machine<'a> {
     pub(crate) node_owned: bool,
     /// Provider ids and names disagree about which node is whose: nothing on it is touched.
     pub(crate) tangled: bool,
+    /// The server carries no cluster identity although the snapshot names ours: it was created
+    /// before identities were written, or by another installation of the same name.
+    pub(crate) unclaimed: bool,
     pub(crate) pool: PoolRef<'a>,
     /// What the core wrote on the server (all absent without a server).
     pub(crate) server_marks: ServerMarks,
@@ -151,6 +154,9 @@ pub(crate) struct Inventory<'a> {
     pub(crate) duplicates: Vec<&'static str>,
     /// Work and runners no machine accounts for.
     pub(crate) unplaced: Unplaced<'a>,
+    /// Servers with our ownership label but another cluster's identity: another installation
+    /// of the same name shares the Hetzner project. Never touched. Sorted by id.
+    pub(crate) foreign: Vec<&'a Server>,
 }
 
 pub(crate) fn count<T>(it: impl Iterator<Item = T>) -> u32 {
@@ -191,14 +197,26 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
     if repeats {
         note(&mut duplicates, "servers");
     }
+    let cluster = snapshot.cluster.as_deref();
+    let mut foreign: Vec<&Server> = Vec::new();
     let mut owned: Vec<(&Server, Identity<'a>, ServerMarks)> = servers
         .into_iter()
         .filter_map(|server| {
             let (identity, marks) = keys::server_marks(&server.labels);
-            (identity.owner == owner).then_some((server, identity, marks))
+            if identity.owner != owner {
+                return None;
+            }
+            if let (Some(ours), Some(theirs)) = (cluster, identity.cluster)
+                && ours != theirs
+            {
+                foreign.push(server);
+                return None;
+            }
+            Some((server, identity, marks))
         })
         .collect();
     owned.sort_unstable_by_key(|(s, _, _)| s.id);
+    foreign.sort_unstable_by_key(|s| s.id);
     let owned_servers: Vec<&Server> = owned.iter().map(|(s, _, _)| *s).collect();
 
     // Server ↔ node: exact provider ids and names, drawn together; tangles are held.
@@ -232,6 +250,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             node: p.node.map(|i| nodes.items[i]),
             node_owned: p.node.is_some_and(|i| node_owned[i]),
             tangled: p.tangled,
+            unclaimed: server.is_some() && cluster.is_some() && server_ident.cluster.is_none(),
             pool: pool_ref(policy, server_ident.pool.or(node_ident.pool).unwrap_or("")),
             server_marks,
             node_marks: marks,
@@ -396,6 +415,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
         queued,
         duplicates,
         unplaced,
+        foreign,
     }
 }
 

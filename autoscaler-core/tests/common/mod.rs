@@ -365,7 +365,8 @@ impl World {
                     });
                 }
                 // The writes a shell sends, as `Action` spells them out (tests/ports.rs pins them).
-                Action::RecordJoined { server_id, .. }
+                Action::RecordCluster { server_id, .. }
+                | Action::RecordJoined { server_id, .. }
                 | Action::BeginTeardown { server_id, .. }
                 | Action::AbortTeardown { server_id }
                 | Action::MarkNodeMissing { server_id, .. }

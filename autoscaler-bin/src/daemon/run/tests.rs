@@ -54,6 +54,7 @@ fn providers(waiting_job: bool) -> (Providers, World) {
         ))
     });
     let mut k = MockCluster::new();
+    k.expect_identity().returning(|| Ok("test-cluster".into()));
     k.expect_nodes().returning(|| Ok(Source::complete(vec![])));
     k.expect_runner_pods()
         .returning(|| Ok(Source::complete(vec![])));

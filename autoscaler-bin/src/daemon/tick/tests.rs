@@ -50,6 +50,7 @@ fn cloud(servers: Vec<Server>) -> MockCloud {
 
 fn cluster() -> MockCluster {
     let mut k = MockCluster::new();
+    k.expect_identity().returning(|| Ok("test-cluster".into()));
     k.expect_nodes().returning(|| Ok(Source::complete(vec![])));
     k.expect_runner_pods()
         .returning(|| Ok(Source::complete(vec![])));
@@ -110,8 +111,51 @@ async fn a_waiting_job_creates_a_server_with_the_pools_shape() {
     assert!(report.read_everything());
     assert_eq!(report.outcomes.len(), 1);
     assert!(matches!(report.outcomes[0].result, Ok(Done::Created(_))));
-    assert_eq!(report.calls.len(), 7, "six reads and one create");
+    assert_eq!(
+        report.calls.len(),
+        8,
+        "six reads, the cluster's identity (once) and one create"
+    );
+    assert_eq!(memory.cluster.as_deref(), Some("test-cluster"));
     assert!(!report.follow_up);
+    // The identity is read once.
+    let report = tick_once(&p, &config, &mut memory, false).await;
+    assert!(report.calls.iter().all(|c| c.name != "cluster_identity"));
+}
+
+#[tokio::test]
+async fn without_the_clusters_identity_nothing_destructive_and_nothing_is_created() {
+    let config = config();
+    let mut cloud = cloud(vec![]);
+    cloud.expect_create_server().never();
+    let mut k = MockCluster::new();
+    k.expect_identity().returning(|| {
+        Err(ProviderError::new(
+            Service::Kubernetes,
+            ErrorKind::Auth,
+            "namespaces \"kube-system\" is forbidden",
+        ))
+    });
+    k.expect_nodes().returning(|| Ok(Source::complete(vec![])));
+    k.expect_runner_pods()
+        .returning(|| Ok(Source::complete(vec![])));
+    let p = providers(
+        forge(vec![synthetic::queued_job(1, &labels(), now())]),
+        cloud,
+        k,
+    );
+    let mut memory = Memory::new(&config);
+    let report = tick_once(&p, &config, &mut memory, true).await;
+    assert!(report.outcomes.is_empty());
+    assert!(
+        report
+            .snapshot
+            .servers
+            .problem()
+            .is_some_and(|p| p.contains("identity could not be read")),
+        "{:?}",
+        report.snapshot.servers
+    );
 }
 
 #[tokio::test]
@@ -238,6 +282,9 @@ impl Cluster for StuckCluster {
     }
     async fn control_plane_url(&self) -> Result<String, ProviderError> {
         Ok("https://10.0.0.2:6443".into())
+    }
+    async fn identity(&self) -> Result<String, ProviderError> {
+        Ok("test-cluster".into())
     }
 }
 
