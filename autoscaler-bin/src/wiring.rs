@@ -55,7 +55,8 @@ pub(crate) async fn connect(s: &Settings) -> Result<Wired, Failure> {
             .await
             .map_err(|e| Failure::Service(format!("cannot find the K3s server URL: {e}")))?,
     };
-    let mut join = K3sJoin::new(server_url, s.k3s.join_token.value.clone(), version);
+    let static_token = s.k3s.join.static_token().map(|t| t.value.clone());
+    let mut join = K3sJoin::new(server_url, static_token, version);
     join.agent_args = s.k3s.agent_args.clone();
     let mut hetzner = HetznerConfig::new(
         s.hetzner.token.value.clone(),
@@ -105,6 +106,7 @@ pub(crate) async fn connect(s: &Settings) -> Result<Wired, Failure> {
             forge: Arc::new(forge),
             cloud: Arc::new(cloud),
             cluster: Arc::new(cluster),
+            mint_join_tokens: s.k3s.join.static_token().is_none(),
         },
         lease,
     })

@@ -5,6 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -74,6 +77,12 @@ fn every_kustomize_manifest_parses_into_its_type() {
                 "Deployment" => round_trip::<Deployment>(&doc, file),
                 "Service" => round_trip::<Service>(&doc, file),
                 "NetworkPolicy" => round_trip::<NetworkPolicy>(&doc, file),
+                "ValidatingAdmissionPolicy" => {
+                    round_trip::<ValidatingAdmissionPolicy>(&doc, file);
+                }
+                "ValidatingAdmissionPolicyBinding" => {
+                    round_trip::<ValidatingAdmissionPolicyBinding>(&doc, file);
+                }
                 // Prometheus Operator CRDs: no k8s-openapi type; checked below.
                 "ServiceMonitor" | "PrometheusRule" => {
                     assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1", "{file}");
@@ -94,13 +103,164 @@ fn every_kustomize_manifest_parses_into_its_type() {
             "NetworkPolicy",
             "PrometheusRule",
             "Role",
+            "Role",
+            "RoleBinding",
             "RoleBinding",
             "Secret",
             "Service",
             "ServiceAccount",
             "ServiceMonitor",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         ]
     );
+}
+
+/// JSON into CEL values as the API server hands them to a policy: a Secret's `data` values are
+/// bytes.
+fn cel_value(v: &Value, bytes: bool) -> cel::Value {
+    use std::collections::HashMap;
+    match v {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => n.as_i64().map_or(
+            cel::Value::Float(n.as_f64().unwrap_or(0.0)),
+            cel::Value::Int,
+        ),
+        Value::String(s) if bytes => cel::Value::Bytes(std::sync::Arc::new(s.as_bytes().to_vec())),
+        Value::String(s) => cel::Value::String(std::sync::Arc::new(s.clone())),
+        Value::Array(a) => cel::Value::List(std::sync::Arc::new(
+            a.iter().map(|x| cel_value(x, false)).collect(),
+        )),
+        Value::Object(o) => {
+            let map: HashMap<String, cel::Value> = o
+                .iter()
+                .map(|(k, x)| (k.clone(), cel_value(x, k == "data")))
+                .collect();
+            map.into()
+        }
+    }
+}
+
+/// Whether the policy in deploy/join-tokens.yaml admits `operation` on `secret` by `user`.
+fn admitted(operation: &str, user: &str, namespace: &str, secret: &Value) -> Result<(), String> {
+    let docs = docs(&root().join("deploy/join-tokens.yaml"));
+    let policy = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingAdmissionPolicy")
+        .unwrap();
+    let spec = &policy["spec"];
+    let request = serde_json::json!({
+        "operation": operation,
+        "namespace": namespace,
+        "userInfo": {"username": user},
+    });
+    let (object, old) = if operation == "DELETE" {
+        (Value::Null, secret.clone())
+    } else {
+        (secret.clone(), Value::Null)
+    };
+    let run = |expr: &str, variables: Option<&cel::Value>| -> cel::Value {
+        let program = cel::Program::compile(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let mut ctx = cel::Context::default();
+        ctx.add_variable_from_value("request", cel_value(&request, false));
+        ctx.add_variable_from_value("object", cel_value(&object, false));
+        ctx.add_variable_from_value("oldObject", cel_value(&old, false));
+        if let Some(v) = variables {
+            ctx.add_variable_from_value("variables", v.clone());
+        }
+        program
+            .execute(&ctx)
+            .unwrap_or_else(|e| panic!("{expr}: {e}"))
+    };
+    for condition in spec["matchConditions"].as_array().unwrap() {
+        if run(condition["expression"].as_str().unwrap(), None) != cel::Value::Bool(true) {
+            return Ok(()); // Not the autoscaler: the policy does not apply.
+        }
+    }
+    let mut vars = std::collections::HashMap::new();
+    for v in spec["variables"].as_array().unwrap() {
+        vars.insert(
+            v["name"].as_str().unwrap().to_owned(),
+            run(v["expression"].as_str().unwrap(), None),
+        );
+    }
+    let variables: cel::Value = vars.into();
+    for rule in spec["validations"].as_array().unwrap() {
+        if run(rule["expression"].as_str().unwrap(), Some(&variables)) != cel::Value::Bool(true) {
+            return Err(rule["message"].as_str().unwrap().to_owned());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_admission_policy_lets_the_autoscaler_touch_only_its_own_join_tokens() {
+    const SA: &str = "system:serviceaccount:gitea-ci-autoscaler:gitea-ci-autoscaler";
+    // What the daemon creates (autoscaler-k3s/src/join_token.rs), as the API server folds it.
+    let ours = serde_json::json!({
+        "metadata": {"name": "bootstrap-token-abc123", "namespace": "kube-system"},
+        "type": "bootstrap.kubernetes.io/token",
+        "data": {
+            "token-id": "abc123", "token-secret": "0123456789abcdef",
+            "expiration": "2026-12-01T10:15:00Z",
+            "usage-bootstrap-authentication": "true", "usage-bootstrap-signing": "true",
+            "auth-extra-groups": autoscaler_k3s::join_token::TOKEN_GROUP,
+            "description": format!("{} ci joins server ci-linux-a1", autoscaler_k3s::join_token::DESCRIPTION_PREFIX),
+        }
+    });
+    assert_eq!(admitted("CREATE", SA, "kube-system", &ours), Ok(()));
+    assert_eq!(admitted("DELETE", SA, "kube-system", &ours), Ok(()));
+    // Everything else in kube-system is out of its reach.
+    let node_password = serde_json::json!({
+        "metadata": {"name": "ci-linux-a1.node-password.k3s", "namespace": "kube-system"},
+        "type": "Opaque", "data": {"hash": "x"}
+    });
+    assert!(admitted("DELETE", SA, "kube-system", &node_password).is_err());
+    assert!(admitted("CREATE", SA, "kube-system", &node_password).is_err());
+    let mut theirs = ours.clone();
+    theirs["data"]["description"] = serde_json::json!("kubeadm init");
+    assert!(admitted("DELETE", SA, "kube-system", &theirs).is_err());
+    let mut admin = ours.clone();
+    admin["data"]["auth-extra-groups"] = serde_json::json!("system:masters");
+    assert_eq!(
+        admitted("CREATE", SA, "kube-system", &admin),
+        Err("a join token grants K3s's agent group and no other".to_owned())
+    );
+    let mut forever = ours.clone();
+    forever["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("expiration");
+    assert!(admitted("CREATE", SA, "kube-system", &forever).is_err());
+    assert!(admitted("UPDATE", SA, "kube-system", &ours).is_err());
+    assert!(admitted("CREATE", SA, "default", &ours).is_err());
+    // Other users are not this policy's business.
+    assert_eq!(
+        admitted("DELETE", "system:admin", "kube-system", &node_password),
+        Ok(())
+    );
+}
+
+#[test]
+fn the_join_token_rbac_grants_no_read_of_any_secret() {
+    let docs = docs(&root().join("deploy/join-tokens.yaml"));
+    let role = docs.iter().find(|d| d["kind"] == "Role").unwrap();
+    assert_eq!(role["metadata"]["namespace"], "kube-system");
+    for rule in role["rules"].as_array().unwrap() {
+        if rule["resources"][0] == "secrets" {
+            assert_eq!(rule["verbs"], serde_json::json!(["create", "delete"]));
+        }
+    }
+    let kustomization = &docs_of("deploy/kustomization.yaml")[0];
+    assert!(
+        kustomization.get("namespace").is_none(),
+        "a kustomize namespace would move the Role out of kube-system"
+    );
+}
+
+fn docs_of(path: &str) -> Vec<Value> {
+    docs(&root().join(path))
 }
 
 #[test]
@@ -294,5 +454,19 @@ fn the_chart_uses_only_values_it_defines_and_ships_the_same_alerts() {
     assert_eq!(
         chart_rules, deploy_rules,
         "the chart's alerts differ from deploy/'s"
+    );
+}
+
+#[test]
+fn the_chart_ships_the_same_admission_rules_as_deploy() {
+    let section = |path: &str| {
+        let text = std::fs::read_to_string(root().join(path)).unwrap();
+        let start = text.find("  validations:").expect("validations");
+        let end = start + text[start..].find("\n---").expect("a next document");
+        text[start..end].to_owned()
+    };
+    assert_eq!(
+        section("charts/gitea-ci-autoscaler/templates/join-tokens.yaml"),
+        section("deploy/join-tokens.yaml")
     );
 }

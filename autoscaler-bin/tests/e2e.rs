@@ -48,6 +48,9 @@ async fn a_burst_is_served_torn_down_in_the_window_and_nothing_is_left() {
     assert_promises(&w, 3);
     assert!(status.success(), "{logs}");
     assert_no_secret(&logs);
+    drop(w);
+    // One token per server, each revoked once its node joined.
+    assert_join_tokens_retired(&s, &logs);
     let _ = std::fs::remove_dir_all(&s.dir);
 }
 

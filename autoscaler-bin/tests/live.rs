@@ -69,7 +69,6 @@ fn command(s: &Services, args: &[&str]) -> Command {
         .env("GITEA_ADMIN_TOKEN", gitea::TOKEN)
         .env("HETZNER_API_URL", format!("{}/v1", s.hetzner.uri()))
         .env("HETZNER_API_TOKEN", hetzner::TOKEN)
-        .env("CLUSTER_SECRET", "K10-join-secret-for-the-plan-test")
         .env("INSTALLATION", "ci");
     cmd
 }

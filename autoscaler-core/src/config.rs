@@ -218,6 +218,19 @@ impl Default for PoolConfig {
     }
 }
 
+impl PoolConfig {
+    /// When the join token of a server of this pool created at `created` expires: once the
+    /// provisioning timeout has passed the server is given up, so the token need not outlive
+    /// it (plus [`keys::JOIN_TOKEN_GRACE`](crate::keys::JOIN_TOKEN_GRACE) for clock skew). The
+    /// shell mints with this expiry and the core retires tokens past it, from the same rule.
+    pub fn join_token_expiry(&self, created: jiff::Timestamp) -> jiff::Timestamp {
+        crate::time::add(
+            crate::time::add(created, self.provisioning_timeout),
+            crate::keys::JOIN_TOKEN_GRACE,
+        )
+    }
+}
+
 impl Config {
     /// Parses the JSON form, refusing versions this crate does not know. (TOML and YAML go
     /// through serde the same way; the daemon reads them.)

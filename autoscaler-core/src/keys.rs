@@ -20,6 +20,9 @@ pub const POOL: &str = "gitea-ci-autoscaler/pool";
 /// Server label: the cluster its node joins (the `kube-system` namespace's UID). Two
 /// installations that share a Hetzner project and a name still differ here.
 pub const CLUSTER: &str = "gitea-ci-autoscaler/cluster";
+/// Server label: the id of the bootstrap token minted for this server's join (`[a-z0-9]{6}`, the
+/// public half of a Kubernetes bootstrap token). Removed once the token is revoked.
+pub const JOIN_TOKEN: &str = "gitea-ci-autoscaler/join-token";
 /// Server label: when its node was first seen (Unix seconds).
 pub const JOINED: &str = "gitea-ci-autoscaler/joined";
 /// Server label: a teardown was started at this instant (Unix seconds).
@@ -33,6 +36,19 @@ pub const IDLE_SINCE: &str = "gitea-ci-autoscaler/idle-since";
 pub const DRAINED: &str = "gitea-ci-autoscaler/drained";
 /// Node annotation: first seen without its server at this instant (RFC 3339).
 pub const SERVER_MISSING: &str = "gitea-ci-autoscaler/server-missing";
+
+/// How long a server's join token outlives its provisioning timeout: room for clock skew between
+/// this daemon and the API server. After the timeout the server is deleted anyway.
+pub const JOIN_TOKEN_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+/// Whether `id` is a bootstrap token id as Kubernetes defines it (`[a-z0-9]{6}`). A label that is
+/// not one (edited by hand or by another tool) names no token of ours and is never acted on.
+pub fn is_token_id(id: &str) -> bool {
+    id.len() == 6
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
 
 /// How a stored instant reads back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -178,11 +194,20 @@ mod tests {
     }
 
     #[test]
+    fn token_ids_follow_kubernetes_grammar() {
+        assert!(is_token_id("a1b2c3"));
+        for bad in ["", "a1b2c", "a1b2c3d", "A1B2C3", "a1b2c.", "../../"] {
+            assert!(!is_token_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn keys_are_valid_kubernetes_and_hetzner_label_keys() {
         for key in [
             OWNER,
             POOL,
             CLUSTER,
+            JOIN_TOKEN,
             JOINED,
             TEARDOWN,
             NODE_MISSING,

@@ -92,6 +92,16 @@ pub enum Action {
         /// This cluster's identity.
         cluster: String,
     },
+    /// Revoke the server's join token (delete the `bootstrap-token-<token_id>` Secret; one that is
+    /// gone counts as deleted), then remove the server's `join-token` label. Its node has
+    /// joined, or the token has expired: nobody needs it any more, and a CI job that reads the
+    /// server's user data finds a dead credential.
+    RetireJoinToken {
+        /// The server.
+        server_id: u64,
+        /// The token's id, from the server's `join-token` label.
+        token_id: String,
+    },
     /// Label the server `joined=<at>`: its node registered.
     RecordJoined {
         /// The server.
@@ -191,6 +201,9 @@ pub enum Action {
         server_id: u64,
         /// Its name, for people.
         server_name: String,
+        /// Its join token, still live (the node never joined): revoked before the server goes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        join_token: Option<String>,
     },
 }
 
@@ -217,6 +230,7 @@ impl Action {
         matches!(
             self,
             Self::RecordCluster { .. }
+                | Self::RetireJoinToken { .. }
                 | Self::RecordJoined { .. }
                 | Self::BeginTeardown { .. }
                 | Self::AbortTeardown { .. }
@@ -230,6 +244,7 @@ impl Action {
         match self {
             Self::CreateServer { .. } => "create_server",
             Self::RecordCluster { .. } => "record_cluster",
+            Self::RetireJoinToken { .. } => "retire_join_token",
             Self::RecordJoined { .. } => "record_joined",
             Self::MarkIdle { .. } => "mark_idle",
             Self::ClearIdle { .. } => "clear_idle",
@@ -253,6 +268,7 @@ impl Action {
     pub fn server_id(&self) -> Option<u64> {
         match self {
             Self::RecordCluster { server_id, .. }
+            | Self::RetireJoinToken { server_id, .. }
             | Self::RecordJoined { server_id, .. }
             | Self::BeginTeardown { server_id, .. }
             | Self::AbortTeardown { server_id }
@@ -293,6 +309,7 @@ impl Action {
     pub fn server_label_write(&self) -> Option<(&'static str, Option<String>)> {
         match self {
             Self::RecordCluster { cluster, .. } => Some((keys::CLUSTER, Some(cluster.clone()))),
+            Self::RetireJoinToken { .. } => Some((keys::JOIN_TOKEN, None)),
             Self::RecordJoined { at, .. } => Some((keys::JOINED, Some(keys::unix_value(*at)))),
             Self::BeginTeardown { at, .. } => Some((keys::TEARDOWN, Some(keys::unix_value(*at)))),
             Self::AbortTeardown { .. } => Some((keys::TEARDOWN, None)),

@@ -137,6 +137,30 @@ impl ProviderError {
     }
 }
 
+/// A join credential minted for one server: a Kubernetes bootstrap token that expires shortly
+/// after the server's provisioning timeout and is revoked once its node has joined.
+#[derive(Debug, Clone)]
+pub struct JoinToken {
+    /// The public half (`[a-z0-9]{6}`), written on the server as its `join-token` label so the
+    /// token can be revoked later without reading any Secret.
+    pub id: String,
+    /// The whole agent token, `K10<CA hash>::<id>.<secret>`: what goes into the user data.
+    pub token: secrecy::SecretString,
+    /// When the cluster stops accepting it.
+    pub expires: Timestamp,
+}
+
+impl PartialEq for JoinToken {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret;
+        self.id == other.id
+            && self.expires == other.expires
+            && self.token.expose_secret() == other.token.expose_secret()
+    }
+}
+
+impl Eq for JoinToken {}
+
 /// A server to create: the data of [`Action::CreateServer`], owned by the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewServer {
@@ -154,6 +178,9 @@ pub struct NewServer {
     pub labels: BTreeMap<String, String>,
     /// Labels the node registers with.
     pub node_labels: BTreeMap<String, String>,
+    /// This server's own join credential; `None` in static-token mode, where the cloud adapter
+    /// uses the configured one.
+    pub join_token: Option<JoinToken>,
 }
 
 impl NewServer {
@@ -176,6 +203,7 @@ impl NewServer {
                 image: image.clone(),
                 labels: labels.clone(),
                 node_labels: node_labels.clone(),
+                join_token: None,
             }),
             _ => None,
         }
@@ -282,6 +310,15 @@ pub trait Cluster: Send + Sync {
     /// This cluster's identity: the `kube-system` namespace's UID, which no other cluster
     /// shares. Written on every server, it tells two installations of one name apart.
     async fn identity(&self) -> Result<String, ProviderError>;
+    /// Mint a bootstrap token for the server `server` that expires at `expires`, described as
+    /// this installation's.
+    async fn mint_join_token(
+        &self,
+        server: &str,
+        expires: Timestamp,
+    ) -> Result<JoinToken, ProviderError>;
+    /// Revoke the bootstrap token `id`; one that is already gone counts as revoked.
+    async fn revoke_join_token(&self, id: &str) -> Result<(), ProviderError>;
 }
 
 /// Leader election: only the holder of the lease changes anything.

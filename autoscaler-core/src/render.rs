@@ -167,7 +167,7 @@ fn push_clock(s: &mut String, t: jiff::Timestamp) {
     s.push('Z');
 }
 
-fn truncate(s: &str, n: usize) -> &str {
+pub(crate) fn truncate(s: &str, n: usize) -> &str {
     match s.char_indices().nth(n) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -249,6 +249,7 @@ pub(crate) fn delete_server_when_confirmed(m: &Machine<'_>, ctx: &Context<'_>) -
             vec![Action::DeleteServer {
                 server_id: server.id,
                 server_name: server.name.clone(),
+                join_token: live_join_token(server),
             }],
             format!("node missing since {since} on every snapshot since; deleting the server"),
         ),
@@ -266,4 +267,13 @@ pub(crate) fn delete_server_when_confirmed(m: &Machine<'_>, ctx: &Context<'_>) -
             "node not found; marking the server so a later snapshot can confirm",
         ),
     }
+}
+
+/// The server's join token, when its label names one: it goes with the server.
+pub(crate) fn live_join_token(server: &crate::snapshot::Server) -> Option<String> {
+    server
+        .labels
+        .get(crate::keys::JOIN_TOKEN)
+        .filter(|id| crate::keys::is_token_id(id))
+        .cloned()
 }

@@ -27,6 +27,8 @@ pub struct State {
     pub faults: VecDeque<(u16, &'static str)>,
     /// The last `user_data` received.
     pub last_user_data: Option<String>,
+    /// Every server's user data, by id, as Hetzner keeps it for the server's life.
+    pub user_data: BTreeMap<u64, String>,
     /// The next this many requests answer 200 with a body cut off mid-JSON.
     pub garble_next: u32,
     /// Added to every answer (a slow network).
@@ -45,6 +47,7 @@ impl Default for State {
             max_servers: 100,
             faults: VecDeque::new(),
             last_user_data: None,
+            user_data: BTreeMap::new(),
             garble_next: 0,
             delay: std::time::Duration::ZERO,
             create_requests: Vec::new(),
@@ -216,6 +219,7 @@ impl FakeHetzner {
                     s.last_user_data = Some(user_data.to_owned());
                     s.next_id += 1;
                     let id = s.next_id;
+                    s.user_data.insert(id, user_data.to_owned());
                     let mut sv = server(id, &name, req["labels"].clone(), "initializing");
                     // Billing counts from the real creation time.
                     let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())

@@ -34,6 +34,74 @@ pub struct State {
     pub delay: Duration,
     /// The `kube-system` namespace's UID: the cluster's identity.
     pub cluster_uid: String,
+    /// The cluster CA bundle, published as the `kube-root-ca.crt` ConfigMap.
+    pub root_ca: String,
+    /// Secrets by `namespace/name`, as the API server stores them (`stringData` folded into
+    /// base64 `data`).
+    pub secrets: BTreeMap<String, Value>,
+}
+
+/// A CA bundle that looks like one (the fake never does TLS with it).
+pub const ROOT_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIBADAKBggqhkjOPQQDAjAjMSEwHwYDVQQDDBhrM3Mtc2VydmVy\n-----END CERTIFICATE-----\n";
+
+impl State {
+    /// The decoded `data` of a Secret, when it exists.
+    pub fn secret_data(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, String>> {
+        use base64::Engine;
+        let secret = self.secrets.get(&format!("{namespace}/{name}"))?;
+        let data = secret["data"].as_object()?;
+        Some(
+            data.iter()
+                .filter_map(|(k, v)| {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(v.as_str()?)
+                        .ok()?;
+                    Some((k.clone(), String::from_utf8(bytes).ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the API server would accept `token` (`K10<hash>::<id>.<secret>`) from a K3s agent
+    /// at `now`: the CA hash is this cluster's, and a live bootstrap token has that id and secret.
+    pub fn accepts_join_token(&self, token: &str, now: jiff::Timestamp) -> Result<(), String> {
+        use sha2::Digest;
+        let (hash, credentials) = token
+            .strip_prefix("K10")
+            .and_then(|t| t.split_once("::"))
+            .ok_or("not a secure token (K10<hash>::…)")?;
+        if hash != hex::encode(sha2::Sha256::digest(self.root_ca.as_bytes())) {
+            return Err("the CA hash is not this cluster's".to_owned());
+        }
+        let (id, secret) = credentials.split_once('.').ok_or("not a bootstrap token")?;
+        let data = self
+            .secret_data("kube-system", &format!("bootstrap-token-{id}"))
+            .ok_or_else(|| format!("no bootstrap token {id}"))?;
+        let stored = &self.secrets[&format!("kube-system/bootstrap-token-{id}")];
+        if stored["type"] != "bootstrap.kubernetes.io/token" {
+            return Err("the Secret is not a bootstrap token".to_owned());
+        }
+        if data.get("token-id").map(String::as_str) != Some(id)
+            || data.get("token-secret").map(String::as_str) != Some(secret)
+        {
+            return Err(format!("token {id}: wrong secret"));
+        }
+        if data
+            .get("usage-bootstrap-authentication")
+            .map(String::as_str)
+            != Some("true")
+        {
+            return Err(format!("token {id} is not for authentication"));
+        }
+        match data
+            .get("expiration")
+            .and_then(|e| e.parse::<jiff::Timestamp>().ok())
+        {
+            Some(e) if e > now => Ok(()),
+            Some(_) => Err(format!("token {id} has expired")),
+            None => Err(format!("token {id} has no readable expiration")),
+        }
+    }
 }
 
 impl Default for State {
@@ -51,6 +119,8 @@ impl Default for State {
             fail_next: 0,
             delay: Duration::ZERO,
             cluster_uid: "5f0c6a3e-9d41-4b7e-8c2a-1e6f3b9d0a17".to_owned(),
+            root_ca: ROOT_CA.to_owned(),
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -208,6 +278,94 @@ impl FakeKube {
                                  "labels": {"kubernetes.io/metadata.name": "kube-system"}},
                     "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
             ),
+            (
+                "GET",
+                [
+                    "api",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "configmaps",
+                    "kube-root-ca.crt",
+                ],
+            ) => (
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "kube-root-ca.crt", "namespace": ns},
+                    "data": {"ca.crt": s.root_ca}}),
+            ),
+            ("POST", ["api", "v1", "namespaces", ns, "secrets"]) => {
+                let Ok(mut secret) = serde_json::from_slice::<Value>(&body) else {
+                    return status(400, "BadRequest", "the body is not a JSON object");
+                };
+                let name = secret["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let valid_name = !name.is_empty()
+                    && name.len() <= 253
+                    && name.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                    });
+                if !valid_name {
+                    return status(
+                        422,
+                        "Invalid",
+                        &format!("Secret \"{name}\" is invalid: metadata.name: Invalid value"),
+                    );
+                }
+                let key = format!("{ns}/{name}");
+                if s.secrets.contains_key(&key) {
+                    return status(
+                        409,
+                        "AlreadyExists",
+                        &format!("secrets \"{name}\" already exists"),
+                    );
+                }
+                // The API server folds write-only stringData into base64 data.
+                {
+                    use base64::Engine;
+                    let folded: serde_json::Map<String, Value> = secret["stringData"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| {
+                            let text = v.as_str().unwrap_or_default();
+                            (
+                                k.clone(),
+                                json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                            )
+                        })
+                        .collect();
+                    if !secret["data"].is_object() {
+                        secret["data"] = json!({});
+                    }
+                    for (k, v) in folded {
+                        secret["data"][k] = v;
+                    }
+                    if let Some(o) = secret.as_object_mut() {
+                        o.remove("stringData");
+                    }
+                }
+                secret["metadata"]["namespace"] = json!(ns);
+                secret["metadata"]["resourceVersion"] = json!(rv);
+                secret["metadata"]["creationTimestamp"] = json!(
+                    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+                        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+                        .to_string()
+                );
+                if secret["type"].is_null() {
+                    secret["type"] = json!("Opaque");
+                }
+                s.secrets.insert(key, secret.clone());
+                (StatusCode::CREATED, secret)
+            }
+            ("DELETE", ["api", "v1", "namespaces", ns, "secrets", name]) => {
+                match s.secrets.remove(&format!("{ns}/{name}")) {
+                    Some(_) => status(200, "", ""),
+                    None => status(404, "NotFound", &format!("secrets \"{name}\" not found")),
+                }
+            }
             ("GET", ["version"]) => (
                 StatusCode::OK,
                 json!({"major": "1", "minor": "33", "gitVersion": "v1.33.4+k3s1",

@@ -52,6 +52,28 @@ pub struct Verdict {
     pub created: usize,
     /// How old each server was when it was deleted, in whole seconds.
     pub lifetimes: Vec<i64>,
+    /// Servers whose agent the cluster refused, with why (once each).
+    pub join_refused: Vec<String>,
+}
+
+/// The join token in a server's cloud-init user data, as the K3s agent would read it.
+pub fn join_token_in(user_data: &str) -> Option<String> {
+    let doc: Value = serde_saphyr::from_str(user_data.strip_prefix("#cloud-config\n")?).ok()?;
+    let files = doc["write_files"].as_array()?;
+    let config = files
+        .iter()
+        .find(|f| f["path"] == "/etc/rancher/k3s/config.yaml")?;
+    let agent: Value = serde_saphyr::from_str(config["content"].as_str()?).ok()?;
+    agent["token"].as_str().map(str::to_owned)
+}
+
+/// A bootstrap-token-shaped credential (`…::<6>.<16>`): the cluster checks it. Anything else is
+/// a static token the world takes on trust.
+fn is_bootstrap(token: &str) -> bool {
+    let credentials = token.rsplit("::").next().unwrap_or(token);
+    credentials
+        .split_once('.')
+        .is_some_and(|(id, secret)| id.len() == 6 && secret.len() == 16)
 }
 
 #[derive(Debug)]
@@ -196,7 +218,8 @@ impl World {
         {
             let mut h = self.hetzner.0.lock().unwrap();
             self.verdict.peak_servers = self.verdict.peak_servers.max(h.servers.len());
-            for s in h.servers.iter_mut() {
+            let state = &mut *h;
+            for s in state.servers.iter_mut() {
                 let id = s["id"].as_u64().unwrap_or_default();
                 let created = parse(&s["created"]).unwrap_or(t);
                 if self.seen_servers.insert(id, created).is_none() {
@@ -205,6 +228,27 @@ impl World {
                 let booted =
                     t.duration_since(created).as_secs_f64() >= self.config.boot.as_secs_f64();
                 if booted && !self.joined.contains(&id) {
+                    // The agent joins only with a credential the cluster accepts now.
+                    let token = state.user_data.get(&id).and_then(|u| join_token_in(u));
+                    let refused = match token.as_deref() {
+                        None => Some("no join token in the user data".to_owned()),
+                        Some(tok) if is_bootstrap(tok) => {
+                            self.kube.0.lock().unwrap().accepts_join_token(tok, t).err()
+                        }
+                        Some(_) => None,
+                    };
+                    if let Some(why) = refused {
+                        let name = s["name"].as_str().unwrap_or_default();
+                        if !self
+                            .verdict
+                            .join_refused
+                            .iter()
+                            .any(|r| r.starts_with(&format!("{name}:")))
+                        {
+                            self.verdict.join_refused.push(format!("{name}: {why}"));
+                        }
+                        continue;
+                    }
                     s["status"] = json!("running");
                     joins.push((
                         id,

@@ -306,13 +306,23 @@ impl HetznerClient {
     /// Creates a server that joins the cluster. A `uniqueness_error` means a server of that
     /// name exists, maybe from an earlier attempt whose answer was lost: the next listing shows it.
     pub async fn create(&self, new: &NewServer) -> Result<Server, HetznerError> {
-        let user_data = self.config.join.user_data(&new.name, &new.node_labels)?;
+        let own = new.join_token.as_ref();
+        let user_data =
+            self.config
+                .join
+                .user_data(&new.name, &new.node_labels, own.map(|t| &t.token))?;
+        // The token's public id goes on the server, so it can be revoked without reading any
+        // Secret once the node has joined or the server is gone.
+        let mut labels = new.labels.clone();
+        if let Some(t) = own {
+            labels.insert(autoscaler_core::keys::JOIN_TOKEN.to_owned(), t.id.clone());
+        }
         let mut body = json!({
             "name": new.name,
             "server_type": new.server_type,
             "location": new.location,
             "image": new.image,
-            "labels": new.labels,
+            "labels": labels,
             "user_data": user_data,
             "start_after_create": true,
             "public_net": {"enable_ipv4": self.config.enable_ipv4, "enable_ipv6": true},

@@ -9,9 +9,14 @@
 //! is pinned to the control plane's own (`INSTALL_K3S_VERSION`), which the version-skew policy
 //! always allows.
 //!
-//! Hetzner keeps user data and serves it to the server's metadata endpoint: the join token is
-//! readable from inside the server. Use an agent token (`k3s token create`), not the server
-//! token, so a runner node cannot join as a control-plane node.
+//! Hetzner keeps user data for the server's whole life and serves it at
+//! `http://169.254.169.254/hetzner/v1/userdata` to anything on the server, pods included. So:
+//! - by default every server gets a join token of its own (minted by the daemon, expiring after
+//!   the provisioning timeout, revoked once the node joined), never a fleet-wide secret;
+//! - `bootcmd` closes the metadata service on every boot to forwarded traffic (every pod that is
+//!   not on the host network) and to local processes other than root, before K3s starts; root
+//!   (cloud-init itself) still reads it;
+//! - a K3s *server* token, which would let a runner node join the control plane, is refused.
 
 use std::collections::BTreeMap;
 
@@ -31,8 +36,9 @@ pub const AGENT_CONFIG_PATH: &str = "/etc/rancher/k3s/config.yaml";
 pub struct K3sJoin {
     /// The control plane's URL, `https://HOST:6443` (K3s accepts only https).
     pub server_url: String,
-    /// The cluster's join token (`K3S_TOKEN`).
-    pub token: SecretString,
+    /// A fleet-wide join token (static-token mode, `CLUSTER_SECRET`); `None` when every server
+    /// brings its own ([`NewServer::join_token`](autoscaler_core::ports::NewServer)).
+    pub token: Option<SecretString>,
     /// The K3s release to install, e.g. `v1.33.4+k3s1`; read from the API server's version.
     pub version: String,
     /// Extra `k3s agent` flags (`K3S_AGENT_ARGS`), e.g. `--node-taint ci=true:NoSchedule`.
@@ -42,10 +48,10 @@ pub struct K3sJoin {
 }
 
 impl K3sJoin {
-    /// Join data with the official install script.
+    /// Join data with the official install script; `token` is the static token, if any.
     pub fn new(
         server_url: impl Into<String>,
-        token: SecretString,
+        token: Option<SecretString>,
         version: impl Into<String>,
     ) -> Self {
         Self {
@@ -66,8 +72,10 @@ impl K3sJoin {
                 self.server_url
             ));
         }
-        if self.token.expose_secret().trim().is_empty() {
-            problems.push("the cluster join token is empty".to_owned());
+        if let Some(token) = &self.token
+            && let Err(problem) = check_token(token.expose_secret())
+        {
+            problems.push(problem);
         }
         if !valid_k3s_version(&self.version) {
             problems.push(format!(
@@ -89,16 +97,30 @@ impl K3sJoin {
     }
 
     /// The `#cloud-config` user data for the server `name`, whose node registers with
-    /// `node_labels`. Fails when it would exceed Hetzner's 32 KiB.
+    /// `node_labels` and joins with `own_token` (its own bootstrap token), else the static one.
+    /// Fails when there is no token, or the document would exceed Hetzner's 32 KiB.
     pub fn user_data(
         &self,
         name: &str,
         node_labels: &BTreeMap<String, String>,
+        own_token: Option<&SecretString>,
     ) -> Result<String, HetznerError> {
         self.validate()?;
+        let token = match (own_token, &self.token) {
+            (Some(t), _) => {
+                check_token(t.expose_secret()).map_err(HetznerError::Config)?;
+                t
+            }
+            (None, Some(t)) => t,
+            (None, None) => {
+                return Err(HetznerError::Config(format!(
+                    "server {name} has no join token: per-server tokens are on and none was minted"
+                )));
+            }
+        };
         let agent = AgentConfig {
             server: &self.server_url,
-            token: self.token.expose_secret(),
+            token: token.expose_secret(),
             node_name: name,
             node_label: node_labels
                 .iter()
@@ -110,6 +132,7 @@ impl K3sJoin {
         let mut exec = vec!["agent".to_owned()];
         exec.extend(self.agent_args.iter().cloned());
         let doc = CloudConfig {
+            bootcmd: metadata_firewall(),
             write_files: vec![WriteFile {
                 path: AGENT_CONFIG_PATH,
                 permissions: "0600",
@@ -148,6 +171,73 @@ impl K3sJoin {
     }
 }
 
+/// The metadata service's address on Hetzner Cloud.
+pub const METADATA_ADDRESS: &str = "169.254.169.254/32";
+
+/// Shell lines (fixed text, no input in them) that close the metadata service to pods and to
+/// local processes other than root, each added once per boot. `raw PREROUTING` sees forwarded
+/// pod traffic before any chain K3s manages; local processes pass `OUTPUT`.
+fn metadata_firewall() -> Vec<Vec<String>> {
+    let rules = [
+        format!("-t raw PREROUTING -d {METADATA_ADDRESS} -j DROP"),
+        format!("OUTPUT -d {METADATA_ADDRESS} -m owner ! --uid-owner 0 -j REJECT"),
+    ];
+    rules
+        .iter()
+        .map(|rule| {
+            let (table, chain_rule) = match rule.strip_prefix("-t raw ") {
+                Some(rest) => ("-t raw ", rest),
+                None => ("", rule.as_str()),
+            };
+            vec![
+                "sh".to_owned(),
+                "-c".to_owned(),
+                format!(
+                    "iptables {table}-C {chain_rule} 2>/dev/null || iptables {table}-I {chain_rule}"
+                ),
+            ]
+        })
+        .collect()
+}
+
+/// A join token K3s agents may use: not empty, and not a server token (`K10…::server:…`), which
+/// would let whoever reads it join the control plane.
+pub fn check_token(token: &str) -> Result<(), String> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err("the cluster join token is empty".to_owned());
+    }
+    let credentials = token
+        .strip_prefix("K10")
+        .and_then(|rest| rest.split_once("::"))
+        .map_or(token, |(_, c)| c);
+    if credentials.starts_with("server:") {
+        return Err(
+            "the cluster join token is a K3s server token (K10…::server:…), which joins servers \
+             and hands out the control plane; use per-server tokens (the default), or a bootstrap \
+             token from `k3s token create`"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether a join token is a bootstrap token (`[K10<hash>::]<id>.<secret>`).
+pub fn is_bootstrap_token(token: &str) -> bool {
+    let credentials = token
+        .trim()
+        .strip_prefix("K10")
+        .and_then(|rest| rest.split_once("::"))
+        .map_or(token.trim(), |(_, c)| c);
+    let alnum = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    credentials.split_once('.').is_some_and(|(id, secret)| {
+        id.len() == 6 && secret.len() == 16 && alnum(id) && alnum(secret)
+    })
+}
+
 fn valid_k3s_version(v: &str) -> bool {
     let Some(rest) = v.strip_prefix('v') else {
         return false;
@@ -176,6 +266,7 @@ struct AgentConfig<'a> {
 
 #[derive(Serialize)]
 struct CloudConfig<'a> {
+    bootcmd: Vec<Vec<String>>,
     write_files: Vec<WriteFile<'a>>,
     runcmd: Vec<Vec<String>>,
 }
@@ -193,12 +284,12 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    const TOKEN: &str = "K10abc::server:#not-a-comment: \"quoted\"";
+    const TOKEN: &str = "K10abc::node:#not-a-comment: \"quoted\"";
 
     fn join() -> K3sJoin {
         let mut j = K3sJoin::new(
             "https://10.0.0.2:6443",
-            SecretString::from(TOKEN),
+            Some(SecretString::from(TOKEN)),
             "v1.33.4+k3s1",
         );
         j.agent_args = vec!["--node-taint".into(), "ci=true:NoSchedule".into()];
@@ -207,6 +298,7 @@ mod tests {
 
     #[derive(Deserialize)]
     struct Doc {
+        bootcmd: Vec<Vec<String>>,
         write_files: Vec<File>,
         runcmd: Vec<Vec<String>>,
     }
@@ -232,7 +324,7 @@ mod tests {
             ("gitea-ci-autoscaler/owner".to_owned(), "ci".to_owned()),
             ("gitea-ci-autoscaler/pool".to_owned(), "linux".to_owned()),
         ]);
-        let text = join().user_data("ci-linux-a1b2", &labels).unwrap();
+        let text = join().user_data("ci-linux-a1b2", &labels, None).unwrap();
         assert!(text.starts_with("#cloud-config\n"));
         let doc: Doc = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(doc.write_files[0].path, AGENT_CONFIG_PATH);
@@ -266,18 +358,89 @@ mod tests {
         let mut j = join();
         j.server_url = "http://10.0.0.2:6443".into();
         j.version = "latest".into();
-        j.token = SecretString::from("  ");
-        let e = j.user_data("n", &BTreeMap::new()).unwrap_err().to_string();
+        j.token = Some(SecretString::from("  "));
+        let e = j
+            .user_data("n", &BTreeMap::new(), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("must start with https://"), "{e}");
         assert!(e.contains("`latest` is not a release tag"), "{e}");
         assert!(e.contains("join token is empty"), "{e}");
     }
 
     #[test]
+    fn a_server_token_is_refused_in_every_form() {
+        for server in [
+            "K10a1b2c3::server:s3cret",
+            "server:s3cret",
+            "  K10deadbeef::server:x  ",
+        ] {
+            let mut j = join();
+            j.token = Some(SecretString::from(server));
+            let e = j.validate().unwrap_err().to_string();
+            assert!(e.contains("K3s server token"), "{server}: {e}");
+            assert!(!e.contains("s3cret"), "the token is never shown: {e}");
+            let own = SecretString::from(server);
+            let e = join()
+                .user_data("n", &BTreeMap::new(), Some(&own))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("K3s server token"), "{e}");
+        }
+        for agent in [
+            "K10a1b2::abcdef.0123456789abcdef",
+            "abcdef.0123456789abcdef",
+            "K10x::node:pw",
+        ] {
+            assert!(check_token(agent).is_ok(), "{agent}");
+        }
+        assert!(is_bootstrap_token("K10a1b2::abcdef.0123456789abcdef"));
+        assert!(is_bootstrap_token("abcdef.0123456789abcdef"));
+        assert!(!is_bootstrap_token("K10a1b2::node:pw"));
+        assert!(!is_bootstrap_token("s3cret"));
+    }
+
+    #[test]
+    fn a_servers_own_token_goes_in_and_without_any_the_create_is_refused() {
+        let mut j = join();
+        j.token = None;
+        let own = SecretString::from("K10ab::abcdef.0123456789abcdef");
+        let text = j.user_data("n", &BTreeMap::new(), Some(&own)).unwrap();
+        let doc: Doc = serde_saphyr::from_str(&text).unwrap();
+        let agent: Agent = serde_saphyr::from_str(&doc.write_files[0].content).unwrap();
+        assert_eq!(agent.token, "K10ab::abcdef.0123456789abcdef");
+        let e = j
+            .user_data("n", &BTreeMap::new(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no join token"), "{e}");
+    }
+
+    #[test]
+    fn the_metadata_service_is_closed_to_pods_and_non_root_on_every_boot() {
+        let text = join().user_data("n", &BTreeMap::new(), None).unwrap();
+        let doc: Doc = serde_saphyr::from_str(&text).unwrap();
+        let lines: Vec<&str> = doc.bootcmd.iter().map(|c| c[2].as_str()).collect();
+        assert!(doc.bootcmd.iter().all(|c| c[0] == "sh" && c[1] == "-c"));
+        assert_eq!(
+            lines,
+            [
+                "iptables -t raw -C PREROUTING -d 169.254.169.254/32 -j DROP 2>/dev/null || \
+                 iptables -t raw -I PREROUTING -d 169.254.169.254/32 -j DROP",
+                "iptables -C OUTPUT -d 169.254.169.254/32 -m owner ! --uid-owner 0 -j REJECT \
+                 2>/dev/null || iptables -I OUTPUT -d 169.254.169.254/32 -m owner ! --uid-owner 0 -j REJECT",
+            ]
+        );
+    }
+
+    #[test]
     fn user_data_over_32_kib_is_refused() {
         let mut j = join();
         j.agent_args = vec!["--node-label=x=".to_owned() + &"y".repeat(USER_DATA_LIMIT)];
-        let e = j.user_data("n", &BTreeMap::new()).unwrap_err().to_string();
+        let e = j
+            .user_data("n", &BTreeMap::new(), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("over Hetzner's limit of 32768"), "{e}");
     }
 

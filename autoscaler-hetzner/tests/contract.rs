@@ -31,7 +31,7 @@ async fn exercise() -> Vec<wiremock::Request> {
         .await;
     let join = K3sJoin::new(
         "https://10.0.0.2:6443",
-        SecretString::from("K10x"),
+        Some(SecretString::from("K10x")),
         "v1.33.4+k3s1",
     );
     let mut config = HetznerConfig::new(SecretString::from(TOKEN), "ci", join);
@@ -49,6 +49,7 @@ async fn exercise() -> Vec<wiremock::Request> {
         image: "ubuntu-24.04".into(),
         labels: BTreeMap::from([("gitea-ci-autoscaler/owner".into(), "ci".into())]),
         node_labels: BTreeMap::new(),
+        join_token: None,
     };
     let created = c.create_server(&new).await.unwrap();
     c.create_server(&new).await.unwrap_err(); // uniqueness_error

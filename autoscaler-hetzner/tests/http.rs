@@ -23,7 +23,7 @@ fn http() -> reqwest::Client {
 fn config(server: &MockServer) -> HetznerConfig {
     let join = K3sJoin::new(
         "https://10.0.0.2:6443",
-        SecretString::from(JOIN_TOKEN),
+        Some(SecretString::from(JOIN_TOKEN)),
         "v1.33.4+k3s1",
     );
     let mut c = HetznerConfig::new(SecretString::from(TOKEN), "ci", join);
@@ -63,6 +63,7 @@ fn new_server(name: &str) -> NewServer {
             ("gitea-ci-autoscaler/pool".into(), "linux".into()),
         ]),
         node_labels: BTreeMap::from([("gitea-ci-autoscaler/owner".into(), "ci".into())]),
+        join_token: None,
     }
 }
 
@@ -397,7 +398,11 @@ async fn no_token_reaches_debug_output_or_errors() {
 #[test]
 fn bad_configuration_is_named() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let join = K3sJoin::new("http://k3s:6443", SecretString::from("t"), "v1.33.4+k3s1");
+    let join = K3sJoin::new(
+        "http://k3s:6443",
+        Some(SecretString::from("t")),
+        "v1.33.4+k3s1",
+    );
     let mut c = HetznerConfig::new(SecretString::from("x"), "ci", join);
     let e = HetznerClient::new(reqwest::Client::new(), c.clone())
         .unwrap_err()

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use autoscaler_core::ports::{Cluster, DrainProgress, ProviderError};
+use autoscaler_core::ports::{Cluster, DrainProgress, JoinToken, ProviderError};
 use autoscaler_core::{Node as CoreNode, RunnerPod, Source, Timestamp, keys};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -61,6 +61,8 @@ pub fn client_config(mut config: kube::Config, timeout: Duration) -> kube::Confi
 pub struct K3sCluster {
     client: Client,
     config: ClusterConfig,
+    /// The cluster CA's hash for join tokens, once read.
+    ca_hash: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 impl std::fmt::Debug for K3sCluster {
@@ -125,7 +127,25 @@ fn map_source<A, B>(s: Source<A>, f: impl Fn(A) -> Option<B>) -> Source<B> {
 impl K3sCluster {
     /// A cluster over `client`; build it from [`client_config`] so no call can hang.
     pub fn new(client: Client, config: ClusterConfig) -> Self {
-        Self { client, config }
+        Self {
+            client,
+            config,
+            ca_hash: std::sync::Arc::default(),
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    pub(crate) fn ca_hash_cache(&self) -> Option<String> {
+        self.ca_hash.get().cloned()
+    }
+
+    pub(crate) fn set_ca_hash_cache(&self, hash: String) {
+        // A concurrent first read set the same value.
+        let _ = self.ca_hash.set(hash);
     }
 
     /// The kube client, for other APIs of the same cluster (the Lease).
@@ -143,7 +163,7 @@ impl K3sCluster {
         Ok(Self::new(client, config))
     }
 
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         name: impl Into<String>,
         fut: impl Future<Output = Result<T, kube::Error>>,
@@ -411,5 +431,17 @@ impl Cluster for K3sCluster {
 
     async fn identity(&self) -> Result<String, ProviderError> {
         Ok(self.kube_system_uid().await?)
+    }
+
+    async fn mint_join_token(
+        &self,
+        server: &str,
+        expires: Timestamp,
+    ) -> Result<JoinToken, ProviderError> {
+        Ok(self.create_join_token(server, expires).await?)
+    }
+
+    async fn revoke_join_token(&self, id: &str) -> Result<(), ProviderError> {
+        Ok(self.delete_join_token(id).await?)
     }
 }

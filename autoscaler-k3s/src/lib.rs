@@ -18,6 +18,7 @@
 mod cluster;
 mod convert;
 mod error;
+pub mod join_token;
 mod lease;
 
 pub use cluster::{ClusterConfig, K3sCluster, client_config};

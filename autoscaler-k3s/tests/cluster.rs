@@ -500,3 +500,70 @@ async fn the_clusters_identity_is_the_kube_system_namespaces_uid() {
     let e = c.identity().await.unwrap_err();
     assert!(e.to_string().contains("no uid"), "{e}");
 }
+
+#[tokio::test]
+async fn a_join_token_is_a_bootstrap_secret_the_cluster_accepts_once_and_never_after_its_revocation()
+ {
+    use secrecy::ExposeSecret;
+    let (fake, c) = cluster(State::default()).await;
+    let expires = t("2026-11-25T10:15:00Z");
+    let token = c.mint_join_token("ci-linux-7", expires).await.unwrap();
+    assert!(keys::is_token_id(&token.id), "{}", token.id);
+    assert_eq!(token.expires, expires);
+    let text = token.token.expose_secret().to_owned();
+    assert!(!format!("{token:?}").contains(text.rsplit('.').next().unwrap()));
+    // What the API server stored: a bootstrap token of K3s's agent group, ours by description.
+    {
+        let s = fake.0.lock().unwrap();
+        let data = s
+            .secret_data("kube-system", &format!("bootstrap-token-{}", token.id))
+            .unwrap();
+        assert_eq!(data["token-id"], token.id);
+        assert_eq!(data["expiration"], "2026-11-25T10:15:00Z");
+        assert_eq!(
+            data["auth-extra-groups"],
+            autoscaler_k3s::join_token::TOKEN_GROUP
+        );
+        assert!(data["description"].starts_with("gitea-ci-autoscaler: ci joins server ci-linux-7"));
+        // The agent's view: this CA, this id and secret, not yet expired.
+        assert_eq!(
+            s.accepts_join_token(&text, t("2026-11-25T10:00:00Z")),
+            Ok(())
+        );
+        assert!(
+            s.accepts_join_token(&text, t("2026-11-25T10:16:00Z"))
+                .is_err()
+        );
+    }
+    let second = c.mint_join_token("ci-linux-8", expires).await.unwrap();
+    assert_ne!(second.id, token.id);
+    assert_ne!(second.token.expose_secret(), token.token.expose_secret());
+    c.revoke_join_token(&token.id).await.unwrap();
+    c.revoke_join_token(&token.id).await.unwrap(); // gone counts as revoked
+    assert!(
+        fake.0
+            .lock()
+            .unwrap()
+            .accepts_join_token(&text, t("2026-11-25T10:00:00Z"))
+            .is_err()
+    );
+    // No id that is not a token id ever reaches the API server.
+    let before = fake.requests().len();
+    assert_eq!(
+        c.revoke_join_token("../x").await.unwrap_err().kind,
+        ErrorKind::Invalid
+    );
+    assert_eq!(fake.requests().len(), before);
+    // The CA was read once; no Secret was ever read.
+    let reqs = fake.requests();
+    assert_eq!(
+        reqs.iter()
+            .filter(|(_, u, _)| u.contains("kube-root-ca.crt"))
+            .count(),
+        1
+    );
+    assert!(
+        reqs.iter()
+            .all(|(m, u, _)| !(m == "GET" && u.contains("/secrets")))
+    );
+}

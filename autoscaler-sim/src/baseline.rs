@@ -126,6 +126,7 @@ impl Autoscaler for Baseline {
                     actions.push(Action::DeleteServer {
                         server_id: server.id,
                         server_name: server.name.clone(),
+                        join_token: None,
                     });
                 } else {
                     provisioning[pool] += 1;
@@ -157,6 +158,7 @@ impl Autoscaler for Baseline {
                 actions.push(Action::DeleteServer {
                     server_id: server.id,
                     server_name: server.name.clone(),
+                    join_token: None,
                 });
                 idle[pool] -= 1;
                 self.idle_since.remove(name);

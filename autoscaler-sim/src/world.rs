@@ -537,7 +537,9 @@ impl World {
                 node_labels,
                 ..
             } => self.create(pool, name, server_type, location, labels, node_labels),
+            // The simulated cluster keeps no Secrets: retiring a join token is its label write.
             Action::RecordCluster { server_id, .. }
+            | Action::RetireJoinToken { server_id, .. }
             | Action::RecordJoined { server_id, .. }
             | Action::BeginTeardown { server_id, .. }
             | Action::AbortTeardown { server_id }

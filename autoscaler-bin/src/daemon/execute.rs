@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use autoscaler_core::ports::{DrainProgress, ErrorKind, NewServer, ProviderError, Service};
-use autoscaler_core::{Action, Plan, Server, Snapshot, Timestamp};
+use autoscaler_core::{Action, Plan, Policy, Server, Snapshot, Timestamp};
 use tokio::task::JoinSet;
 
 use super::{Call, Providers, timed};
@@ -37,6 +37,8 @@ pub(crate) enum Done {
 
 fn service_of(action: &Action) -> Service {
     match action {
+        // The token is revoked first; the label write after it is the step that is remembered.
+        Action::RetireJoinToken { .. } => Service::Kubernetes,
         Action::CreateServer { .. } | Action::DeleteServer { .. } => Service::Hetzner,
         a if a.writes_server_labels() => Service::Hetzner,
         Action::DisableRunner { .. }
@@ -67,19 +69,75 @@ fn labels_after(
     Ok(labels)
 }
 
+/// Creates a server; in per-server mode with a join token of its own, minted first to expire at
+/// `expires` and revoked again when the create fails.
+async fn create(
+    p: &Providers,
+    mut new: NewServer,
+    expires: Timestamp,
+) -> Result<Done, ProviderError> {
+    if !p.mint_join_tokens {
+        return p.cloud.create_server(&new).await.map(Done::Created);
+    }
+    let token = p.cluster.mint_join_token(&new.name, expires).await?;
+    let id = token.id.clone();
+    new.join_token = Some(token);
+    match p.cloud.create_server(&new).await {
+        Ok(server) => Ok(Done::Created(server)),
+        Err(e) => {
+            // Maybe the server was created and the answer lost: then it carries the token's id
+            // and the core revokes it once the node joins or the server goes. Revoking here
+            // would only make such a server fail its join; the token expires on its own.
+            if !matches!(e.kind, ErrorKind::Timeout | ErrorKind::Transient)
+                && let Err(r) = p.cluster.revoke_join_token(&id).await
+            {
+                tracing::warn!(token = %id, error = %r, "could not revoke the join token of a failed create; it expires on its own");
+            }
+            Err(e)
+        }
+    }
+}
+
 async fn run(
     p: Providers,
     action: Action,
     labels: Option<BTreeMap<String, String>>,
     now: Timestamp,
+    expires: Timestamp,
 ) -> Result<Done, ProviderError> {
     match &action {
-        Action::CreateServer { .. } => {
-            let new = NewServer::from_action(&action).expect("a create action");
-            p.cloud.create_server(&new).await.map(Done::Created)
-        }
-        Action::DeleteServer { server_id, .. } => {
+        Action::CreateServer { .. } => match NewServer::from_action(&action) {
+            Some(new) => create(&p, new, expires).await,
+            None => Err(ProviderError::new(
+                Service::Hetzner,
+                ErrorKind::Invalid,
+                "not a create action",
+            )),
+        },
+        Action::DeleteServer {
+            server_id,
+            server_name,
+            join_token,
+        } => {
+            // The token goes first, so a server that never joined leaves nothing behind; a
+            // failed revoke never keeps a server (and its bill): the token expires anyway.
+            if let Some(id) = join_token
+                && let Err(e) = p.cluster.revoke_join_token(id).await
+            {
+                tracing::warn!(server = %server_name, token = %id, error = %e, "could not revoke the join token; it expires on its own");
+            }
             p.cloud.delete_server(*server_id).await.map(|()| Done::Ok)
+        }
+        Action::RetireJoinToken {
+            server_id,
+            token_id,
+        } => {
+            p.cluster.revoke_join_token(token_id).await?;
+            let labels = labels.unwrap_or_default();
+            p.cloud
+                .set_server_labels(*server_id, &labels)
+                .await
+                .map(|()| Done::Ok)
         }
         Action::DisableRunner { runner_id, .. } => p
             .forge
@@ -120,6 +178,7 @@ async fn run(
 /// Carries out every action of `plan` concurrently; outcomes come back in the plan's order.
 pub(crate) async fn execute(
     p: &Providers,
+    policy: &Policy,
     plan: &Plan,
     snapshot: &Snapshot,
     now: Timestamp,
@@ -160,11 +219,26 @@ pub(crate) async fn execute(
         } else {
             None
         };
+        let expires = match &action {
+            Action::CreateServer { pool, .. } => policy
+                .config()
+                .pools
+                .iter()
+                .find(|c| c.name == *pool)
+                .map(|c| c.join_token_expiry(now)),
+            _ => None,
+        }
+        .unwrap_or(now);
         let p = p.clone();
         set.spawn(async move {
             let name = action.kind();
-            let (result, call) =
-                timed(service, name, limit, run(p, action.clone(), labels, now)).await;
+            let (result, call) = timed(
+                service,
+                name,
+                limit,
+                run(p, action.clone(), labels, now, expires),
+            )
+            .await;
             (
                 i,
                 Outcome {

@@ -25,6 +25,9 @@ pub(crate) struct Providers {
     pub(crate) forge: Arc<dyn Forge>,
     pub(crate) cloud: Arc<dyn Cloud>,
     pub(crate) cluster: Arc<dyn Cluster>,
+    /// Every new server gets a join token of its own (`JOIN_TOKENS=per-server`, the default);
+    /// otherwise the cloud adapter writes the static one.
+    pub(crate) mint_join_tokens: bool,
 }
 
 /// One call to one service: for the latency and error metrics.

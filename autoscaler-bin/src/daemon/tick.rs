@@ -82,7 +82,7 @@ pub(crate) async fn tick(
     let observation = observe(p, memory, now, limit).await;
     let plan = decide(policy, &observation.snapshot);
     let outcomes = if leading {
-        execute(p, &plan, &observation.snapshot, now, limit).await
+        execute(p, policy, &plan, &observation.snapshot, now, limit).await
     } else {
         Vec::new()
     };

@@ -43,6 +43,7 @@ pub(crate) struct HetznerSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct K3sSection {
+    pub(crate) join_tokens: Option<String>,
     pub(crate) server_url: Option<String>,
     pub(crate) version: Option<String>,
     pub(crate) agent_args: Option<Vec<String>>,

@@ -84,7 +84,8 @@ pub(crate) struct HetznerSettings {
 /// The K3s cluster.
 #[derive(Debug, Clone)]
 pub(crate) struct K3sSettings {
-    pub(crate) join_token: Secret,
+    /// How new servers get their join credential.
+    pub(crate) join: JoinTokens,
     /// `None`: read from the `kubernetes` service's endpoints.
     pub(crate) server_url: Option<String>,
     /// `None`: the API server's own version.
@@ -92,6 +93,27 @@ pub(crate) struct K3sSettings {
     pub(crate) agent_args: Vec<String>,
     pub(crate) runner_namespace: String,
     pub(crate) runner_selector: String,
+}
+
+/// How new servers get their join credential (`JOIN_TOKENS`).
+#[derive(Debug, Clone)]
+pub(crate) enum JoinTokens {
+    /// The default: the daemon mints a bootstrap token per server, expiring after the
+    /// provisioning timeout and revoked once the node has joined.
+    PerServer,
+    /// One configured token for every server (`CLUSTER_SECRET`), readable on every node for as
+    /// long as it is valid: for clusters that cannot grant the daemon token rights.
+    Static(Secret),
+}
+
+impl JoinTokens {
+    /// The static token, if that is the mode.
+    pub(crate) fn static_token(&self) -> Option<&Secret> {
+        match self {
+            Self::Static(s) => Some(s),
+            Self::PerServer => None,
+        }
+    }
 }
 
 /// The daemon itself.
@@ -452,7 +474,35 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
     }
 
     // K3s.
-    let join_token = r.secret("CLUSTER_SECRET", true);
+    let mode = r.text("JOIN_TOKENS").or(file.k3s.join_tokens);
+    let join = match mode.as_deref().unwrap_or("per-server") {
+        "per-server" => {
+            if r.secret("CLUSTER_SECRET", false).is_some() {
+                r.problems.push(
+                    "CLUSTER_SECRET is set, but JOIN_TOKENS is per-server (the default), which \
+                     mints a token for each server and never uses it: remove CLUSTER_SECRET, or \
+                     set JOIN_TOKENS=static to give every server that one token"
+                        .to_owned(),
+                );
+            }
+            Some(JoinTokens::PerServer)
+        }
+        "static" => r.secret("CLUSTER_SECRET", true).and_then(|secret| {
+            match autoscaler_hetzner::check_join_token(secret.value.expose_secret()) {
+                Ok(()) => Some(JoinTokens::Static(secret)),
+                Err(problem) => {
+                    r.problems.push(format!("{}: {problem}", secret.from));
+                    None
+                }
+            }
+        }),
+        other => {
+            r.problems.push(format!(
+                "JOIN_TOKENS (or k3s.join_tokens) = {other:?} is not per-server or static"
+            ));
+            None
+        }
+    };
     let server_url = r.text("K3S_URL").or(file.k3s.server_url);
     if let Some(u) = &server_url
         && !u.starts_with("https://")
@@ -472,7 +522,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
                 .collect()
         });
     let k3s = K3sSettings {
-        join_token: join_token.clone().unwrap_or_else(placeholder),
+        join: join.clone().unwrap_or(JoinTokens::PerServer),
         server_url,
         version: r.text("K3S_VERSION").or(file.k3s.version),
         agent_args,
@@ -562,14 +612,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         allow_insecure_http,
     };
 
-    match (
-        valid,
-        gitea_url,
-        scope,
-        gitea_token,
-        hetzner_token,
-        join_token,
-    ) {
+    match (valid, gitea_url, scope, gitea_token, hetzner_token, join) {
         (Some(()), Some(url), Some(scope), Some(token), Some(_), Some(_))
             if r.problems.is_empty() =>
         {
@@ -620,7 +663,9 @@ struct EffectiveHetzner<'a> {
 
 #[derive(Serialize)]
 struct EffectiveK3s<'a> {
-    join_token: String,
+    join_tokens: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    join_token: Option<String>,
     server_url: &'a str,
     version: &'a str,
     agent_args: &'a [String],
@@ -667,7 +712,11 @@ impl Settings {
                 firewalls: &self.hetzner.firewalls,
             },
             k3s: EffectiveK3s {
-                join_token: self.k3s.join_token.describe(),
+                join_tokens: match self.k3s.join {
+                    JoinTokens::PerServer => "per-server",
+                    JoinTokens::Static(_) => "static",
+                },
+                join_token: self.k3s.join.static_token().map(Secret::describe),
                 server_url: self
                     .k3s
                     .server_url

@@ -15,8 +15,15 @@ impl MapEnv {
         let mut e = Self::default();
         e.set("HETZNER_API_TOKEN", "hz-secret-token")
             .set("GITEA_ADMIN_TOKEN", "gitea-secret-token")
-            .set("CLUSTER_SECRET", "K10cluster-secret")
             .set("GITEA_API_URL", "https://git.example.com/api/v1");
+        e
+    }
+
+    /// The seed's variables in static-token mode.
+    fn seed_static() -> Self {
+        let mut e = Self::seed();
+        e.set("JOIN_TOKENS", "static")
+            .set("CLUSTER_SECRET", "K10cafe::abcdef.0123456789abcdef");
         e
     }
 
@@ -172,7 +179,6 @@ fn every_problem_is_listed_at_once_naming_its_variable() {
         "GITEA_SCOPE: invalid Gitea configuration: scope `team:x`",
         "GITEA_ADMIN_TOKEN (or GITEA_ADMIN_TOKEN_FILE) is required",
         "HETZNER_API_TOKEN (or HETZNER_API_TOKEN_FILE) is required",
-        "CLUSTER_SECRET (or CLUSTER_SECRET_FILE) is required",
         "K3S_URL=\"http://k3s:6443\" must start with https://",
         "LOG_FORMAT=\"xml\" must be human or json",
     ];
@@ -185,7 +191,7 @@ fn every_problem_is_listed_at_once_naming_its_variable() {
     assert_eq!(p.len(), expected.len(), "{p:#?}");
     let text = Problems(p).to_string();
     assert!(
-        text.starts_with("invalid configuration (8 problems):\n  - "),
+        text.starts_with("invalid configuration (7 problems):\n  - "),
         "{text}"
     );
 }
@@ -284,14 +290,14 @@ fn a_bad_file_names_the_key() {
 
 #[test]
 fn the_rendered_configuration_holds_no_secret() {
-    let mut env = MapEnv::seed();
+    let mut env = MapEnv::seed_static();
     env.set("GITEA_WEBHOOK_SECRET", "hook-secret-value");
     let s = load(&env, None).unwrap();
     let text = s.render();
     for secret in [
         "hz-secret-token",
         "gitea-secret-token",
-        "K10cluster-secret",
+        "0123456789abcdef",
         "hook-secret-value",
     ] {
         assert!(!text.contains(secret), "{secret} in\n{text}");
@@ -384,4 +390,44 @@ fn http_to_another_host_needs_the_opt_in_and_passwords_in_urls_are_never_shown()
     let mut env = MapEnv::seed();
     env.set("GITEA_API_URL", "http://127.0.0.1:3000");
     assert!(load(&env, None).is_ok());
+}
+
+#[test]
+fn per_server_join_tokens_are_the_default_and_need_no_secret() {
+    let s = load(&MapEnv::seed(), None).unwrap();
+    assert!(matches!(s.k3s.join, JoinTokens::PerServer));
+    assert!(
+        s.render().contains("join_tokens = \"per-server\""),
+        "{}",
+        s.render()
+    );
+}
+
+#[test]
+fn a_static_secret_beside_per_server_tokens_is_refused_as_ambiguous() {
+    let mut env = MapEnv::seed();
+    env.set("CLUSTER_SECRET", "K10cafe::abcdef.0123456789abcdef");
+    let p = problems(&env);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("JOIN_TOKENS=static"), "{p:?}");
+}
+
+#[test]
+fn static_mode_needs_a_secret_and_refuses_a_server_token() {
+    let s = load(&MapEnv::seed_static(), None).unwrap();
+    assert!(matches!(s.k3s.join, JoinTokens::Static(_)));
+    let mut env = MapEnv::seed_static();
+    env.unset("CLUSTER_SECRET");
+    assert_eq!(
+        problems(&env),
+        ["CLUSTER_SECRET (or CLUSTER_SECRET_FILE) is required"]
+    );
+    env.set("CLUSTER_SECRET", "K10cafe::server:hunter2");
+    let p = problems(&env);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("CLUSTER_SECRET: "), "{p:?}");
+    assert!(p[0].contains("K3s server token"), "{p:?}");
+    assert!(!p[0].contains("hunter2"), "{p:?}");
+    env.set("JOIN_TOKENS", "sometimes");
+    assert!(problems(&env)[0].contains("is not per-server or static"));
 }

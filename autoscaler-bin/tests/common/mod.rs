@@ -13,7 +13,6 @@ use autoscaler_fakes::{gitea, hetzner, kube};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer};
 
-pub const JOIN_SECRET: &str = "K10-e2e-join-secret";
 pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
 
 /// A one-minute "hour" (the shortest the core accepts): teardown only in its last 30 seconds,
@@ -194,7 +193,6 @@ pub fn daemon_on(s: &Setup, extra: &[(&str, &str)]) -> (Daemon, Ports) {
         .env("HETZNER_API_URL", format!("{}/v1", s.hetzner.uri()))
         .env("HETZNER_API_TOKEN", hetzner::TOKEN)
         .env("HETZNER_SSH_KEYS", "ops")
-        .env("CLUSTER_SECRET", JOIN_SECRET)
         .env("POLL_INTERVAL_SECS", "1")
         .env("CALL_TIMEOUT_SECS", "5")
         .env("LOG_FORMAT", "json")
@@ -252,7 +250,7 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 pub fn assert_no_secret(logs: &str) {
-    for secret in [gitea::TOKEN, hetzner::TOKEN, JOIN_SECRET, WEBHOOK_SECRET] {
+    for secret in [gitea::TOKEN, hetzner::TOKEN, WEBHOOK_SECRET] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
 }
@@ -359,6 +357,11 @@ pub async fn ready(ports: Ports) {
 pub fn assert_promises(w: &World, max: usize) {
     let v = w.verdict();
     assert!(
+        v.join_refused.is_empty(),
+        "the cluster refused agents: {:?}",
+        v.join_refused
+    );
+    assert!(
         v.killed.is_empty(),
         "busy runners torn down: {:?}",
         v.killed
@@ -397,4 +400,36 @@ pub fn write_kubeconfig(dir: &std::path::Path, url: &str) -> std::path::PathBuf 
     )
     .unwrap();
     path
+}
+
+/// Every join token the daemon minted (read back from the servers' user data, which Hetzner
+/// keeps): none is left in the cluster, and none reached the log.
+pub fn assert_join_tokens_retired(s: &Setup, logs: &str) {
+    let w = s.world.lock().unwrap();
+    let user_data: Vec<String> = w
+        .hetzner
+        .0
+        .lock()
+        .unwrap()
+        .user_data
+        .values()
+        .cloned()
+        .collect();
+    assert!(!user_data.is_empty(), "no server was created");
+    let mut ids = std::collections::BTreeSet::new();
+    for u in &user_data {
+        let token = autoscaler_fakes::world::join_token_in(u).expect("a join token in user data");
+        let (id, secret) = token
+            .rsplit("::")
+            .next()
+            .and_then(|c| c.split_once('.'))
+            .expect("a bootstrap token");
+        assert!(ids.insert(id.to_owned()), "token {id} given to two servers");
+        assert!(
+            !logs.contains(secret),
+            "a join token's secret reached the logs"
+        );
+    }
+    let left: Vec<String> = s.kube.0.lock().unwrap().secrets.keys().cloned().collect();
+    assert!(left.is_empty(), "join tokens left in the cluster: {left:?}");
 }

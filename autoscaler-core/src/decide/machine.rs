@@ -25,14 +25,12 @@ impl Decision<'_> {
         idle_candidates: &mut Vec<(Timestamp, usize)>,
         index: usize,
     ) -> (NodeState, Reason) {
-        let now = self.now;
         let base = Context {
-            now,
+            now: self.now,
             can_disable: self.snapshot.forge.can_disable_runners,
             abort: None,
             confirm: self.policy.config().node_missing_confirm,
         };
-        let pool = self.pool_config(m.pool);
         // A server without a cluster identity whose node is here is ours: say so on it first,
         // before any other label is written (one label write per server per plan).
         if m.unclaimed
@@ -47,6 +45,29 @@ impl Decision<'_> {
                 "its node is in this cluster; recording the cluster on the server",
             );
         }
+        let touchable = !matches!(class, Class::Deleting | Class::Conflict | Class::Tangled);
+        let outcome = self.classified(m, class, acc, out, idle_candidates, index, &base);
+        if touchable {
+            self.retire_join_token(m, out);
+        }
+        outcome
+    }
+
+    /// The state, reason and actions of a machine's class.
+    #[allow(clippy::too_many_arguments)]
+    fn classified(
+        &mut self,
+        m: &Machine<'_>,
+        class: Class,
+        acc: &mut PoolAcc,
+        out: &mut MachineActions,
+        idle_candidates: &mut Vec<(Timestamp, usize)>,
+        index: usize,
+        base: &Context<'_>,
+    ) -> (NodeState, Reason) {
+        let now = self.now;
+        let base = *base;
+        let pool = self.pool_config(m.pool);
         match class {
             Class::Deleting => (NodeState::Deleting, "Hetzner is deleting the server".into()),
             Class::Tangled => {
@@ -269,6 +290,53 @@ impl Decision<'_> {
                 idle_candidates.push((since.unwrap_or(now), index));
                 (NodeState::Idle { since }, "idle".into())
             }
+        }
+    }
+
+    /// A server's join token is revoked as soon as nobody needs it: its node has registered (the
+    /// agent now authenticates as the node), or the token has expired. A server about to be
+    /// deleted in this plan takes its token with it instead.
+    fn retire_join_token(&mut self, m: &Machine<'_>, out: &mut MachineActions) {
+        let Some(server) = m.server else {
+            return;
+        };
+        let Some(id) = server.labels.get(keys::JOIN_TOKEN) else {
+            return;
+        };
+        if !keys::is_token_id(id) {
+            self.warn(
+                WarningKind::GarbledMemory,
+                format!(
+                    "server {} (id {}): its {} label `{}` is not a bootstrap token id; it is ignored",
+                    server.name,
+                    server.id,
+                    keys::JOIN_TOKEN,
+                    crate::render::truncate(id, 16)
+                ),
+            );
+            return;
+        }
+        if out
+            .actions
+            .iter()
+            .any(|a| matches!(a.action, Action::DeleteServer { .. }))
+        {
+            return;
+        }
+        let joined = m.node.is_some() && m.node_owned;
+        let expired = self.now >= self.pool_config(m.pool).join_token_expiry(server.created);
+        if joined || expired {
+            out.push(
+                Action::RetireJoinToken {
+                    server_id: server.id,
+                    token_id: id.clone(),
+                },
+                if joined {
+                    "its node has joined; revoking the join token nobody needs any more"
+                } else {
+                    "its join token has expired; revoking it"
+                },
+            );
         }
     }
 

@@ -366,6 +366,7 @@ impl World {
                 }
                 // The writes a shell sends, as `Action` spells them out (tests/ports.rs pins them).
                 Action::RecordCluster { server_id, .. }
+                | Action::RetireJoinToken { server_id, .. }
                 | Action::RecordJoined { server_id, .. }
                 | Action::BeginTeardown { server_id, .. }
                 | Action::AbortTeardown { server_id }

@@ -62,6 +62,7 @@ fn providers(waiting_job: bool) -> (Providers, World) {
         forge: Arc::new(f),
         cloud: Arc::new(c),
         cluster: Arc::new(k),
+        mint_join_tokens: false,
     };
     (p, World { reads, creates })
 }

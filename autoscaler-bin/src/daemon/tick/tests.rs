@@ -62,6 +62,7 @@ fn providers(forge: MockForge, cloud: MockCloud, cluster: impl Cluster + 'static
         forge: Arc::new(forge),
         cloud: Arc::new(cloud),
         cluster: Arc::new(cluster),
+        mint_join_tokens: false,
     }
 }
 
@@ -286,6 +287,21 @@ impl Cluster for StuckCluster {
     async fn identity(&self) -> Result<String, ProviderError> {
         Ok("test-cluster".into())
     }
+    async fn mint_join_token(
+        &self,
+        _: &str,
+        _: Timestamp,
+    ) -> Result<autoscaler_core::ports::JoinToken, ProviderError> {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Err(ProviderError::new(
+            autoscaler_core::ports::Service::Kubernetes,
+            autoscaler_core::ports::ErrorKind::Timeout,
+            "stuck",
+        ))
+    }
+    async fn revoke_join_token(&self, _: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -328,7 +344,15 @@ async fn actions_run_concurrently_and_come_back_in_plan_order() {
     ]);
     let started = tokio::time::Instant::now();
     let snapshot = autoscaler_core::Snapshot::new(now());
-    let outcomes = execute(&p, &plan, &snapshot, now(), LIMIT).await;
+    let outcomes = execute(
+        &p,
+        &config().validate().unwrap(),
+        &plan,
+        &snapshot,
+        now(),
+        LIMIT,
+    )
+    .await;
     assert_eq!(
         started.elapsed(),
         Duration::from_secs(1),
@@ -366,7 +390,15 @@ async fn a_label_write_replaces_the_labels_last_read_with_one_key_changed() {
         },
         Action::AbortTeardown { server_id: 99 },
     ]);
-    let outcomes = execute(&p, &plan, &snapshot, now(), LIMIT).await;
+    let outcomes = execute(
+        &p,
+        &config().validate().unwrap(),
+        &plan,
+        &snapshot,
+        now(),
+        LIMIT,
+    )
+    .await;
     assert!(outcomes[0].result.is_ok());
     let e = outcomes[1].result.as_ref().unwrap_err();
     assert!(
@@ -427,4 +459,177 @@ fn only_a_step_that_went_through_asks_for_a_follow_up() {
         Action::ClearIdle { node: "n".into() },
         Ok(Done::Ok)
     )]));
+}
+
+fn create_action() -> Action {
+    Action::CreateServer {
+        pool: "linux".into(),
+        name: "ci-linux-new".into(),
+        server_type: "cx33".into(),
+        location: "nbg1".into(),
+        image: "ubuntu-24.04".into(),
+        labels: std::collections::BTreeMap::new(),
+        node_labels: std::collections::BTreeMap::new(),
+    }
+}
+
+fn minted(expires: Timestamp) -> autoscaler_core::ports::JoinToken {
+    autoscaler_core::ports::JoinToken {
+        id: "abc123".into(),
+        token: secrecy::SecretString::from("K10ff::abc123.0123456789abcdef"),
+        expires,
+    }
+}
+
+#[tokio::test]
+async fn each_new_server_gets_a_token_of_its_own_expiring_after_its_provisioning_timeout() {
+    let config = config();
+    let policy = config.validate().unwrap();
+    let pool = config.pools.iter().find(|p| p.name == "linux").unwrap();
+    let expires = pool.join_token_expiry(now());
+    let mut k = cluster();
+    k.expect_mint_join_token()
+        .withf(move |name, at| name == "ci-linux-new" && *at == expires)
+        .times(1)
+        .returning(|_, at| Ok(minted(at)));
+    k.expect_revoke_join_token().times(0);
+    let mut c = cloud(vec![]);
+    c.expect_create_server()
+        .withf(|new| new.join_token.as_ref().is_some_and(|t| t.id == "abc123"))
+        .times(1)
+        .returning(|new| Ok(synthetic::server("ci", "linux", 5, &new.name, now())));
+    let mut p = providers(forge(vec![]), c, k);
+    p.mint_join_tokens = true;
+    let out = execute(
+        &p,
+        &policy,
+        &plan_of(vec![create_action()]),
+        &autoscaler_core::Snapshot::new(now()),
+        now(),
+        LIMIT,
+    )
+    .await;
+    assert!(
+        matches!(out[0].result, Ok(Done::Created(_))),
+        "{:?}",
+        out[0].result
+    );
+}
+
+#[tokio::test]
+async fn a_refused_create_revokes_its_token_at_once() {
+    let mut k = cluster();
+    k.expect_mint_join_token().returning(|_, at| Ok(minted(at)));
+    k.expect_revoke_join_token()
+        .withf(|id| id == "abc123")
+        .times(1)
+        .returning(|_| Ok(()));
+    let mut c = cloud(vec![]);
+    c.expect_create_server().returning(|_| {
+        Err(ProviderError::new(
+            Service::Hetzner,
+            ErrorKind::Capacity,
+            "no capacity",
+        ))
+    });
+    let mut p = providers(forge(vec![]), c, k);
+    p.mint_join_tokens = true;
+    let policy = config().validate().unwrap();
+    let out = execute(
+        &p,
+        &policy,
+        &plan_of(vec![create_action()]),
+        &autoscaler_core::Snapshot::new(now()),
+        now(),
+        LIMIT,
+    )
+    .await;
+    assert_eq!(
+        out[0].result.as_ref().unwrap_err().kind,
+        ErrorKind::Capacity
+    );
+}
+
+#[tokio::test]
+async fn a_token_is_revoked_before_its_label_goes_and_a_failed_revoke_keeps_the_label() {
+    let mut server = synthetic::server("ci", "linux", 7, "m7", now());
+    server
+        .labels
+        .insert(autoscaler_core::keys::JOIN_TOKEN.into(), "abc123".into());
+    let mut expected = server.labels.clone();
+    expected.remove(autoscaler_core::keys::JOIN_TOKEN);
+    let mut snapshot = autoscaler_core::Snapshot::new(now());
+    snapshot.servers = Source::complete(vec![server]);
+    let retire = plan_of(vec![Action::RetireJoinToken {
+        server_id: 7,
+        token_id: "abc123".into(),
+    }]);
+    let policy = config().validate().unwrap();
+
+    let mut k = cluster();
+    k.expect_revoke_join_token().times(1).returning(|_| Ok(()));
+    let mut c = cloud(vec![]);
+    c.expect_set_server_labels()
+        .withf(move |id, labels| *id == 7 && *labels == expected)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let p = providers(forge(vec![]), c, k);
+    assert!(
+        execute(&p, &policy, &retire, &snapshot, now(), LIMIT).await[0]
+            .result
+            .is_ok()
+    );
+
+    let mut k = cluster();
+    k.expect_revoke_join_token().returning(|_| {
+        Err(ProviderError::new(
+            Service::Kubernetes,
+            ErrorKind::Auth,
+            "forbidden",
+        ))
+    });
+    let mut c = cloud(vec![]);
+    c.expect_set_server_labels().times(0);
+    let p = providers(forge(vec![]), c, k);
+    assert!(
+        execute(&p, &policy, &retire, &snapshot, now(), LIMIT).await[0]
+            .result
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_server_takes_its_token_and_a_failed_revoke_never_keeps_the_server() {
+    let mut k = cluster();
+    k.expect_revoke_join_token()
+        .withf(|id| id == "abc123")
+        .times(1)
+        .returning(|_| {
+            Err(ProviderError::new(
+                Service::Kubernetes,
+                ErrorKind::Transient,
+                "503",
+            ))
+        });
+    let mut c = cloud(vec![]);
+    c.expect_delete_server()
+        .withf(|id| *id == 7)
+        .times(1)
+        .returning(|_| Ok(()));
+    let p = providers(forge(vec![]), c, k);
+    let plan = plan_of(vec![Action::DeleteServer {
+        server_id: 7,
+        server_name: "m7".into(),
+        join_token: Some("abc123".into()),
+    }]);
+    let out = execute(
+        &p,
+        &config().validate().unwrap(),
+        &plan,
+        &autoscaler_core::Snapshot::new(now()),
+        now(),
+        LIMIT,
+    )
+    .await;
+    assert!(out[0].result.is_ok());
 }
