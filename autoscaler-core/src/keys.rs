@@ -36,6 +36,63 @@ pub const IDLE_SINCE: &str = "gitea-ci-autoscaler/idle-since";
 pub const DRAINED: &str = "gitea-ci-autoscaler/drained";
 /// Node annotation: first seen without its server at this instant (RFC 3339).
 pub const SERVER_MISSING: &str = "gitea-ci-autoscaler/server-missing";
+/// Node annotation: which Gitea runner id each runner pod on the node registered as, and which
+/// runners of the same name were seen beside it (foreign ones), `pod=id;foreign;…,pod=id`
+/// sorted by pod. Gitea does not keep runner names unique; with this, a foreign runner that
+/// shares a pod's name is told apart from the pod's own registration, also after ours is gone.
+pub const RUNNERS: &str = "gitea-ci-autoscaler/runners";
+
+/// The most foreign namesakes remembered per pod; more only make the pod's binding unclear.
+pub const MAX_REMEMBERED_NAMESAKES: usize = 32;
+
+/// One pod's recorded binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerBinding<'a> {
+    /// The runner pod.
+    pub pod: &'a str,
+    /// The Gitea runner it registered as.
+    pub ours: u64,
+    /// Runners of the same name seen beside it, sorted.
+    pub foreign: Vec<u64>,
+}
+
+/// The `runners` annotation's value for `bindings`, sorted by pod.
+pub fn runners_value(bindings: &mut [RunnerBinding<'_>]) -> String {
+    bindings.sort_unstable_by(|a, b| a.pod.cmp(b.pod));
+    let mut out = String::new();
+    for (i, b) in bindings.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(b.pod);
+        out.push('=');
+        out.push_str(&b.ours.to_string());
+        for f in &b.foreign {
+            out.push(';');
+            out.push_str(&f.to_string());
+        }
+    }
+    out
+}
+
+/// The binding recorded for `pod` in a `runners` annotation; `None` when it holds none or it
+/// cannot be read (then the binding is learned again).
+pub(crate) fn recorded_runner<'a>(value: &str, pod: &'a str) -> Option<RunnerBinding<'a>> {
+    value.split(',').find_map(|pair| {
+        let (name, ids) = pair.split_once('=')?;
+        if name != pod {
+            return None;
+        }
+        let mut ids = ids.split(';').map(|id| id.parse::<u64>().ok());
+        let ours = ids.next()??;
+        let foreign: Option<Vec<u64>> = ids.collect();
+        Some(RunnerBinding {
+            pod,
+            ours,
+            foreign: foreign?,
+        })
+    })
+}
 
 /// How long a server's join token outlives its provisioning timeout: room for clock skew between
 /// this daemon and the API server. After the timeout the server is deleted anyway.
@@ -194,6 +251,23 @@ mod tests {
     }
 
     #[test]
+    fn recorded_runners_read_back_and_garbage_reads_as_none() {
+        let b = |pod, ours, foreign: &[u64]| RunnerBinding {
+            pod,
+            ours,
+            foreign: foreign.to_vec(),
+        };
+        let v = runners_value(&mut [b("pod-b", 7, &[]), b("pod-a", 12, &[3, 40])]);
+        assert_eq!(v, "pod-a=12;3;40,pod-b=7");
+        assert_eq!(recorded_runner(&v, "pod-a"), Some(b("pod-a", 12, &[3, 40])));
+        assert_eq!(recorded_runner(&v, "pod-b"), Some(b("pod-b", 7, &[])));
+        assert_eq!(recorded_runner(&v, "pod"), None);
+        assert_eq!(recorded_runner("pod-a=x,,=", "pod-a"), None);
+        assert_eq!(recorded_runner("pod-a=1;x", "pod-a"), None);
+        assert_eq!(runners_value(&mut []), "");
+    }
+
+    #[test]
     fn token_ids_follow_kubernetes_grammar() {
         assert!(is_token_id("a1b2c3"));
         for bad in ["", "a1b2c", "a1b2c3d", "A1B2C3", "a1b2c.", "../../"] {
@@ -214,6 +288,7 @@ mod tests {
             IDLE_SINCE,
             DRAINED,
             SERVER_MISSING,
+            RUNNERS,
         ] {
             let (prefix, name) = key.split_once('/').expect("prefixed");
             assert_eq!(prefix, PREFIX);

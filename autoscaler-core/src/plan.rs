@@ -116,6 +116,14 @@ pub enum Action {
         /// Idle since.
         since: Timestamp,
     },
+    /// Annotate the node `runners=<pod=id,…>`: which Gitea runner each of its runner pods
+    /// registered as, so a foreign runner of the same name is never taken for it.
+    RecordRunners {
+        /// The node.
+        node: String,
+        /// The annotation's value, `pod=id` pairs sorted by pod.
+        runners: String,
+    },
     /// Remove the node's `idle-since` annotation: it works again.
     ClearIdle {
         /// The node.
@@ -247,6 +255,7 @@ impl Action {
             Self::RetireJoinToken { .. } => "retire_join_token",
             Self::RecordJoined { .. } => "record_joined",
             Self::MarkIdle { .. } => "mark_idle",
+            Self::RecordRunners { .. } => "record_runners",
             Self::ClearIdle { .. } => "clear_idle",
             Self::BeginTeardown { .. } => "begin_teardown",
             Self::AbortTeardown { .. } => "abort_teardown",
@@ -283,6 +292,7 @@ impl Action {
     pub fn node(&self) -> Option<&str> {
         match self {
             Self::MarkIdle { node, .. }
+            | Self::RecordRunners { node, .. }
             | Self::ClearIdle { node }
             | Self::Cordon { node }
             | Self::Drain { node }
@@ -325,6 +335,7 @@ impl Action {
     pub fn node_annotation_write(&self) -> Option<(&'static str, Option<String>)> {
         match self {
             Self::MarkIdle { since, .. } => Some((keys::IDLE_SINCE, Some(since.to_string()))),
+            Self::RecordRunners { runners, .. } => Some((keys::RUNNERS, Some(runners.clone()))),
             Self::ClearIdle { .. } => Some((keys::IDLE_SINCE, None)),
             Self::MarkServerMissing { since, .. } => {
                 Some((keys::SERVER_MISSING, Some(since.to_string())))
@@ -578,6 +589,10 @@ pub enum WarningKind {
     /// Servers carry our ownership label but another cluster's identity (another installation
     /// of the same name in the same Hetzner project), or none and no node here.
     ForeignCluster,
+    /// Several Gitea runners share a runner pod's name (Gitea does not keep names unique): the
+    /// foreign ones are never counted or deleted; while it is unclear which one is the pod's,
+    /// none counts as capacity and a job on any of them keeps the machine.
+    NamesakeRunners,
 }
 
 impl WarningKind {
@@ -597,6 +612,7 @@ impl WarningKind {
             Self::ListsDisagree => "lists_disagree",
             Self::IdentityConflict => "identity_conflict",
             Self::ForeignCluster => "foreign_cluster",
+            Self::NamesakeRunners => "namesake_runners",
         }
     }
 }

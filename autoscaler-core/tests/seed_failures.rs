@@ -267,7 +267,9 @@ fn idle_timers_survive_a_restart() {
     // Had the timer lived in process memory, the restart would restart it: the idle timeout then
     // ends after the window, and one more hour is paid.
     let mut lost = idle_fleet(1, 57);
-    lost.node_mut("m00").annotations.clear();
+    lost.node_mut("m00")
+        .annotations
+        .remove(autoscaler_core::keys::IDLE_SINCE);
     assert_eq!(kinds(&lost.step()), vec!["mark_idle"]);
     lost.advance(mins(5));
     let plan = lost.decide();

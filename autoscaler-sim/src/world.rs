@@ -550,6 +550,7 @@ impl World {
                 }
             }
             Action::MarkIdle { node, .. }
+            | Action::RecordRunners { node, .. }
             | Action::ClearIdle { node }
             | Action::MarkServerMissing { node, .. }
             | Action::ClearServerMissing { node } => {

@@ -34,6 +34,9 @@ pub(super) enum Hold {
     /// The server carries no cluster identity and has no node here: it may be another
     /// installation's.
     UnknownCluster,
+    /// Several runners carry the name of one of its runner pods and none is known to be the
+    /// pod's: whether its own runner is idle cannot be told.
+    UnclearRunner,
 }
 
 impl Hold {
@@ -58,6 +61,9 @@ impl Hold {
             }
             Self::UnknownCluster => {
                 "held: the server names no cluster and has no node here; it may be another installation's"
+            }
+            Self::UnclearRunner => {
+                "held: several runners carry a runner pod's name and none is known to be its own (see the warnings)"
             }
         }
     }
@@ -138,6 +144,7 @@ impl Evidence {
             && unplaced.idle.is_empty()
             && !any_mass
             && !machines.iter().any(strangers)
+            && !machines.iter().any(|m| m.unclear_pods > 0)
         {
             // The common case: the lists agree, and nothing is held.
             return Self {
@@ -165,6 +172,9 @@ impl Evidence {
             let a = &mut applies[i];
             if strangers(m) {
                 a.push(Hold::UnknownCluster);
+            }
+            if m.unclear_pods > 0 {
+                a.push(Hold::UnclearRunner);
             }
             // Our own teardown leaves absences behind: past the point of no return (runners
             // deleted, node cordoned in the same step) a pod without a runner is ours, and past

@@ -49,6 +49,15 @@ impl Decision<'_> {
         let outcome = self.classified(m, class, acc, out, idle_candidates, index, &base);
         if touchable {
             self.retire_join_token(m, out);
+            if let (Some(node), Some(runners)) = (m.node, &m.record_runners) {
+                out.push(
+                    Action::RecordRunners {
+                        node: node.name.clone(),
+                        runners: runners.clone(),
+                    },
+                    "recording which runner each runner pod registered as",
+                );
+            }
         }
         outcome
     }

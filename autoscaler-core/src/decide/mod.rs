@@ -172,6 +172,46 @@ impl<'a> Decision<'a> {
                 ),
             );
         }
+        for n in &inv.namesakes {
+            let ids: Vec<String> = n
+                .runners
+                .iter()
+                .take(5)
+                .map(|r| {
+                    let mark = if Some(r.id) == n.ours {
+                        ", the pod's"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "id {}{}{mark}",
+                        r.id,
+                        if r.online { "" } else { " offline" }
+                    )
+                })
+                .collect();
+            let what = match n.ours {
+                Some(id) => format!(
+                    "runner {id} is the pod's own (recorded on the node); the others are never \
+                     counted, disabled or deleted, and their jobs do not keep the machine. Delete \
+                     them in Gitea if they are stale"
+                ),
+                None => "none is known to be the pod's, so none counts as capacity, none is ever \
+                         deleted, and a job on one not recorded as foreign keeps the machine. \
+                         Delete the foreign one in Gitea"
+                    .to_owned(),
+            };
+            self.warn(
+                WarningKind::NamesakeRunners,
+                format!(
+                    "{} runner(s) carry the name of runner pod {} on {} ({}): {what}",
+                    n.runners.len(),
+                    n.pod,
+                    n.machine,
+                    ids.join(", "),
+                ),
+            );
+        }
         if !self.snapshot.forge.can_disable_runners {
             self.warn(
                 WarningKind::WeakTeardownOrder,

@@ -77,6 +77,10 @@ pub(crate) struct Machine<'a> {
     pub(crate) jobs: u32,
     /// Of those, jobs expected to end within the pool's `reuse_within`.
     pub(crate) ending_soon: u32,
+    /// The node's `runners` annotation should read this (a pod's runner was bound anew).
+    pub(crate) record_runners: Option<String>,
+    /// Runner pods on it with several runners of their name and none known to be theirs.
+    pub(crate) unclear_pods: u32,
 }
 
 impl Machine<'_> {
@@ -142,6 +146,19 @@ pub(crate) struct Unplaced<'a> {
     pub(crate) idle: Vec<&'a Runner>,
 }
 
+/// Runners that share a runner pod's name.
+#[derive(Debug, Clone)]
+pub(crate) struct Namesake<'a> {
+    /// The machine the pod is on.
+    pub(crate) machine: &'a str,
+    /// The pod.
+    pub(crate) pod: &'a str,
+    /// Every runner of that name, sorted by id.
+    pub(crate) runners: SmallVec<[&'a Runner; 2]>,
+    /// The pod's own registration, when known (recorded on the node, or the only one there was).
+    pub(crate) ours: Option<u64>,
+}
+
 /// The correlated snapshot.
 #[derive(Debug)]
 pub(crate) struct Inventory<'a> {
@@ -157,6 +174,8 @@ pub(crate) struct Inventory<'a> {
     /// Servers with our ownership label but another cluster's identity: another installation
     /// of the same name shares the Hetzner project. Never touched. Sorted by id.
     pub(crate) foreign: Vec<&'a Server>,
+    /// Runner pods whose name several runners carry, sorted by machine and pod.
+    pub(crate) namesakes: Vec<Namesake<'a>>,
 }
 
 pub(crate) fn count<T>(it: impl Iterator<Item = T>) -> u32 {
@@ -258,6 +277,8 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             runners: SmallVec::new(),
             jobs: 0,
             ending_soon: 0,
+            record_runners: None,
+            unclear_pods: 0,
         });
     }
 
@@ -336,31 +357,141 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
     queued.sort_unstable_by_key(|j| j.id);
 
     let mut machine_of_runner: Vec<Option<usize>> = vec![None; runners.items.len()];
+    // Runners known to be another's namesake of one of our pods: their jobs are elsewhere.
+    let mut namesake_of_ours: Vec<bool> = vec![false; runners.items.len()];
     let mut homeless: Vec<usize> = Vec::new();
     let mut unmanaged_free = Vec::new();
+    // Runners named after a pod on one of our machines, per pod, in runner-id order.
+    let mut on_machines: Vec<(&'a str, usize, SmallVec<[usize; 2]>)> = Vec::new();
+    let mut slot_of_pod: rustc_hash::FxHashMap<&'a str, usize> = rustc_hash::FxHashMap::default();
     for (k, runner) in runners.items.iter().enumerate() {
-        let busy = busy_ids.contains(&runner.id)
-            || (!busy_names.is_empty() && busy_names.contains(runner.name.as_str()));
         let home = home_of_pod(runner.name.as_str());
         if let Some(Home::Machine(i)) = home {
-            machines[i].runners.push(MachineRunner { runner, busy });
-            machine_of_runner[k] = Some(i);
+            let slot = *slot_of_pod.entry(runner.name.as_str()).or_insert_with(|| {
+                on_machines.push((runner.name.as_str(), i, SmallVec::new()));
+                on_machines.len() - 1
+            });
+            on_machines[slot].2.push(k);
             continue;
         }
         if home.is_none() {
             homeless.push(k);
         }
+        let busy = busy_ids.contains(&runner.id)
+            || (!busy_names.is_empty() && busy_names.contains(runner.name.as_str()));
         if runner.online && !runner.disabled && !busy {
             unmanaged_free.push(UnmanagedRunner { runner });
         }
     }
+    // Which of a pod's namesakes is the pod's own: the id recorded on its node, else the only
+    // runner of that name. When the recorded one is gone from a complete list (the pod
+    // registered again), the one runner of the name that was never seen beside it takes its
+    // place; runners recorded as foreign never do, so our own teardown deleting our runner
+    // never hands the machine to a namesake.
+    let complete_runners = snapshot.runners.is_complete();
+    let mut namesakes: Vec<Namesake<'a>> = Vec::new();
+    let mut bindings: Vec<Vec<keys::RunnerBinding<'a>>> = vec![Vec::new(); machines.len()];
+    let mut changed: Vec<bool> = vec![false; machines.len()];
+    for (pod, i, ks) in &on_machines {
+        let recorded = machines[*i]
+            .node
+            .and_then(|n| n.annotations.get(keys::RUNNERS))
+            .and_then(|v| keys::recorded_runner(v, pod));
+        let id_of = |k: usize| runners.items[k].id;
+        let ours = match &recorded {
+            Some(r) => ks
+                .iter()
+                .copied()
+                .find(|&k| id_of(k) == r.ours)
+                .or_else(|| {
+                    let mut fresh = ks
+                        .iter()
+                        .copied()
+                        .filter(|&k| !r.foreign.contains(&id_of(k)));
+                    match (fresh.next(), fresh.next()) {
+                        (Some(k), None)
+                            if complete_runners && !runners.index.contains_key(&r.ours) =>
+                        {
+                            Some(k)
+                        }
+                        _ => None,
+                    }
+                }),
+            None => (ks.len() == 1).then(|| ks[0]),
+        };
+        let known_foreign = |k: usize| {
+            recorded
+                .as_ref()
+                .is_some_and(|r| r.foreign.contains(&id_of(k)))
+        };
+        let mut unclear = false;
+        for &k in ks {
+            let runner = runners.items[k];
+            match ours {
+                Some(o) if o != k => namesake_of_ours[k] = true,
+                Some(_) => {
+                    let busy = busy_ids.contains(&runner.id)
+                        || (!busy_names.is_empty() && busy_names.contains(runner.name.as_str()));
+                    machines[*i].runners.push(MachineRunner { runner, busy });
+                    machine_of_runner[k] = Some(*i);
+                }
+                // Known to be another's: it is not on this machine.
+                None if known_foreign(k) => namesake_of_ours[k] = true,
+                // Unclear which is the pod's: none counts as capacity, and a job on any of
+                // them stays on this machine.
+                None => {
+                    machine_of_runner[k] = Some(*i);
+                    unclear = true;
+                }
+            }
+        }
+        if unclear {
+            machines[*i].unclear_pods = machines[*i].unclear_pods.saturating_add(1);
+        }
+        if ks.len() > 1 || ours.is_none() {
+            let mut rs: SmallVec<[&'a Runner; 2]> = ks.iter().map(|&k| runners.items[k]).collect();
+            rs.sort_unstable_by_key(|r| r.id);
+            namesakes.push(Namesake {
+                machine: machines[*i].name,
+                pod,
+                runners: rs,
+                ours: ours.map(id_of),
+            });
+        }
+        if let Some(o) = ours {
+            let mut foreign: Vec<u64> = ks
+                .iter()
+                .map(|&k| id_of(k))
+                .filter(|&id| id != id_of(o))
+                .collect();
+            foreign.sort_unstable();
+            foreign.truncate(keys::MAX_REMEMBERED_NAMESAKES);
+            let binding = keys::RunnerBinding {
+                pod,
+                ours: id_of(o),
+                foreign,
+            };
+            changed[*i] |= recorded.as_ref() != Some(&binding);
+            bindings[*i].push(binding);
+        } else if let Some(r) = recorded {
+            // Nothing to learn while it is unclear: what was known stays written.
+            bindings[*i].push(r);
+        }
+    }
+    namesakes.sort_unstable_by(|a, b| (a.machine, a.pod).cmp(&(b.machine, b.pod)));
     for m in &mut machines {
         m.runners.sort_unstable_by_key(|r| r.runner.id);
+    }
+    for ((m, mut bound), changed) in machines.iter_mut().zip(bindings).zip(changed) {
+        if changed && complete_runners && m.node_owned {
+            m.record_runners = Some(keys::runners_value(&mut bound));
+        }
     }
 
     let mut unseen: Vec<UnseenWork<'a>> = Vec::new();
     for (job, runner) in running {
         let machine = match runner {
+            Some(k) if namesake_of_ours[k] => Some(Home::Elsewhere),
             Some(k) => machine_of_runner[k].map(Home::Machine).or_else(|| {
                 // A runner with a pod elsewhere is not ours; one with no pod may be.
                 home_of_pod(runners.items[k].name.as_str())
@@ -416,6 +547,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
         duplicates,
         unplaced,
         foreign,
+        namesakes,
     }
 }
 

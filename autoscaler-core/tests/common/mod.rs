@@ -138,7 +138,8 @@ impl World {
         let server = self.server(name).expect("server exists").clone();
         let pool = server.labels.get(keys::POOL).cloned().unwrap_or_default();
         let config = self.pool(&pool);
-        items_mut(&mut self.truth.nodes).push(synthetic::node(INSTALLATION, &pool, name, at));
+        let mut node = synthetic::node(INSTALLATION, &pool, name, at);
+        let mut bound = Vec::new();
         for k in 0..config.runners_per_node {
             let pod_name = format!("{name}-runner-{k}");
             items_mut(&mut self.truth.pods).push(synthetic::pod(&pod_name, name));
@@ -148,7 +149,20 @@ impl World {
                 &pod_name,
                 &config.labels,
             ));
+            bound.push((pod_name, id));
         }
+        // As the first tick after the join records it: which runner each pod registered as.
+        let mut bindings: Vec<keys::RunnerBinding<'_>> = bound
+            .iter()
+            .map(|(pod, id)| keys::RunnerBinding {
+                pod,
+                ours: *id,
+                foreign: Vec::new(),
+            })
+            .collect();
+        node.annotations
+            .insert(keys::RUNNERS.into(), keys::runners_value(&mut bindings));
+        items_mut(&mut self.truth.nodes).push(node);
     }
 
     /// Joins every server that has been up for `boot` and has no node yet.
@@ -377,6 +391,7 @@ impl World {
                     }
                 }
                 Action::MarkIdle { node, .. }
+                | Action::RecordRunners { node, .. }
                 | Action::ClearIdle { node }
                 | Action::MarkServerMissing { node, .. }
                 | Action::ClearServerMissing { node } => {
