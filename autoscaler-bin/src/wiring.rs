@@ -55,6 +55,18 @@ pub(crate) async fn connect(s: &Settings) -> Result<Wired, Failure> {
             .await
             .map_err(|e| Failure::Service(format!("cannot find the K3s server URL: {e}")))?,
     };
+    if s.k3s.join.static_token().is_none()
+        && let Err(e) = cluster.cluster_ca_hash().await
+    {
+        // Fail-static: the daemon still tears down and reports; only creates fail, each
+        // naming the cause, until the rights are there.
+        tracing::warn!(
+            error = %e,
+            "per-server join tokens (JOIN_TOKENS=per-server) need the cluster CA and the right to \
+             create bootstrap tokens: apply deploy/join-tokens.yaml (or the chart's), or set \
+             JOIN_TOKENS=static with CLUSTER_SECRET; until then no server can be created"
+        );
+    }
     let static_token = s.k3s.join.static_token().map(|t| t.value.clone());
     let mut join = K3sJoin::new(server_url, static_token, version);
     join.agent_args = s.k3s.agent_args.clone();

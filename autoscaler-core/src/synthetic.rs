@@ -175,11 +175,19 @@ impl Fleet {
                 node.annotations
                     .insert(keys::IDLE_SINCE.into(), since.to_string());
             }
+            let mut bound = String::new();
             for k in 0..rpn {
                 let pod_name = format!("runner-{i:06}-{k}");
+                let runner_id = (i * rpn + k + 1) as u64;
                 pods.push(pod(&pod_name, &name));
-                runners.push(runner((i * rpn + k + 1) as u64, &pod_name, &self.labels));
+                runners.push(runner(runner_id, &pod_name, &self.labels));
+                // Which runner each pod registered as, as the core recorded it after the join.
+                if k > 0 {
+                    bound.push(',');
+                }
+                bound.push_str(&format!("{pod_name}={runner_id}"));
             }
+            node.annotations.insert(keys::RUNNERS.into(), bound);
             servers.push(server);
             nodes.push(node);
         }

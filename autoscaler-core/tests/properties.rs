@@ -675,6 +675,30 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
     #[test]
+    fn a_runner_whose_name_others_share_is_touched_only_when_recorded_as_the_pods_own(spec in world_spec()) {
+        let (policy, snapshot) = build(&spec);
+        let plan = decide(&policy, &snapshot);
+        let mut by_name: HashMap<&str, usize> = HashMap::new();
+        for r in snapshot.runners.items() {
+            *by_name.entry(r.name.as_str()).or_default() += 1;
+        }
+        let recorded: Vec<&String> = snapshot.nodes.items().iter()
+            .filter_map(|n| n.annotations.get(keys::RUNNERS))
+            .collect();
+        for a in plan.action_list() {
+            let Some(id) = a.runner_id() else { continue };
+            let Some(r) = snapshot.runners.items().iter().find(|r| r.id == id) else { continue };
+            if by_name[r.name.as_str()] > 1 {
+                let own = format!("{}={id}", r.name);
+                prop_assert!(
+                    recorded.iter().any(|v| v.split(',').any(|p| p == own || p.starts_with(&format!("{own};")))),
+                    "{a:?} touches a runner that shares its name, not recorded as the pod's"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn no_teardown_action_touches_a_busy_node_or_a_runner_with_a_job(spec in world_spec()) {
         let (policy, snapshot) = build(&spec);
         let plan = decide(&policy, &snapshot);

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const JOIN_TOKEN: &str = "K10join-secret::server:abc";
+const JOIN_TOKEN: &str = "K10join-secret::abcdef.0123456789abcdef";
 
 fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -205,6 +205,36 @@ async fn create_sends_the_documented_body_with_the_join_in_user_data() {
     assert!(
         user_data.contains("INSTALL_K3S_VERSION=v1.33.4+k3s1"),
         "{user_data}"
+    );
+}
+
+#[tokio::test]
+async fn a_servers_own_token_goes_in_its_user_data_and_its_id_on_its_labels() {
+    let (mock, fake, _) = serve(State::default()).await;
+    let mut c = config(&mock);
+    c.join.token = None; // per-server mode: no fleet-wide token
+    let client = HetznerClient::new(http(), c).unwrap();
+    let e = client
+        .create_server(&new_server("ci-linux-none"))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("no join token"), "{e}");
+    let mut new = new_server("ci-linux-own");
+    new.join_token = Some(autoscaler_core::ports::JoinToken {
+        id: "abc123".into(),
+        token: SecretString::from("K10ca::abc123.fedcba9876543210"),
+        expires: "2026-11-25T10:15:00Z".parse().unwrap(),
+    });
+    let s = client.create_server(&new).await.unwrap();
+    assert_eq!(s.labels[autoscaler_core::keys::JOIN_TOKEN], "abc123");
+    let user_data = fake.0.lock().unwrap().user_data[&s.id].clone();
+    assert_eq!(
+        autoscaler_fakes::world::join_token_in(&user_data).as_deref(),
+        Some("K10ca::abc123.fedcba9876543210")
+    );
+    assert!(
+        user_data.contains("169.254.169.254"),
+        "the metadata firewall"
     );
 }
 
