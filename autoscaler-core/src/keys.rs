@@ -75,23 +75,65 @@ pub fn runners_value(bindings: &mut [RunnerBinding<'_>]) -> String {
     out
 }
 
+/// A pod's binding as read from the annotation, without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Recorded<'v, 'p> {
+    pub(crate) pod: &'p str,
+    pub(crate) ours: u64,
+    /// `;`-separated foreign ids, all readable.
+    foreign: &'v str,
+}
+
+impl Recorded<'_, '_> {
+    pub(crate) fn is_foreign(&self, id: u64) -> bool {
+        self.ids().any(|f| f == id)
+    }
+
+    pub(crate) fn foreign_count(&self) -> usize {
+        self.ids().count()
+    }
+
+    fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.foreign
+            .split(';')
+            .filter(|f| !f.is_empty())
+            .filter_map(|f| f.parse().ok())
+    }
+
+    pub(crate) fn to_binding<'p2>(self) -> RunnerBinding<'p2>
+    where
+        Self: 'p2,
+    {
+        let mut foreign: Vec<u64> = self.ids().collect();
+        foreign.sort_unstable();
+        RunnerBinding {
+            pod: self.pod,
+            ours: self.ours,
+            foreign,
+        }
+    }
+}
+
 /// The binding recorded for `pod` in a `runners` annotation; `None` when it holds none or it
-/// cannot be read (then the binding is learned again).
-pub(crate) fn recorded_runner<'a>(value: &str, pod: &'a str) -> Option<RunnerBinding<'a>> {
-    value.split(',').find_map(|pair| {
-        let (name, ids) = pair.split_once('=')?;
-        if name != pod {
+/// cannot be read (then the binding is learned again). Read once per runner pod per decision,
+/// so it scans bytes instead of splitting.
+pub(crate) fn recorded_runner<'v, 'p>(value: &'v str, pod: &'p str) -> Option<Recorded<'v, 'p>> {
+    let mut rest = value;
+    loop {
+        let end = rest.bytes().position(|b| b == b',').unwrap_or(rest.len());
+        let entry = &rest[..end];
+        if let Some(ids) = entry.strip_prefix(pod).and_then(|e| e.strip_prefix('=')) {
+            let cut = ids.bytes().position(|b| b == b';');
+            let (ours, foreign) = cut.map_or((ids, ""), |c| (&ids[..c], &ids[c + 1..]));
+            let ours = ours.parse().ok()?;
+            let readable = foreign.bytes().all(|b| b.is_ascii_digit() || b == b';');
+            return readable.then_some(Recorded { pod, ours, foreign });
+        }
+        if end == rest.len() {
             return None;
         }
-        let mut ids = ids.split(';').map(|id| id.parse::<u64>().ok());
-        let ours = ids.next()??;
-        let foreign: Option<Vec<u64>> = ids.collect();
-        Some(RunnerBinding {
-            pod,
-            ours,
-            foreign: foreign?,
-        })
-    })
+        rest = &rest[end + 1..];
+    }
 }
 
 /// How long a server's join token outlives its provisioning timeout: room for clock skew between
@@ -151,10 +193,12 @@ pub(crate) struct ServerMarks {
 
 /// What the core wrote on a node's annotations.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct NodeMarks {
+pub(crate) struct NodeMarks<'a> {
     pub(crate) idle_since: Stored,
     pub(crate) drained: Stored,
     pub(crate) server_missing: Stored,
+    /// The `runners` annotation, read when a pod's binding is needed.
+    pub(crate) runners: Option<&'a str>,
 }
 
 /// Reads a server's labels in one pass.
@@ -178,7 +222,7 @@ pub(crate) fn server_marks(labels: &BTreeMap<String, String>) -> (Identity<'_>, 
 pub(crate) fn node_marks<'a>(
     labels: &'a BTreeMap<String, String>,
     annotations: &'a BTreeMap<String, String>,
-) -> (Identity<'a>, NodeMarks) {
+) -> (Identity<'a>, NodeMarks<'a>) {
     let (mut id, mut m) = (Identity::default(), NodeMarks::default());
     for (k, v) in labels {
         match k.as_str() {
@@ -192,6 +236,7 @@ pub(crate) fn node_marks<'a>(
             IDLE_SINCE => m.idle_since = rfc3339(v),
             DRAINED => m.drained = rfc3339(v),
             SERVER_MISSING => m.server_missing = rfc3339(v),
+            RUNNERS => m.runners = Some(v),
             _ => {}
         }
     }
@@ -259,8 +304,14 @@ mod tests {
         };
         let v = runners_value(&mut [b("pod-b", 7, &[]), b("pod-a", 12, &[3, 40])]);
         assert_eq!(v, "pod-a=12;3;40,pod-b=7");
-        assert_eq!(recorded_runner(&v, "pod-a"), Some(b("pod-a", 12, &[3, 40])));
-        assert_eq!(recorded_runner(&v, "pod-b"), Some(b("pod-b", 7, &[])));
+        let a = recorded_runner(&v, "pod-a").unwrap();
+        assert_eq!((a.ours, a.foreign_count()), (12, 2));
+        assert!(a.is_foreign(40) && !a.is_foreign(12));
+        assert_eq!(a.to_binding(), b("pod-a", 12, &[3, 40]));
+        assert_eq!(
+            recorded_runner(&v, "pod-b").unwrap().to_binding(),
+            b("pod-b", 7, &[])
+        );
         assert_eq!(recorded_runner(&v, "pod"), None);
         assert_eq!(recorded_runner("pod-a=x,,=", "pod-a"), None);
         assert_eq!(recorded_runner("pod-a=1;x", "pod-a"), None);

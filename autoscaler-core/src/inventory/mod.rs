@@ -68,7 +68,7 @@ pub(crate) struct Machine<'a> {
     /// What the core wrote on the server (all absent without a server).
     pub(crate) server_marks: ServerMarks,
     /// What the core wrote on the node (all absent without a node).
-    pub(crate) node_marks: NodeMarks,
+    pub(crate) node_marks: NodeMarks<'a>,
     /// Runner pods bound to the node (owned nodes only). A node holds a few, stored inline.
     pub(crate) pods: SmallVec<[&'a RunnerPod; 2]>,
     /// Runners registered under those pods' names, sorted by id.
@@ -204,7 +204,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
     if nodes.repeats {
         note(&mut duplicates, "nodes");
     }
-    let node_marks: Vec<(Identity<'a>, NodeMarks)> = nodes
+    let node_marks: Vec<(Identity<'a>, NodeMarks<'a>)> = nodes
         .items
         .iter()
         .map(|n| keys::node_marks(&n.labels, &n.annotations))
@@ -361,17 +361,25 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
     let mut namesake_of_ours: Vec<bool> = vec![false; runners.items.len()];
     let mut homeless: Vec<usize> = Vec::new();
     let mut unmanaged_free = Vec::new();
-    // Runners named after a pod on one of our machines, per pod, in runner-id order.
-    let mut on_machines: Vec<(&'a str, usize, SmallVec<[usize; 2]>)> = Vec::new();
-    let mut slot_of_pod: rustc_hash::FxHashMap<&'a str, usize> = rustc_hash::FxHashMap::default();
+    // Runners named after a pod on one of our machines, by the pod's index (no second hash):
+    // the first in `first_of_pod` (runner index + 1), any more in `more_of_pod`, which stays
+    // empty unless names repeat. `on_machines` lists those pods in first-seen order.
+    let mut first_of_pod: Vec<u32> = Vec::new();
+    let mut more_of_pod: Vec<(usize, usize)> = Vec::new();
+    let mut on_machines: Vec<(usize, usize)> = Vec::new();
     for (k, runner) in runners.items.iter().enumerate() {
-        let home = home_of_pod(runner.name.as_str());
-        if let Some(Home::Machine(i)) = home {
-            let slot = *slot_of_pod.entry(runner.name.as_str()).or_insert_with(|| {
-                on_machines.push((runner.name.as_str(), i, SmallVec::new()));
-                on_machines.len() - 1
-            });
-            on_machines[slot].2.push(k);
+        let slot = pods.index.get(runner.name.as_str()).copied();
+        let home = slot.map(|p| homes[p]);
+        if let (Some(p), Some(Home::Machine(i))) = (slot, home) {
+            if first_of_pod.is_empty() {
+                first_of_pod = vec![0; pods.items.len()];
+            }
+            if first_of_pod[p] == 0 {
+                first_of_pod[p] = u32::try_from(k + 1).unwrap_or(u32::MAX);
+                on_machines.push((p, i));
+            } else {
+                more_of_pod.push((p, k));
+            }
             continue;
         }
         if home.is_none() {
@@ -383,6 +391,26 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             unmanaged_free.push(UnmanagedRunner { runner });
         }
     }
+    more_of_pod.sort_unstable();
+    // Every runner named after pod `p`, in runner order.
+    let of_pod = |p: usize| -> SmallVec<[usize; 2]> {
+        let mut ks: SmallVec<[usize; 2]> = SmallVec::new();
+        if let Some(&first) = first_of_pod.get(p)
+            && first > 0
+        {
+            ks.push(first as usize - 1);
+        }
+        if !more_of_pod.is_empty() {
+            let from = more_of_pod.partition_point(|&(q, _)| q < p);
+            ks.extend(
+                more_of_pod[from..]
+                    .iter()
+                    .take_while(|&&(q, _)| q == p)
+                    .map(|&(_, k)| k),
+            );
+        }
+        ks
+    };
     // Which of a pod's namesakes is the pod's own: the id recorded on its node, else the only
     // runner of that name. When the recorded one is gone from a complete list (the pod
     // registered again), the one runner of the name that was never seen beside it takes its
@@ -390,24 +418,25 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
     // never hands the machine to a namesake.
     let complete_runners = snapshot.runners.is_complete();
     let mut namesakes: Vec<Namesake<'a>> = Vec::new();
-    let mut bindings: Vec<Vec<keys::RunnerBinding<'a>>> = vec![Vec::new(); machines.len()];
     let mut changed: Vec<bool> = vec![false; machines.len()];
-    for (pod, i, ks) in &on_machines {
-        let recorded = machines[*i]
-            .node
-            .and_then(|n| n.annotations.get(keys::RUNNERS))
+    // The pod's own runner per listed pod, for rewriting a changed record.
+    let mut own_of_pod: Vec<Option<usize>> = Vec::new();
+    for &(p, i) in &on_machines {
+        let pod = pods.items[p].name.as_str();
+        let ks = &of_pod(p);
+        let recorded = machines[i]
+            .node_marks
+            .runners
             .and_then(|v| keys::recorded_runner(v, pod));
         let id_of = |k: usize| runners.items[k].id;
+        let known_foreign = |k: usize| recorded.as_ref().is_some_and(|r| r.is_foreign(id_of(k)));
         let ours = match &recorded {
             Some(r) => ks
                 .iter()
                 .copied()
                 .find(|&k| id_of(k) == r.ours)
                 .or_else(|| {
-                    let mut fresh = ks
-                        .iter()
-                        .copied()
-                        .filter(|&k| !r.foreign.contains(&id_of(k)));
+                    let mut fresh = ks.iter().copied().filter(|&k| !known_foreign(k));
                     match (fresh.next(), fresh.next()) {
                         (Some(k), None)
                             if complete_runners && !runners.index.contains_key(&r.ours) =>
@@ -419,11 +448,6 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
                 }),
             None => (ks.len() == 1).then(|| ks[0]),
         };
-        let known_foreign = |k: usize| {
-            recorded
-                .as_ref()
-                .is_some_and(|r| r.foreign.contains(&id_of(k)))
-        };
         let mut unclear = false;
         for &k in ks {
             let runner = runners.items[k];
@@ -432,59 +456,90 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
                 Some(_) => {
                     let busy = busy_ids.contains(&runner.id)
                         || (!busy_names.is_empty() && busy_names.contains(runner.name.as_str()));
-                    machines[*i].runners.push(MachineRunner { runner, busy });
-                    machine_of_runner[k] = Some(*i);
+                    machines[i].runners.push(MachineRunner { runner, busy });
+                    machine_of_runner[k] = Some(i);
                 }
                 // Known to be another's: it is not on this machine.
                 None if known_foreign(k) => namesake_of_ours[k] = true,
                 // Unclear which is the pod's: none counts as capacity, and a job on any of
                 // them stays on this machine.
                 None => {
-                    machine_of_runner[k] = Some(*i);
+                    machine_of_runner[k] = Some(i);
                     unclear = true;
                 }
             }
         }
         if unclear {
-            machines[*i].unclear_pods = machines[*i].unclear_pods.saturating_add(1);
+            machines[i].unclear_pods = machines[i].unclear_pods.saturating_add(1);
+        }
+        if let Some(o) = ours {
+            // The record changes when the pod's own runner or its set of namesakes does.
+            let same = recorded.as_ref().is_some_and(|r| {
+                r.ours == id_of(o)
+                    && r.foreign_count() == (ks.len() - 1).min(keys::MAX_REMEMBERED_NAMESAKES)
+                    && ks.iter().all(|&k| k == o || r.is_foreign(id_of(k)))
+            });
+            if !same {
+                changed[i] = true;
+                if own_of_pod.is_empty() {
+                    own_of_pod = vec![None; pods.items.len()];
+                }
+            }
+        }
+        if !own_of_pod.is_empty() {
+            own_of_pod[p] = ours;
         }
         if ks.len() > 1 || ours.is_none() {
             let mut rs: SmallVec<[&'a Runner; 2]> = ks.iter().map(|&k| runners.items[k]).collect();
             rs.sort_unstable_by_key(|r| r.id);
             namesakes.push(Namesake {
-                machine: machines[*i].name,
+                machine: machines[i].name,
                 pod,
                 runners: rs,
                 ours: ours.map(id_of),
             });
-        }
-        if let Some(o) = ours {
-            let mut foreign: Vec<u64> = ks
-                .iter()
-                .map(|&k| id_of(k))
-                .filter(|&id| id != id_of(o))
-                .collect();
-            foreign.sort_unstable();
-            foreign.truncate(keys::MAX_REMEMBERED_NAMESAKES);
-            let binding = keys::RunnerBinding {
-                pod,
-                ours: id_of(o),
-                foreign,
-            };
-            changed[*i] |= recorded.as_ref() != Some(&binding);
-            bindings[*i].push(binding);
-        } else if let Some(r) = recorded {
-            // Nothing to learn while it is unclear: what was known stays written.
-            bindings[*i].push(r);
         }
     }
     namesakes.sort_unstable_by(|a, b| (a.machine, a.pod).cmp(&(b.machine, b.pod)));
     for m in &mut machines {
         m.runners.sort_unstable_by_key(|r| r.runner.id);
     }
-    for ((m, mut bound), changed) in machines.iter_mut().zip(bindings).zip(changed) {
-        if changed && complete_runners && m.node_owned {
-            m.record_runners = Some(keys::runners_value(&mut bound));
+    // Rewrite the record of machines whose bindings changed, from every listed pod on them;
+    // what is recorded for a pod whose binding is unclear stays as it was.
+    if complete_runners && changed.iter().any(|&c| c) {
+        let mut bindings: Vec<Vec<keys::RunnerBinding<'a>>> = vec![Vec::new(); machines.len()];
+        for &(p, i) in &on_machines {
+            if !changed[i] {
+                continue;
+            }
+            let pod = pods.items[p].name.as_str();
+            let binding = match own_of_pod.get(p).copied().flatten() {
+                Some(o) => {
+                    let mut foreign: Vec<u64> = of_pod(p)
+                        .iter()
+                        .filter(|&&k| k != o)
+                        .map(|&k| runners.items[k].id)
+                        .collect();
+                    foreign.sort_unstable();
+                    foreign.truncate(keys::MAX_REMEMBERED_NAMESAKES);
+                    Some(keys::RunnerBinding {
+                        pod,
+                        ours: runners.items[o].id,
+                        foreign,
+                    })
+                }
+                None => machines[i]
+                    .node_marks
+                    .runners
+                    .and_then(|v| keys::recorded_runner(v, pod))
+                    .map(|r| r.to_binding()),
+            };
+            bindings[i].extend(binding);
+        }
+        for ((m, mut bound), changed) in machines.iter_mut().zip(bindings).zip(&changed) {
+            if *changed && m.node_owned {
+                m.record_runners = Some(keys::runners_value(&mut bound));
+            }
         }
     }
 
