@@ -207,11 +207,7 @@ pub fn check_token(token: &str) -> Result<(), String> {
     if token.is_empty() {
         return Err("the cluster join token is empty".to_owned());
     }
-    let credentials = token
-        .strip_prefix("K10")
-        .and_then(|rest| rest.split_once("::"))
-        .map_or(token, |(_, c)| c);
-    if credentials.starts_with("server:") {
+    if credentials(token).starts_with("server:") {
         return Err(
             "the cluster join token is a K3s server token (K10…::server:…), which joins servers \
              and hands out the control plane; use per-server tokens (the default), or a bootstrap \
@@ -220,6 +216,15 @@ pub fn check_token(token: &str) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// What follows the CA hash of a secure token (`K10<hash>::<credentials>`), else the whole token.
+fn credentials(token: &str) -> &str {
+    let token = token.trim();
+    token
+        .strip_prefix("K10")
+        .and_then(|rest| rest.split_once("::"))
+        .map_or(token, |(_, c)| c)
 }
 
 /// Whether a join token is a bootstrap token (`[K10<hash>::]<id>.<secret>`).
