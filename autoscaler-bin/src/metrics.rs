@@ -532,7 +532,7 @@ mod tests {
             snapshot,
             plan,
             read_errors: vec![],
-            follow_up: false,
+            next_decision: None,
             seconds: 0.3,
         }
     }

@@ -32,6 +32,14 @@ pub struct Plan {
     pub unservable: Vec<UnservableJob>,
     /// Things a person should know: missing data, held actions, configuration limits reached.
     pub warnings: Vec<Warning>,
+    /// The plan wants another decision at this instant, sooner than a shell's regular poll
+    /// may come: a teardown moves one step per decision (continue at once), and a mark that a
+    /// later snapshot must confirm is due after the confirmation delay. A shell decides again at
+    /// the earlier of this and its poll, and only when every action went through: a failed call
+    /// waits for the next poll. Absent when nothing is due early (also in plans from before this
+    /// field, which stay version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_decision: Option<Timestamp>,
 }
 
 impl Plan {
@@ -230,6 +238,35 @@ impl Action {
                 | Self::MarkServerMissing { .. }
                 | Self::DeleteServer { .. }
         )
+    }
+
+    /// When the decision after this action is due: `Some(now)` for a teardown step the next
+    /// decision continues, `Some(now + confirm)` for a mark a later snapshot must confirm, `None`
+    /// when nothing waits on it.
+    pub fn continues_at(&self, now: Timestamp, confirm: jiff::SignedDuration) -> Option<Timestamp> {
+        match self {
+            Self::BeginTeardown { .. }
+            | Self::DisableRunner { .. }
+            | Self::DeleteRunner { .. }
+            | Self::Cordon { .. }
+            | Self::Drain { .. }
+            | Self::DeleteNode { .. } => Some(now),
+            Self::MarkNodeMissing { .. } | Self::MarkServerMissing { .. } => {
+                Some(crate::time::add(now, confirm))
+            }
+            Self::CreateServer { .. }
+            | Self::RecordCluster { .. }
+            | Self::RetireJoinToken { .. }
+            | Self::RecordJoined { .. }
+            | Self::MarkIdle { .. }
+            | Self::RecordRunners { .. }
+            | Self::ClearIdle { .. }
+            | Self::AbortTeardown { .. }
+            | Self::EnableRunner { .. }
+            | Self::ClearNodeMissing { .. }
+            | Self::ClearServerMissing { .. }
+            | Self::DeleteServer { .. } => None,
+        }
     }
 
     /// Actions that rewrite the server's labels. A Hetzner label update replaces the whole set,

@@ -675,6 +675,21 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
     #[test]
+    fn the_next_decision_is_never_in_the_past_and_only_for_actions_that_wait_on_it(spec in world_spec()) {
+        let (policy, snapshot) = build(&spec);
+        let plan = decide(&policy, &snapshot);
+        let confirm = policy.config().node_missing_confirm;
+        let due: Option<Timestamp> = plan
+            .action_list()
+            .filter_map(|a| a.continues_at(snapshot.now, confirm))
+            .min();
+        prop_assert_eq!(plan.next_decision, due);
+        if let Some(t) = plan.next_decision {
+            prop_assert!(t >= snapshot.now);
+        }
+    }
+
+    #[test]
     fn a_runner_whose_name_others_share_is_touched_only_when_recorded_as_the_pods_own(spec in world_spec()) {
         let (policy, snapshot) = build(&spec);
         let plan = decide(&policy, &snapshot);

@@ -878,3 +878,35 @@ fn a_snapshot_without_a_source_treats_it_as_unavailable() {
     .expect("parses");
     assert!(!s.servers.is_complete());
 }
+
+#[test]
+fn the_plan_says_when_it_wants_the_next_decision() {
+    // Nothing due early: no instant.
+    assert_eq!(one_idle(20, 10).decide().next_decision, None);
+    // A teardown step: the next decision continues it at once.
+    let mut w = one_idle(57, 10);
+    let plan = w.step();
+    assert!(
+        kinds(&plan).contains(&"begin_teardown"),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert_eq!(plan.next_decision, Some(w.now()));
+    // A mark that a later snapshot must confirm: due after the confirmation delay.
+    w = default_world();
+    w.apply(&[create("m1")]);
+    w.advance(mins(11));
+    let plan = w.decide();
+    assert!(
+        kinds(&plan).contains(&"mark_node_missing"),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert_eq!(
+        plan.next_decision,
+        Some(w.now() + w.policy.config().node_missing_confirm)
+    );
+    // The JSON form leaves it out when absent, and older plans without it still read.
+    let json = serde_json::to_value(one_idle(20, 10).decide()).unwrap();
+    assert!(json.get("next_decision").is_none());
+}

@@ -160,10 +160,11 @@ pub fn replay(
             world.apply(a);
         }
         world.assign();
-        // A teardown moves one step per decision: decide again right away rather than a poll
-        // interval later, so it finishes well inside the paid period.
-        if fast && actions.iter().any(is_step) {
-            let follow = now + webhook_delay;
+        // The plan says when it wants the next decision (a teardown moves one step per
+        // decision; a mark waits for its confirmation), as the daemon reads it; the simulated
+        // services never fail a call, so it always stands. No sooner than the webhook delay.
+        if fast && let Some(at) = policy.next_decision() {
+            let follow = at.as_millisecond().max(now + webhook_delay);
             webhook_at = Some(webhook_at.map_or(follow, |t| t.min(follow)));
         }
         ticks += 1;
@@ -177,21 +178,6 @@ pub fn replay(
         report: report(trace, scenario, policy, &world, ticks),
         timeline,
     })
-}
-
-/// Steps of a teardown or of a replacement that the next decision continues.
-fn is_step(a: &autoscaler_core::Action) -> bool {
-    use autoscaler_core::Action as A;
-    matches!(
-        a,
-        A::BeginTeardown { .. }
-            | A::DisableRunner { .. }
-            | A::DeleteRunner { .. }
-            | A::Cordon { .. }
-            | A::Drain { .. }
-            | A::DeleteNode { .. }
-            | A::MarkNodeMissing { .. }
-    )
 }
 
 fn ms(d: autoscaler_core::SignedDuration) -> Ms {

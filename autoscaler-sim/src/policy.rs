@@ -15,6 +15,11 @@ pub trait Autoscaler {
     /// `workflow_job` webhook reports a queued job, and right after a plan that moved a
     /// teardown a step on.
     fn event_driven(&self) -> bool;
+    /// When the last decision wanted the next one, sooner than the poll (the plan's
+    /// `next_decision`); `None` when it did not say.
+    fn next_decision(&self) -> Option<Timestamp> {
+        None
+    }
 }
 
 /// The real decision core with a configuration.
@@ -22,6 +27,7 @@ pub trait Autoscaler {
 pub struct Ours {
     policy: Policy,
     name: String,
+    next: Option<Timestamp>,
 }
 
 impl Ours {
@@ -30,6 +36,7 @@ impl Ours {
         Self {
             policy,
             name: name.into(),
+            next: None,
         }
     }
 }
@@ -40,11 +47,13 @@ impl Autoscaler for Ours {
     }
 
     fn decide(&mut self, snapshot: &Snapshot) -> Vec<Action> {
-        decide(&self.policy, snapshot)
-            .actions
-            .into_iter()
-            .map(|a| a.action)
-            .collect()
+        let plan = decide(&self.policy, snapshot);
+        self.next = plan.next_decision;
+        plan.actions.into_iter().map(|a| a.action).collect()
+    }
+
+    fn next_decision(&self) -> Option<Timestamp> {
+        self.next
     }
 
     fn keeps(&self, now: Timestamp) -> u32 {

@@ -135,11 +135,11 @@ impl Loop {
             if let Some(p) = &self.pusher {
                 p.push(&self.metrics).await;
             }
-            let wait = if report.follow_up {
-                FOLLOW_UP
-            } else {
-                self.poll
-            };
+            // The plan's early decision, no sooner than FOLLOW_UP, never later than the poll.
+            let wait = report.next_decision.map_or(self.poll, |at| {
+                let until = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
+                until.clamp(FOLLOW_UP, self.poll.max(FOLLOW_UP))
+            });
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(wait) => {}

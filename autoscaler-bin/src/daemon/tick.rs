@@ -24,8 +24,9 @@ pub(crate) struct TickReport {
     pub(crate) calls: Vec<Call>,
     /// Sources that could not be read.
     pub(crate) read_errors: Vec<ProviderError>,
-    /// A teardown step went through: decide again in a second instead of a poll interval.
-    pub(crate) follow_up: bool,
+    /// When the plan wants the next decision, sooner than the poll: honoured only when every
+    /// action went through.
+    pub(crate) next_decision: Option<Timestamp>,
     /// How long the tick took.
     pub(crate) seconds: f64,
 }
@@ -46,27 +47,19 @@ impl TickReport {
     }
 }
 
-/// Steps of a teardown that the core continues on its next decision.
-fn moves_teardown_on(a: &Action) -> bool {
-    matches!(
-        a,
-        Action::BeginTeardown { .. }
-            | Action::DisableRunner { .. }
-            | Action::DeleteRunner { .. }
-            | Action::Cordon { .. }
-            | Action::Drain { .. }
-            | Action::DeleteNode { .. }
-    )
-}
-
-/// Decide again soon only when a teardown step went through: a drain waiting for pods (or refused
-/// by a PodDisruptionBudget) or a failed call waits for the next poll, so a stuck teardown cannot
-/// turn the loop into one read of every service a second.
-fn wants_follow_up(outcomes: &[Outcome]) -> bool {
-    outcomes.iter().any(|o| {
-        moves_teardown_on(&o.action)
-            && matches!(o.result, Ok(Done::Ok | Done::Drain(DrainProgress::Drained)))
-    })
+/// The plan's `next_decision`, when every action went through: a failed call, or a drain still
+/// waiting for pods (or refused by a PodDisruptionBudget), waits for the next poll, so a stuck
+/// teardown cannot turn the loop into one read of every service a second. Which actions want
+/// an early decision is the core's to say, not this shell's.
+fn early_decision(plan: &Plan, outcomes: &[Outcome]) -> Option<Timestamp> {
+    let through = !outcomes.is_empty()
+        && outcomes.iter().all(|o| {
+            matches!(
+                o.result,
+                Ok(Done::Ok | Done::Created(_) | Done::Drain(DrainProgress::Drained))
+            )
+        });
+    plan.next_decision.filter(|_| through)
 }
 
 /// Runs one tick at `now`. Only a leading replica carries the plan out.
@@ -115,14 +108,14 @@ pub(crate) async fn tick(
     for e in &observation.errors {
         tracing::warn!(service = %e.service, kind = e.kind.as_str(), error = %e, "could not read");
     }
-    let follow_up = wants_follow_up(&outcomes);
+    let next_decision = early_decision(&plan, &outcomes);
     TickReport {
         snapshot: observation.snapshot,
         plan,
         outcomes,
         calls,
         read_errors: observation.errors,
-        follow_up,
+        next_decision,
         seconds: started.elapsed().as_secs_f64(),
     }
 }

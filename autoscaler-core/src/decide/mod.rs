@@ -310,10 +310,16 @@ impl<'a> Decision<'a> {
         }
         actions.extend(creates);
         let actions = self.fail_static(actions);
+        let confirm = self.policy.config().node_missing_confirm;
+        let next_decision = actions
+            .iter()
+            .filter_map(|a| a.action.continues_at(self.now, confirm))
+            .min();
 
         Plan {
             version: PLAN_VERSION,
             now: self.now,
+            next_decision,
             actions,
             nodes: reports,
             pools: accs.into_iter().map(pool_report).collect(),

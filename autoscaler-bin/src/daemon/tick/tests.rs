@@ -118,7 +118,7 @@ async fn a_waiting_job_creates_a_server_with_the_pools_shape() {
         "six reads, the cluster's identity (once) and one create"
     );
     assert_eq!(memory.cluster.as_deref(), Some("test-cluster"));
-    assert!(!report.follow_up);
+    assert_eq!(report.next_decision, None);
     // The identity is read once.
     let report = tick_once(&p, &config, &mut memory, false).await;
     assert!(report.calls.iter().all(|c| c.name != "cluster_identity"));
@@ -331,6 +331,7 @@ fn plan_of(actions: Vec<Action>) -> Plan {
         pools: vec![],
         unservable: vec![],
         warnings: vec![],
+        next_decision: None,
     }
 }
 
@@ -407,12 +408,6 @@ async fn a_label_write_replaces_the_labels_last_read_with_one_key_changed() {
     );
 }
 
-#[tokio::test]
-async fn a_teardown_step_asks_for_a_quick_follow_up() {
-    assert!(moves_teardown_on(&Action::Cordon { node: "n".into() }));
-    assert!(!moves_teardown_on(&Action::ClearIdle { node: "n".into() }));
-}
-
 fn outcome(action: Action, result: Result<Done, ProviderError>) -> Outcome {
     Outcome {
         call: Call {
@@ -427,23 +422,27 @@ fn outcome(action: Action, result: Result<Done, ProviderError>) -> Outcome {
 }
 
 #[test]
-fn only_a_step_that_went_through_asks_for_a_follow_up() {
+fn the_plans_early_decision_is_kept_only_when_every_action_went_through() {
     let drain = || Action::Drain { node: "n".into() };
+    let mut plan = plan_of(vec![]);
+    plan.next_decision = Some(now());
     let blocked = Done::Drain(DrainProgress::Pending {
         evicted: 0,
         blocked: vec!["ci/pod".into()],
         terminating: 0,
     });
-    assert!(wants_follow_up(&[outcome(
-        drain(),
-        Ok(Done::Drain(DrainProgress::Drained))
-    )]));
-    assert!(wants_follow_up(&[outcome(
-        Action::Cordon { node: "n".into() },
-        Ok(Done::Ok)
-    )]));
-    assert!(
-        !wants_follow_up(&[outcome(drain(), Ok(blocked))]),
+    let early = |outcomes: &[Outcome]| early_decision(&plan, outcomes);
+    assert_eq!(
+        early(&[outcome(drain(), Ok(Done::Drain(DrainProgress::Drained)))]),
+        Some(now())
+    );
+    assert_eq!(
+        early(&[outcome(Action::Cordon { node: "n".into() }, Ok(Done::Ok))]),
+        Some(now())
+    );
+    assert_eq!(
+        early(&[outcome(drain(), Ok(blocked))]),
+        None,
         "PDB-blocked: wait for the poll"
     );
     let failed = Err(ProviderError::new(
@@ -451,14 +450,21 @@ fn only_a_step_that_went_through_asks_for_a_follow_up() {
         ErrorKind::Transient,
         "x",
     ));
-    assert!(!wants_follow_up(&[outcome(
-        Action::DeleteNode { node: "n".into() },
-        failed
-    )]));
-    assert!(!wants_follow_up(&[outcome(
-        Action::ClearIdle { node: "n".into() },
-        Ok(Done::Ok)
-    )]));
+    assert_eq!(
+        early(&[
+            outcome(Action::Cordon { node: "m".into() }, Ok(Done::Ok)),
+            outcome(Action::DeleteNode { node: "n".into() }, failed)
+        ]),
+        None,
+        "a failed call waits for the poll"
+    );
+    assert_eq!(early(&[]), None, "a follower carries nothing out");
+    plan.next_decision = None;
+    assert_eq!(
+        early_decision(&plan, &[outcome(drain(), Ok(Done::Ok))]),
+        None,
+        "the core did not ask"
+    );
 }
 
 fn create_action() -> Action {
