@@ -84,7 +84,7 @@ pub(crate) struct Recorded<'v, 'p> {
     foreign: &'v str,
 }
 
-impl Recorded<'_, '_> {
+impl<'p> Recorded<'_, 'p> {
     pub(crate) fn is_foreign(&self, id: u64) -> bool {
         self.ids().any(|f| f == id)
     }
@@ -100,10 +100,7 @@ impl Recorded<'_, '_> {
             .filter_map(|f| f.parse().ok())
     }
 
-    pub(crate) fn to_binding<'p2>(self) -> RunnerBinding<'p2>
-    where
-        Self: 'p2,
-    {
+    pub(crate) fn to_binding(self) -> RunnerBinding<'p> {
         let mut foreign: Vec<u64> = self.ids().collect();
         foreign.sort_unstable();
         RunnerBinding {

@@ -178,26 +178,25 @@ pub const METADATA_ADDRESS: &str = "169.254.169.254/32";
 /// local processes other than root, each added once per boot. `raw PREROUTING` sees forwarded
 /// pod traffic before any chain K3s manages; local processes pass `OUTPUT`.
 fn metadata_firewall() -> Vec<Vec<String>> {
-    let rules = [
-        format!("-t raw PREROUTING -d {METADATA_ADDRESS} -j DROP"),
-        format!("OUTPUT -d {METADATA_ADDRESS} -m owner ! --uid-owner 0 -j REJECT"),
-    ];
-    rules
-        .iter()
-        .map(|rule| {
-            let (table, chain_rule) = match rule.strip_prefix("-t raw ") {
-                Some(rest) => ("-t raw ", rest),
-                None => ("", rule.as_str()),
-            };
-            vec![
-                "sh".to_owned(),
-                "-c".to_owned(),
-                format!(
-                    "iptables {table}-C {chain_rule} 2>/dev/null || iptables {table}-I {chain_rule}"
-                ),
-            ]
-        })
-        .collect()
+    [
+        (
+            "-t raw ",
+            format!("PREROUTING -d {METADATA_ADDRESS} -j DROP"),
+        ),
+        (
+            "",
+            format!("OUTPUT -d {METADATA_ADDRESS} -m owner ! --uid-owner 0 -j REJECT"),
+        ),
+    ]
+    .iter()
+    .map(|(table, rule)| {
+        vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            format!("iptables {table}-C {rule} 2>/dev/null || iptables {table}-I {rule}"),
+        ]
+    })
+    .collect()
 }
 
 /// A join token K3s agents may use: not empty, and not a server token (`K10…::server:…`), which
@@ -225,22 +224,6 @@ fn credentials(token: &str) -> &str {
         .strip_prefix("K10")
         .and_then(|rest| rest.split_once("::"))
         .map_or(token, |(_, c)| c)
-}
-
-/// Whether a join token is a bootstrap token (`[K10<hash>::]<id>.<secret>`).
-pub fn is_bootstrap_token(token: &str) -> bool {
-    let credentials = token
-        .trim()
-        .strip_prefix("K10")
-        .and_then(|rest| rest.split_once("::"))
-        .map_or(token.trim(), |(_, c)| c);
-    let alnum = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    };
-    credentials.split_once('.').is_some_and(|(id, secret)| {
-        id.len() == 6 && secret.len() == 16 && alnum(id) && alnum(secret)
-    })
 }
 
 fn valid_k3s_version(v: &str) -> bool {
@@ -399,10 +382,6 @@ mod tests {
         ] {
             assert!(check_token(agent).is_ok(), "{agent}");
         }
-        assert!(is_bootstrap_token("K10a1b2::abcdef.0123456789abcdef"));
-        assert!(is_bootstrap_token("abcdef.0123456789abcdef"));
-        assert!(!is_bootstrap_token("K10a1b2::node:pw"));
-        assert!(!is_bootstrap_token("s3cret"));
     }
 
     #[test]

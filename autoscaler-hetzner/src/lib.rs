@@ -25,5 +25,5 @@ mod wire;
 
 pub use budget::RequestBudget;
 pub use client::{DEFAULT_URL, HetznerClient, HetznerConfig, ServerTypeInfo};
-pub use cloud_init::{K3sJoin, check_token as check_join_token, is_bootstrap_token};
+pub use cloud_init::{K3sJoin, check_token as check_join_token};
 pub use error::HetznerError;

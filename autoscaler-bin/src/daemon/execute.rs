@@ -132,8 +132,15 @@ async fn run(
             server_id,
             token_id,
         } => {
+            // Never a write of an empty set: Hetzner would take the ownership label away too.
+            let Some(labels) = labels else {
+                return Err(ProviderError::new(
+                    Service::Hetzner,
+                    ErrorKind::Invalid,
+                    format!("server {server_id}: its labels are unknown"),
+                ));
+            };
             p.cluster.revoke_join_token(token_id).await?;
-            let labels = labels.unwrap_or_default();
             p.cloud
                 .set_server_labels(*server_id, &labels)
                 .await

@@ -45,37 +45,7 @@ impl Decision<'_> {
                 "its node is in this cluster; recording the cluster on the server",
             );
         }
-        let touchable = !matches!(class, Class::Deleting | Class::Conflict | Class::Tangled);
-        let outcome = self.classified(m, class, acc, out, idle_candidates, index, &base);
-        if touchable {
-            self.retire_join_token(m, out);
-            if let (Some(node), Some(runners)) = (m.node, &m.record_runners) {
-                out.push(
-                    Action::RecordRunners {
-                        node: node.name.clone(),
-                        runners: runners.clone(),
-                    },
-                    "recording which runner each runner pod registered as",
-                );
-            }
-        }
-        outcome
-    }
-
-    /// The state, reason and actions of a machine's class.
-    #[allow(clippy::too_many_arguments)]
-    fn classified(
-        &mut self,
-        m: &Machine<'_>,
-        class: Class,
-        acc: &mut PoolAcc,
-        out: &mut MachineActions,
-        idle_candidates: &mut Vec<(Timestamp, usize)>,
-        index: usize,
-        base: &Context<'_>,
-    ) -> (NodeState, Reason) {
         let now = self.now;
-        let base = *base;
         let pool = self.pool_config(m.pool);
         match class {
             Class::Deleting => (NodeState::Deleting, "Hetzner is deleting the server".into()),
@@ -299,6 +269,25 @@ impl Decision<'_> {
                 idle_candidates.push((since.unwrap_or(now), index));
                 (NodeState::Idle { since }, "idle".into())
             }
+        }
+    }
+
+    /// Memory that follows a machine's class, last, so the class's own label write comes first
+    /// (one per server per plan): the join token nobody needs, and the runner bindings.
+    /// Machines that are not ours to touch get none.
+    pub(super) fn after_class(&mut self, m: &Machine<'_>, class: Class, out: &mut MachineActions) {
+        if matches!(class, Class::Deleting | Class::Conflict | Class::Tangled) {
+            return;
+        }
+        self.retire_join_token(m, out);
+        if let (Some(node), Some(runners)) = (m.node, &m.record_runners) {
+            out.push(
+                Action::RecordRunners {
+                    node: node.name.clone(),
+                    runners: runners.clone(),
+                },
+                "recording which runner each runner pod registered as",
+            );
         }
     }
 

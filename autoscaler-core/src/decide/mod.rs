@@ -274,6 +274,7 @@ impl<'a> Decision<'a> {
                 &mut idle_candidates,
                 i,
             );
+            self.after_class(m, classes[i], &mut per_machine[i]);
             reports.push(self.report(m, state, reason));
         }
 

@@ -356,6 +356,10 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
     }
     queued.sort_unstable_by_key(|j| j.id);
 
+    // A running job names it, by id or (when Gitea gave no id we know) by name.
+    let works = |r: &Runner| {
+        busy_ids.contains(&r.id) || (!busy_names.is_empty() && busy_names.contains(r.name.as_str()))
+    };
     let mut machine_of_runner: Vec<Option<usize>> = vec![None; runners.items.len()];
     // Runners known to be another's namesake of one of our pods: their jobs are elsewhere.
     let mut namesake_of_ours: Vec<bool> = vec![false; runners.items.len()];
@@ -385,9 +389,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
         if home.is_none() {
             homeless.push(k);
         }
-        let busy = busy_ids.contains(&runner.id)
-            || (!busy_names.is_empty() && busy_names.contains(runner.name.as_str()));
-        if runner.online && !runner.disabled && !busy {
+        if runner.online && !runner.disabled && !works(runner) {
             unmanaged_free.push(UnmanagedRunner { runner });
         }
     }
@@ -454,9 +456,10 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             match ours {
                 Some(o) if o != k => namesake_of_ours[k] = true,
                 Some(_) => {
-                    let busy = busy_ids.contains(&runner.id)
-                        || (!busy_names.is_empty() && busy_names.contains(runner.name.as_str()));
-                    machines[i].runners.push(MachineRunner { runner, busy });
+                    machines[i].runners.push(MachineRunner {
+                        runner,
+                        busy: works(runner),
+                    });
                     machine_of_runner[k] = Some(i);
                 }
                 // Known to be another's: it is not on this machine.
@@ -574,8 +577,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
     let idle: Vec<&Runner> = homeless
         .into_iter()
         .map(|k| runners.items[k])
-        .filter(|r| r.online && !r.disabled && !busy_ids.contains(&r.id))
-        .filter(|r| busy_names.is_empty() || !busy_names.contains(r.name.as_str()))
+        .filter(|r| r.online && !r.disabled && !works(r))
         .collect();
     // Both are empty on a consistent snapshot; the labels are read only when they are not.
     let unplaced = if unseen.is_empty() && idle.is_empty() {
