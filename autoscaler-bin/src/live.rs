@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use autoscaler_core::Timestamp;
 use autoscaler_core::ports::Leadership;
+use autoscaler_core::shell::Shell;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::daemon::{Loop, Memory, Pusher, tick};
+use crate::daemon::{Loop, Pusher, tick};
 use crate::failure::Failure;
 use crate::health::Health;
 use crate::http::{AppState, Hook, router, webhook_router};
@@ -38,11 +39,10 @@ pub(crate) fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
         .map_err(|e| Failure::Input(e.to_string()))?;
     runtime()?.block_on(async {
         let wired = wiring::connect(&s).await?;
-        let mut memory = Memory::new(&s.core);
+        let mut shell = Shell::new(policy);
         let report = tick(
             &wired.providers,
-            &policy,
-            &mut memory,
+            &mut shell,
             Timestamp::now(),
             false,
             s.daemon.call_timeout,
@@ -194,7 +194,6 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
         }
         let the_loop = Loop {
             providers: wired.providers,
-            config: s.core.clone(),
             policy,
             poll: s.daemon.poll_interval,
             call_timeout: s.daemon.call_timeout,

@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
+use autoscaler_core::cost::Meter;
 use autoscaler_core::ports::{Price, Service};
-use autoscaler_core::{Action, JobStatus, Timestamp, period_end};
+use autoscaler_core::{Action, JobStatus, Server, Timestamp};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -33,8 +34,8 @@ fn histogram(buckets: Vec<f64>) -> Histogram {
 struct Seen {
     started_jobs: BTreeSet<u64>,
     joined_nodes: BTreeSet<String>,
-    /// Started hours already counted per server.
-    billed_hours: BTreeMap<u64, i64>,
+    /// What our servers have cost, each started billing period once.
+    meter: Meter,
 }
 
 /// Every metric the daemon exposes.
@@ -309,7 +310,7 @@ impl Metrics {
                 .count() as i64,
         );
         self.record_outcomes(r);
-        self.record_first_times(r, now);
+        self.record_first_times(r);
     }
 
     fn record_outcomes(&self, r: &TickReport) {
@@ -383,7 +384,7 @@ impl Metrics {
     }
 
     /// Queue waits, join times and paid hours: each recorded once, when first seen.
-    fn record_first_times(&self, r: &TickReport, now: Timestamp) {
+    fn record_first_times(&self, r: &TickReport) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let running: BTreeSet<u64> = r
             .snapshot
@@ -413,26 +414,32 @@ impl Metrics {
             }
         }
         let prices = self.prices.lock().unwrap_or_else(|e| e.into_inner());
+        let servers: BTreeMap<u64, &Server> = r
+            .snapshot
+            .servers
+            .items()
+            .iter()
+            .map(|s| (s.id, s))
+            .collect();
         let mut per_hour = 0.0;
-        for s in r.snapshot.servers.items() {
+        // Our machines as the plan reports them: paid until the end of the period their pool's
+        // billing period says has started (another installation's servers are not ours to pay).
+        for n in &r.plan.nodes {
+            let (Some(id), Some(paid_until)) = (n.server_id, n.paid_until) else {
+                continue;
+            };
+            let Some(s) = servers.get(&id) else { continue };
             let price = prices
                 .get(&(s.server_type.clone(), s.location.clone()))
                 .copied()
                 .unwrap_or(0.0);
             per_hour += price;
-            // Every started hour is paid: the hours up to the end of the current paid period.
-            let paid_until = period_end(s.created, now, jiff::SignedDuration::from_hours(1));
-            let hours = paid_until.duration_since(s.created).as_hours();
-            let counted = seen.billed_hours.entry(s.id).or_insert(0);
-            if hours > *counted {
-                self.euros_spent.inc_by(price * (hours - *counted) as f64);
-                *counted = hours;
-            }
+            self.euros_spent
+                .inc_by(seen.meter.bill(id, s.created, paid_until, price));
         }
         self.euros_per_hour.set(per_hour);
         if r.snapshot.servers.is_complete() {
-            let ids: BTreeSet<u64> = r.snapshot.servers.items().iter().map(|s| s.id).collect();
-            seen.billed_hours.retain(|id, _| ids.contains(id));
+            seen.meter.retain(|id| servers.contains_key(&id));
         }
     }
 
@@ -465,7 +472,12 @@ mod tests {
     }
 
     fn report(now: Timestamp) -> TickReport {
-        let policy = Config::default().validate().unwrap();
+        report_with(now, &Config::default(), None)
+    }
+
+    /// The report of a tick at `now` under `config`, in the cluster `cluster` when known.
+    fn report_with(now: Timestamp, config: &Config, cluster: Option<&str>) -> TickReport {
+        let policy = config.validate().unwrap();
         let mut snapshot = Snapshot::new(now);
         let mut job =
             synthetic::queued_job(1, &["ubuntu-latest".to_owned()], t("2026-11-25T10:00:00Z"));
@@ -486,6 +498,7 @@ mod tests {
         )]);
         snapshot.nodes = Source::complete(vec![]);
         snapshot.pods = Source::complete(vec![]);
+        snapshot.cluster = cluster.map(str::to_owned);
         let plan = decide(&policy, &snapshot);
         let create = |location: &str| Action::CreateServer {
             pool: "linux".into(),
@@ -549,7 +562,8 @@ mod tests {
         let now = t("2026-11-25T10:10:00Z");
         m.record(&report(now), now);
         // The same server, still in its first paid hour, is not paid twice.
-        m.record(&report(now), t("2026-11-25T10:20:00Z"));
+        let later = t("2026-11-25T10:20:00Z");
+        m.record(&report(later), later);
         let text = m.encode();
         for line in [
             "autoscaler_nodes_created_total 2",
@@ -572,11 +586,60 @@ mod tests {
         );
         assert!(text.contains(&last), "{text}");
         // Past the paid hour, the next started hour is paid.
-        m.record(&report(now), t("2026-11-25T10:31:00Z"));
+        let past = t("2026-11-25T10:31:00Z");
+        m.record(&report(past), past);
         assert!(m.encode().contains("autoscaler_cost_euros_total 0.16"));
         assert!(
             m.encode_for_push()
                 .contains("# TYPE autoscaler_nodes_created_total counter")
+        );
+    }
+
+    #[test]
+    fn cost_follows_the_pools_billing_period_and_counts_only_our_servers() {
+        let price = |m: &Metrics| {
+            m.set_prices(&[Price {
+                server_type: "cx33".into(),
+                location: "nbg1".into(),
+                hourly_net: 0.06,
+                hourly_gross: 0.07,
+            }]);
+        };
+        let mut config = Config::default();
+        config.pools[0].billing_period = jiff::SignedDuration::from_mins(25);
+        let m = Metrics::new();
+        price(&m);
+        let line = |m: &Metrics, name: &str| {
+            m.encode()
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .map(str::to_owned)
+        };
+        // Created 09:30; at 10:10 the second 25-minute period (09:55–10:20) has started:
+        // 50 minutes paid, where an hourly period would make it 60.
+        let now = t("2026-11-25T10:10:00Z");
+        m.record(&report_with(now, &config, None), now);
+        let total = line(&m, "autoscaler_cost_euros_total").unwrap();
+        let euros: f64 = total.split(' ').nth(1).unwrap().parse().unwrap();
+        assert!((euros - 0.05).abs() < 1e-9, "{total}");
+        // A server of the same name from another cluster is not ours to pay.
+        let m = Metrics::new();
+        price(&m);
+        let mut r = report_with(now, &Config::default(), Some("ours"));
+        let mut foreign = r.snapshot.servers.items()[0].clone();
+        foreign
+            .labels
+            .insert(autoscaler_core::keys::CLUSTER.into(), "theirs".into());
+        r.snapshot.servers = Source::complete(vec![foreign]);
+        r.plan = decide(&Config::default().validate().unwrap(), &r.snapshot);
+        m.record(&r, now);
+        assert_eq!(
+            line(&m, "autoscaler_cost_euros_total").as_deref(),
+            Some("autoscaler_cost_euros_total 0.0")
+        );
+        assert_eq!(
+            line(&m, "autoscaler_cost_euros_per_hour").as_deref(),
+            Some("autoscaler_cost_euros_per_hour 0.0")
         );
     }
 

@@ -48,6 +48,7 @@
 
 mod billing;
 mod config;
+pub mod cost;
 mod decide;
 mod demand;
 mod duration;
@@ -61,6 +62,7 @@ pub mod ports;
 mod render;
 mod scale_up;
 mod shape_index;
+pub mod shell;
 mod snapshot;
 mod source;
 pub mod synthetic;

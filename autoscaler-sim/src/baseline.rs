@@ -15,9 +15,8 @@
 use std::collections::BTreeMap;
 
 use autoscaler_core::labels::satisfies;
-use autoscaler_core::{
-    Action, Config, JobStatus, SignedDuration, Snapshot, Source, Timestamp, keys,
-};
+use autoscaler_core::shell::Reading;
+use autoscaler_core::{Action, Config, JobStatus, SignedDuration, Source, Timestamp, keys};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::policy::Autoscaler;
@@ -57,7 +56,8 @@ impl Autoscaler for Baseline {
         "baseline"
     }
 
-    fn decide(&mut self, s: &Snapshot) -> Vec<Action> {
+    fn decide(&mut self, reading: Reading) -> Vec<Action> {
+        let s = &reading;
         if !(complete(&s.jobs)
             && complete(&s.runners)
             && complete(&s.servers)

@@ -11,7 +11,9 @@ use crate::policy::Autoscaler;
 use crate::report::{Report, Waits};
 use crate::scenario::Scenario;
 use crate::trace::Trace;
-use crate::world::{Happening, Ms, Outcome, World, ts};
+use autoscaler_core::shell::Outcome;
+
+use crate::world::{Happening, Ms, Outcome as JobOutcome, World, ts};
 
 /// The state of the fleet at one minute of the run, for the chart.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -149,20 +151,17 @@ pub fn replay(
             next_poll += poll;
         }
         while next_sample <= now {
-            timeline.push(sample(&world, next_sample));
+            timeline.push(sample(&mut world, next_sample));
             next_sample += SAMPLE_EVERY;
         }
-        let actions = {
-            let seen = world.observe();
-            policy.decide(&seen)
-        };
-        for a in &actions {
-            world.apply(a);
-        }
+        let reading = world.observe(policy.wants_identity());
+        let actions = policy.decide(reading);
+        let outcomes: Vec<Outcome> = actions.iter().map(|a| world.apply(a)).collect();
+        policy.settle(&outcomes);
         world.assign();
-        // The plan says when it wants the next decision (a teardown moves one step per
-        // decision; a mark waits for its confirmation), as the daemon reads it; the simulated
-        // services never fail a call, so it always stands. No sooner than the webhook delay.
+        // When the shell wants the next decision (a teardown moves one step per decision; a
+        // mark waits for its confirmation; a failed call waits for the poll), as the daemon
+        // reads it. No sooner than the webhook delay.
         if fast && let Some(at) = policy.next_decision() {
             let follow = at.as_millisecond().max(now + webhook_delay);
             webhook_at = Some(webhook_at.map_or(follow, |t| t.min(follow)));
@@ -173,9 +172,10 @@ pub fn replay(
         }
     }
     progress(1.0);
-    timeline.push(sample(&world, world.now));
+    let end = world.now;
+    timeline.push(sample(&mut world, end));
     Ok(Run {
-        report: report(trace, scenario, policy, &world, ticks),
+        report: report(trace, scenario, policy, &mut world, ticks),
         timeline,
     })
 }
@@ -184,7 +184,7 @@ fn ms(d: autoscaler_core::SignedDuration) -> Ms {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn sample(world: &World, at: Ms) -> Sample {
+fn sample(world: &mut World, at: Ms) -> Sample {
     let [provisioning, joining, idle, busy, teardown] = world.census();
     Sample {
         at: at / 1000,
@@ -203,7 +203,7 @@ fn report(
     trace: &Trace,
     scenario: &Scenario,
     policy: &dyn Autoscaler,
-    world: &World,
+    world: &mut World,
     ticks: u64,
 ) -> Report {
     let mut waits = Vec::with_capacity(world.jobs.len());
@@ -213,9 +213,9 @@ fn report(
             waits.push((s - j.arrival) as f64 / 1000.0);
         }
         match j.outcome {
-            Outcome::Served => served += 1,
-            Outcome::Killed => killed += 1,
-            Outcome::Open => open += 1,
+            JobOutcome::Served => served += 1,
+            JobOutcome::Killed => killed += 1,
+            JobOutcome::Open => open += 1,
         }
     }
     let config = &scenario.autoscaler;
@@ -245,7 +245,7 @@ fn report(
         killed,
         unserved: open,
         job_hours: trace.stats().job_hours,
-        server_hours,
+        server_hours: server_hours.round() as u64,
         euros,
         euros_per_job: if served > 0 {
             euros / served as f64

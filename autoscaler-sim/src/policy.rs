@@ -1,13 +1,23 @@
 //! The policies a replay compares: the real core, and the design it replaces.
 
-use autoscaler_core::{Action, Policy, Snapshot, Timestamp, decide};
+use autoscaler_core::shell::{Outcome, Reading, Shell};
+use autoscaler_core::{Action, Plan, Policy, Timestamp};
 
-/// Something that looks at a snapshot and says what to do: the shape of every autoscaler.
+/// Something that looks at what the services show and says what to do: the shape of every
+/// autoscaler.
 pub trait Autoscaler {
     /// A short name for tables, e.g. `ours`.
     fn name(&self) -> &str;
-    /// The actions for this snapshot, in the order they are carried out.
-    fn decide(&mut self, snapshot: &Snapshot) -> Vec<Action>;
+    /// Whether the next reading should include the cluster's identity.
+    fn wants_identity(&self) -> bool {
+        false
+    }
+    /// The actions for this reading, in the order they are carried out.
+    fn decide(&mut self, reading: Reading) -> Vec<Action>;
+    /// What became of the last decision's actions, in their order.
+    fn settle(&mut self, outcomes: &[Outcome]) {
+        let _ = outcomes;
+    }
     /// How many servers it keeps on purpose with no demand at `now` (minimums, warm slots):
     /// servers beyond these at the end of a run are leaks.
     fn keeps(&self, now: Timestamp) -> u32;
@@ -15,18 +25,19 @@ pub trait Autoscaler {
     /// `workflow_job` webhook reports a queued job, and right after a plan that moved a
     /// teardown a step on.
     fn event_driven(&self) -> bool;
-    /// When the last decision wanted the next one, sooner than the poll (the plan's
-    /// `next_decision`); `None` when it did not say.
+    /// When the last decision wants the next one, sooner than the poll (once settled);
+    /// `None` when it did not say.
     fn next_decision(&self) -> Option<Timestamp> {
         None
     }
 }
 
-/// The real decision core with a configuration.
+/// The real decision core with a configuration, inside the shell the daemon runs.
 #[derive(Debug, Clone)]
 pub struct Ours {
-    policy: Policy,
+    shell: Shell,
     name: String,
+    last: Option<Plan>,
     next: Option<Timestamp>,
 }
 
@@ -34,8 +45,9 @@ impl Ours {
     /// The core on `policy`, called `name` in reports.
     pub fn new(name: impl Into<String>, policy: Policy) -> Self {
         Self {
-            policy,
+            shell: Shell::new(policy),
             name: name.into(),
+            last: None,
             next: None,
         }
     }
@@ -46,10 +58,22 @@ impl Autoscaler for Ours {
         &self.name
     }
 
-    fn decide(&mut self, snapshot: &Snapshot) -> Vec<Action> {
-        let plan = decide(&self.policy, snapshot);
-        self.next = plan.next_decision;
-        plan.actions.into_iter().map(|a| a.action).collect()
+    fn wants_identity(&self) -> bool {
+        self.shell.wants_identity()
+    }
+
+    fn decide(&mut self, reading: Reading) -> Vec<Action> {
+        let plan = self.shell.decide(reading).plan;
+        let actions = plan.action_list().cloned().collect();
+        self.last = Some(plan);
+        self.next = None;
+        actions
+    }
+
+    fn settle(&mut self, outcomes: &[Outcome]) {
+        if let Some(plan) = self.last.take() {
+            self.next = self.shell.settle(&plan, outcomes);
+        }
     }
 
     fn next_decision(&self) -> Option<Timestamp> {
@@ -57,14 +81,14 @@ impl Autoscaler for Ours {
     }
 
     fn keeps(&self, now: Timestamp) -> u32 {
-        self.policy
+        let policy = self.shell.policy();
+        policy
             .config()
             .pools
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let warm_nodes = self
-                    .policy
+                let warm_nodes = policy
                     .warm_target(i, now)
                     .div_ceil(p.runners_per_node.max(1));
                 p.min_nodes.max(warm_nodes)

@@ -7,10 +7,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use autoscaler_core::cost::Meter;
 use autoscaler_core::labels::{label_name, satisfies};
+use autoscaler_core::ports::ErrorKind;
+use autoscaler_core::shell::{Identity, Outcome as Done, Reading};
 use autoscaler_core::{
-    Action, ApiBudget, CreateFailure, CreateFailureKind, Job, JobStatus, Node, PodPhase, Runner,
-    RunnerPod, Server, ServerStatus, SignedDuration, Snapshot, Source, Timestamp, keys,
+    Action, ApiBudget, Job, JobStatus, Node, PodPhase, Runner, RunnerPod, Server, ServerStatus,
+    SignedDuration, Snapshot, Source, Timestamp, keys, period_end,
 };
 use rand::{RngExt, SeedableRng};
 use rand_xorshift::XorShiftRng;
@@ -86,40 +89,13 @@ pub(crate) enum Happening {
     JobEnd(u64),
 }
 
-/// The money side: what was billed for deleted servers.
+/// The money side: what was billed (by the core's one rule of started periods), and how many
+/// creations were asked for.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Ledger {
-    pub(crate) hours: u64,
-    pub(crate) euros: f64,
+    pub(crate) meter: Meter,
     pub(crate) creates: u64,
     pub(crate) create_failures: u64,
-}
-
-/// Per-repository run times of finished jobs: the shell's estimate of the next one.
-#[derive(Debug, Default)]
-struct Learned {
-    recent: FxHashMap<String, VecDeque<u32>>,
-}
-
-impl Learned {
-    const KEEP: usize = 8;
-
-    fn record(&mut self, repo: &str, secs: u32) {
-        let q = self.recent.entry(repo.to_owned()).or_default();
-        if q.len() == Self::KEEP {
-            q.pop_front();
-        }
-        q.push_back(secs);
-    }
-
-    /// The median of the last few runs.
-    fn expect(&self, repo: &str) -> Option<SignedDuration> {
-        let q = self.recent.get(repo)?;
-        let mut v: Vec<u32> = q.iter().copied().collect();
-        v.sort_unstable();
-        v.get(v.len() * 3 / 4)
-            .map(|&s| SignedDuration::from_secs(i64::from(s)))
-    }
 }
 
 /// One service outage.
@@ -150,8 +126,6 @@ pub(crate) struct World {
     /// Per pool, queued job ids in arrival order.
     queues: Vec<VecDeque<u64>>,
     pub(crate) jobs: Vec<JobLog>,
-    repos: Vec<String>,
-    learned: Learned,
     pub(crate) pending: Vec<(Ms, Happening)>,
     pub(crate) ledger: Ledger,
     pub(crate) calls: Calls,
@@ -160,7 +134,6 @@ pub(crate) struct World {
     down_until: [Ms; 3],
     tokens: f64,
     tokens_at: Ms,
-    failure_memory: Ms,
     next_server_id: u64,
     next_runner_id: u64,
     pub(crate) peak_servers: u32,
@@ -185,8 +158,6 @@ impl World {
             .map(|r| job_labels.iter().map(|j| satisfies(r, j)).collect())
             .collect();
         let mut snap = Snapshot::new(ts(start));
-        // As the daemon does: the cluster's identity, written on every server it creates.
-        snap.cluster = Some("simulated-cluster".to_owned());
         snap.jobs = Source::complete(Vec::new());
         snap.runners = Source::complete(Vec::new());
         snap.servers = Source::complete(Vec::new());
@@ -194,7 +165,6 @@ impl World {
         snap.pods = Source::complete(Vec::new());
         let mut rng = XorShiftRng::seed_from_u64(scenario.world.seed);
         let outages = plan_outages(&mut rng, scenario, start, end_hint);
-        let config = &scenario.autoscaler;
         Self {
             snap,
             now: start,
@@ -209,8 +179,6 @@ impl World {
             runner_labels,
             job_labels,
             jobs: Vec::new(),
-            repos: Vec::new(),
-            learned: Learned::default(),
             pending: Vec::new(),
             ledger: Ledger::default(),
             calls: Calls::default(),
@@ -219,7 +187,6 @@ impl World {
             down_until: [i64::MIN; 3],
             tokens: f64::from(scenario.world.hetzner_requests_per_hour),
             tokens_at: start,
-            failure_memory: ms_of(config.create_backoff.max.max(config.capacity_cooldown)),
             next_server_id: 1,
             next_runner_id: 1,
             peak_servers: 0,
@@ -250,8 +217,14 @@ impl World {
 
     /// Makes one request; false when it fails (an outage, or Hetzner's budget is spent).
     fn call(&mut self, s: Service) -> bool {
+        self.request(s).is_ok()
+    }
+
+    /// Makes one request, failing as the service would: unreachable in an outage, refused
+    /// when Hetzner's budget is spent.
+    fn request(&mut self, s: Service) -> Result<(), ErrorKind> {
         self.calls.total[s as usize] += 1;
-        let mut ok = !self.is_down(s);
+        let mut failed = self.is_down(s).then_some(ErrorKind::Transient);
         if s == Service::Hetzner {
             let hour = usize::try_from((self.now - self.start) / 3_600_000).unwrap_or(0);
             if self.calls.hetzner_by_hour.len() <= hour {
@@ -261,13 +234,16 @@ impl World {
             if self.tokens >= 1.0 {
                 self.tokens -= 1.0;
             } else {
-                ok = false;
+                failed = failed.or(Some(ErrorKind::RateLimited));
             }
         }
-        if !ok {
-            self.calls.failed[s as usize] += 1;
+        match failed {
+            Some(kind) => {
+                self.calls.failed[s as usize] += 1;
+                Err(kind)
+            }
+            None => Ok(()),
         }
-        ok
     }
 
     // --- Jobs ---------------------------------------------------------------------------------
@@ -282,7 +258,6 @@ impl World {
             started: None,
             outcome: Outcome::Open,
         });
-        self.repos.push(repo.to_owned());
         let job = Job {
             id,
             labels: self.job_labels[pool].clone(),
@@ -292,7 +267,7 @@ impl World {
             created: self.snap.now,
             started: None,
             repo: repo.to_owned(),
-            expected_duration: self.learned.expect(repo),
+            expected_duration: None,
         };
         items_mut(&mut self.snap.jobs).push(job);
         self.queues[pool].push_back(id);
@@ -369,11 +344,6 @@ impl World {
                 }
             }
         }
-        let repo = std::mem::take(&mut self.repos[(job_id - 1) as usize]);
-        self.learned.record(
-            &repo,
-            u32::try_from(log.duration / 1000).unwrap_or(u32::MAX),
-        );
     }
 
     /// The job on runner `runner_id`, if any, dies with its runner.
@@ -483,9 +453,9 @@ impl World {
 
     // --- Snapshots ------------------------------------------------------------------------------
 
-    /// Reads every list as the daemon would and returns what it sees: the truth, or a copy in
-    /// which an unreachable service's lists are unavailable.
-    pub(crate) fn observe(&mut self) -> std::borrow::Cow<'_, Snapshot> {
+    /// Reads every list as the daemon does (and the cluster's identity when the shell asks)
+    /// and returns what it read: the truth, with an unreachable service's lists unavailable.
+    pub(crate) fn observe(&mut self, identity: bool) -> Reading {
         let jobs_pages = pages(self.snap.jobs.items().len());
         let runner_pages = pages(self.snap.runners.items().len());
         let server_pages = pages(self.snap.servers.items().len());
@@ -498,36 +468,39 @@ impl World {
             hetzner_ok &= self.call(Service::Hetzner);
         }
         let kube_ok = self.call(Service::Kubernetes) & self.call(Service::Kubernetes);
-        let cutoff = self.now - self.failure_memory;
-        self.snap
-            .create_failures
-            .retain(|f| f.at.as_millisecond() >= cutoff);
-        self.snap.hetzner_budget = Some(ApiBudget {
+        let mut reading = Reading::new(self.snap.now);
+        if identity {
+            reading.identity = if self.call(Service::Kubernetes) {
+                Identity::Read(CLUSTER.to_owned())
+            } else {
+                Identity::Unreadable("the Kubernetes API is unreachable".to_owned())
+            };
+        }
+        // Gitea's version is read once and cached by the forge adapter: no request.
+        reading.forge = Some(self.snap.forge);
+        reading.hetzner_budget = Some(ApiBudget {
             remaining: self.tokens as u32,
         });
-        if gitea_ok && hetzner_ok && kube_ok {
-            return std::borrow::Cow::Borrowed(&self.snap);
-        }
-        let mut seen = self.snap.clone();
-        if !gitea_ok {
-            seen.jobs = Source::unavailable("Gitea is unreachable");
-            seen.runners = Source::unavailable("Gitea is unreachable");
-        }
-        if !hetzner_ok {
-            seen.servers = Source::unavailable("Hetzner Cloud is unreachable");
-        }
-        if !kube_ok {
-            seen.nodes = Source::unavailable("the Kubernetes API is unreachable");
-            seen.pods = Source::unavailable("the Kubernetes API is unreachable");
-        }
-        std::borrow::Cow::Owned(seen)
+        let gitea = "Gitea is unreachable";
+        let kube = "the Kubernetes API is unreachable";
+        reading.jobs = read(&self.snap.jobs, gitea_ok, gitea);
+        reading.runners = read(&self.snap.runners, gitea_ok, gitea);
+        reading.servers = read(
+            &self.snap.servers,
+            hetzner_ok,
+            "Hetzner Cloud is unreachable",
+        );
+        reading.nodes = read(&self.snap.nodes, kube_ok, kube);
+        reading.pods = read(&self.snap.pods, kube_ok, kube);
+        reading
     }
 
     // --- Actions --------------------------------------------------------------------------------
 
-    /// Carries out one action as the services would; failed calls change nothing.
-    pub(crate) fn apply(&mut self, action: &Action) {
-        match action {
+    /// Carries out one action as the services would, and says what became of it; a failed call
+    /// changes nothing.
+    pub(crate) fn apply(&mut self, action: &Action) -> Done {
+        let result = match action {
             Action::CreateServer {
                 pool,
                 name,
@@ -544,62 +517,60 @@ impl World {
             | Action::BeginTeardown { server_id, .. }
             | Action::AbortTeardown { server_id }
             | Action::MarkNodeMissing { server_id, .. }
-            | Action::ClearNodeMissing { server_id } => {
-                if let Some((key, value)) = action.server_label_write() {
-                    self.label(*server_id, key, value);
-                }
-            }
+            | Action::ClearNodeMissing { server_id } => match action.server_label_write() {
+                Some((key, value)) => self.label(*server_id, key, value),
+                None => Ok(()),
+            },
             Action::MarkIdle { node, .. }
             | Action::RecordRunners { node, .. }
             | Action::ClearIdle { node }
             | Action::MarkServerMissing { node, .. }
-            | Action::ClearServerMissing { node } => {
-                if let Some((key, value)) = action.node_annotation_write() {
-                    self.annotate(node, key, value);
-                }
-            }
+            | Action::ClearServerMissing { node } => match action.node_annotation_write() {
+                Some((key, value)) => self.annotate(node, key, value),
+                None => Ok(()),
+            },
             Action::DisableRunner { runner_id, .. } => self.set_disabled(*runner_id, true),
             Action::EnableRunner { runner_id, .. } => self.set_disabled(*runner_id, false),
-            Action::DeleteRunner { runner_id, .. } => {
-                if self.call(Service::Gitea) {
-                    self.kill_job_of(*runner_id);
-                    items_mut(&mut self.snap.runners).retain(|r| r.id != *runner_id);
-                }
-            }
-            Action::Cordon { node } => {
-                if self.call(Service::Kubernetes)
-                    && let Some(n) = self.node_mut(node)
-                {
-                    n.cordoned = true;
-                }
-            }
-            Action::Drain { node } => {
-                // One eviction per pod.
-                let pods = self.pods_on(node);
-                let mut ok = true;
-                for _ in &pods {
-                    ok &= self.call(Service::Kubernetes);
-                }
-                if ok {
-                    self.remove_pods(node);
-                    let now = self.snap.now.to_string();
-                    if let Some(n) = self.node_mut(node) {
-                        n.annotations.insert(keys::DRAINED.into(), now);
-                    }
-                }
-            }
-            Action::DeleteNode { node } => {
-                if self.call(Service::Kubernetes) {
-                    self.remove_pods(node);
-                    items_mut(&mut self.snap.nodes).retain(|n| &n.name != node);
-                }
-            }
-            Action::DeleteServer { server_id, .. } => {
-                if self.call(Service::Hetzner) {
-                    self.delete_server(*server_id);
-                }
-            }
+            Action::DeleteRunner { runner_id, .. } => self.request(Service::Gitea).map(|()| {
+                self.kill_job_of(*runner_id);
+                items_mut(&mut self.snap.runners).retain(|r| r.id != *runner_id);
+            }),
+            Action::Cordon { node } => self.request(Service::Kubernetes).and_then(|()| {
+                let n = self.node_mut(node).ok_or(ErrorKind::NotFound)?;
+                n.cordoned = true;
+                Ok(())
+            }),
+            Action::Drain { node } => self.drain(node),
+            Action::DeleteNode { node } => self.request(Service::Kubernetes).map(|()| {
+                self.remove_pods(node);
+                items_mut(&mut self.snap.nodes).retain(|n| &n.name != node);
+            }),
+            Action::DeleteServer { server_id, .. } => self
+                .request(Service::Hetzner)
+                .map(|()| self.delete_server(*server_id)),
+        };
+        match result {
+            Ok(()) => Done::Done,
+            Err(kind) => Done::Failed {
+                kind,
+                message: format!("{}: {}", action.kind(), kind.as_str()),
+            },
         }
+    }
+
+    /// One eviction per pod; the node is annotated `drained` once every one went through.
+    fn drain(&mut self, node: &str) -> Result<(), ErrorKind> {
+        let pods = self.pods_on(node);
+        let mut result = Ok(());
+        for _ in &pods {
+            result = result.and(self.request(Service::Kubernetes));
+        }
+        result?;
+        self.remove_pods(node);
+        let now = self.snap.now.to_string();
+        let n = self.node_mut(node).ok_or(ErrorKind::NotFound)?;
+        n.annotations.insert(keys::DRAINED.into(), now);
+        Ok(())
     }
 
     fn create(
@@ -610,28 +581,15 @@ impl World {
         location: &str,
         labels: &BTreeMap<String, String>,
         node_labels: &BTreeMap<String, String>,
-    ) {
-        let now = self.now;
-        let failure = |kind, message: &str| CreateFailure {
-            pool: pool.to_owned(),
-            server_type: server_type.to_owned(),
-            location: location.to_owned(),
-            at: ts(now),
-            kind,
-            message: message.to_owned(),
-        };
-        if !self.call(Service::Hetzner) {
-            let f = failure(CreateFailureKind::Other, "request failed");
-            self.snap.create_failures.push(f);
+    ) -> Result<(), ErrorKind> {
+        if let Err(kind) = self.request(Service::Hetzner) {
             self.ledger.create_failures += 1;
-            return;
+            return Err(kind);
         }
         let faults = &self.scenario.world.faults;
         if faults.capacity_error_rate > 0.0 && self.rng.random_bool(faults.capacity_error_rate) {
-            let f = failure(CreateFailureKind::Capacity, "resource_unavailable");
-            self.snap.create_failures.push(f);
             self.ledger.create_failures += 1;
-            return;
+            return Err(ErrorKind::Capacity);
         }
         let w = &self.scenario.world;
         let (lo, hi) = (ms_of(w.boot_min), ms_of(w.boot_max));
@@ -680,16 +638,15 @@ impl World {
         }
         let n = u32::try_from(self.snap.servers.items().len()).unwrap_or(u32::MAX);
         self.peak_servers = self.peak_servers.max(n);
+        Ok(())
     }
 
     fn delete_server(&mut self, server_id: u64) {
         let Some(h) = self.hidden.remove(&server_id) else {
             return;
         };
-        let (hours, euros) = self.bill(&h, self.now);
-
-        self.ledger.hours += hours;
-        self.ledger.euros += euros;
+        self.bill(server_id, &h);
+        self.ledger.meter.forget(server_id);
         items_mut(&mut self.snap.servers).retain(|s| s.id != server_id);
         // Its node goes NotReady; its runners go offline and their jobs die.
         let now = self.snap.now;
@@ -702,13 +659,27 @@ impl World {
         }
     }
 
-    /// What the server costs when it lives until `until`: every started period in full.
-    fn bill(&self, h: &Hidden, until: Ms) -> (u64, f64) {
-        let period = ms_of(self.scenario.world.billing_period).max(1);
-        let lived = (until - h.created).max(1);
-        let periods = u64::try_from((lived + period - 1) / period).unwrap_or(0);
-        let hours = periods as f64 * period as f64 / 3_600_000.0;
-        (hours.ceil() as u64, hours * h.price)
+    /// Counts every period the server has started by now.
+    fn bill(&mut self, id: u64, h: &Hidden) {
+        bill(
+            &mut self.ledger.meter,
+            self.scenario.world.billing_period,
+            self.snap.now,
+            id,
+            h,
+        );
+    }
+
+    fn bill_live(&mut self) {
+        for (id, h) in &self.hidden {
+            bill(
+                &mut self.ledger.meter,
+                self.scenario.world.billing_period,
+                self.snap.now,
+                *id,
+                h,
+            );
+        }
     }
 
     fn pods_on(&self, node: &str) -> Vec<String> {
@@ -752,34 +723,28 @@ impl World {
             .find(|n| n.name == name)
     }
 
-    fn label(&mut self, server_id: u64, key: &str, value: Option<String>) {
-        if !self.call(Service::Hetzner) {
-            return;
-        }
-        if let Some(s) = items_mut(&mut self.snap.servers)
+    fn label(&mut self, server_id: u64, key: &str, value: Option<String>) -> Result<(), ErrorKind> {
+        self.request(Service::Hetzner)?;
+        let s = items_mut(&mut self.snap.servers)
             .iter_mut()
             .find(|s| s.id == server_id)
-        {
-            set(&mut s.labels, key, value);
-        }
+            .ok_or(ErrorKind::NotFound)?;
+        set(&mut s.labels, key, value);
+        Ok(())
     }
 
-    fn annotate(&mut self, node: &str, key: &str, value: Option<String>) {
-        if !self.call(Service::Kubernetes) {
-            return;
-        }
-        if let Some(n) = self.node_mut(node) {
-            set(&mut n.annotations, key, value);
-        }
+    fn annotate(&mut self, node: &str, key: &str, value: Option<String>) -> Result<(), ErrorKind> {
+        self.request(Service::Kubernetes)?;
+        let n = self.node_mut(node).ok_or(ErrorKind::NotFound)?;
+        set(&mut n.annotations, key, value);
+        Ok(())
     }
 
-    fn set_disabled(&mut self, runner_id: u64, disabled: bool) {
-        if !self.call(Service::Gitea) {
-            return;
-        }
-        if let Some(r) = self.runner_mut(runner_id) {
-            r.disabled = disabled;
-        }
+    fn set_disabled(&mut self, runner_id: u64, disabled: bool) -> Result<(), ErrorKind> {
+        self.request(Service::Gitea)?;
+        let r = self.runner_mut(runner_id).ok_or(ErrorKind::NotFound)?;
+        r.disabled = disabled;
+        Ok(())
     }
 
     // --- Reading the state ----------------------------------------------------------------------
@@ -844,30 +809,38 @@ impl World {
     }
 
     /// Euros billed so far, counting live servers' started periods.
-    pub(crate) fn euros_so_far(&self) -> f64 {
-        self.ledger.euros
-            + self
-                .hidden
-                .values()
-                .map(|h| self.bill(h, self.now).1)
-                .sum::<f64>()
+    pub(crate) fn euros_so_far(&mut self) -> f64 {
+        self.bill_live();
+        self.ledger.meter.euros()
     }
 
-    /// Bills every live server until now: the end of the run.
-    pub(crate) fn close_books(&self) -> (u64, f64) {
-        let mut hours = self.ledger.hours;
-        let mut euros = self.ledger.euros;
-        for h in self.hidden.values() {
-            let (hh, e) = self.bill(h, self.now);
-            hours += hh;
-            euros += e;
-        }
-        (hours, euros)
+    /// Bills every live server until now (the end of the run): server-hours and euros.
+    pub(crate) fn close_books(&mut self) -> (f64, f64) {
+        self.bill_live();
+        (self.ledger.meter.hours(), self.ledger.meter.euros())
     }
 
     /// Jobs neither finished nor killed.
     pub(crate) fn open_jobs(&self) -> usize {
         self.queues.iter().map(VecDeque::len).sum::<usize>() + self.runner_job.len()
+    }
+}
+
+/// Counts every period server `id` has started by `now`.
+fn bill(meter: &mut Meter, period: SignedDuration, now: Timestamp, id: u64, h: &Hidden) {
+    let created = ts(h.created);
+    meter.bill(id, created, period_end(created, now, period), h.price);
+}
+
+/// The cluster's identity, written on every server the autoscaler creates.
+const CLUSTER: &str = "simulated-cluster";
+
+/// A list as one reading of it finds it: the truth, or unavailable.
+fn read<T: Clone>(truth: &Source<T>, ok: bool, reason: &str) -> Source<T> {
+    if ok {
+        truth.clone()
+    } else {
+        Source::unavailable(reason)
     }
 }
 

@@ -1,8 +1,7 @@
-//! The daemon's shell around the core: read every source into a snapshot, decide, carry the
-//! plan out, remember what the machines cannot hold, and loop.
+//! The daemon's async shell around the pure one (`autoscaler_core::shell`): read every source
+//! concurrently, let the shell decide, carry the plan out, report the outcomes, and loop.
 
 pub(crate) mod execute;
-mod memory;
 mod observe;
 mod run;
 mod tick;
@@ -14,7 +13,6 @@ use std::time::{Duration, Instant};
 use autoscaler_core::ports::{Cloud, Cluster, ErrorKind, Forge, ProviderError, Service};
 
 pub(crate) use execute::Outcome;
-pub(crate) use memory::Memory;
 pub(crate) use run::{Loop, Pusher};
 pub(crate) use tick::{TickReport, tick};
 pub(crate) use warned::Warned;

@@ -1,18 +1,19 @@
-//! Reading every source at once into a snapshot. A source that cannot be read becomes
-//! `Unavailable` with the reason, never an empty list: the core then changes nothing it cannot
-//! see.
+//! Reading every source at once. A source that cannot be read becomes `Unavailable` with the
+//! reason, never an empty list: the core then changes nothing it cannot see. What the reading
+//! means (memory, fallbacks, the identity) is the pure shell's to say.
 
 use std::time::Duration;
 
 use autoscaler_core::ports::{ProviderError, Service};
-use autoscaler_core::{ForgeCapabilities, Snapshot, Source, Timestamp};
+use autoscaler_core::shell::{Identity, Reading};
+use autoscaler_core::{Source, Timestamp};
 
-use super::{Call, Memory, Providers, timed};
+use super::{Call, Providers, timed};
 
-/// A snapshot and how it was read.
+/// A reading and how it was taken.
 #[derive(Debug)]
 pub(crate) struct Observation {
-    pub(crate) snapshot: Snapshot,
+    pub(crate) reading: Reading,
     pub(crate) calls: Vec<Call>,
     pub(crate) errors: Vec<ProviderError>,
 }
@@ -28,19 +29,17 @@ fn source<T>(r: Result<Source<T>, ProviderError>, errors: &mut Vec<ProviderError
     }
 }
 
-/// Reads jobs, runners, servers, nodes and pods concurrently, each call bounded by `limit`.
+/// Reads jobs, runners, servers, nodes and pods concurrently (and the cluster's identity when
+/// `identity` asks for it), each call bounded by `limit`.
 pub(crate) async fn observe(
     p: &Providers,
-    memory: &mut Memory,
     now: Timestamp,
+    identity: bool,
     limit: Duration,
 ) -> Observation {
-    let known = memory.cluster.is_some();
-    let (identity, caps, jobs, runners, servers, nodes, pods) = tokio::join!(
+    let (cluster, caps, jobs, runners, servers, nodes, pods) = tokio::join!(
         async {
-            if known {
-                None
-            } else {
+            if identity {
                 Some(
                     timed(
                         Service::Kubernetes,
@@ -50,6 +49,8 @@ pub(crate) async fn observe(
                     )
                     .await,
                 )
+            } else {
+                None
             }
         },
         timed(Service::Gitea, "version", limit, p.forge.capabilities()),
@@ -66,54 +67,33 @@ pub(crate) async fn observe(
     );
     let mut errors = Vec::new();
     let mut calls = vec![caps.1, jobs.1, runners.1, servers.1, nodes.1, pods.1];
-    let mut unknown_cluster = None;
-    if let Some((identity, call)) = identity {
+    let mut reading = Reading::new(now);
+    if let Some((cluster, call)) = cluster {
         calls.push(call);
-        match identity {
-            Ok(id) => memory.cluster = Some(id),
+        reading.identity = match cluster {
+            Ok(id) => Identity::Read(id),
             Err(e) => {
-                unknown_cluster = Some(format!(
-                    "this cluster's identity could not be read ({e}), so our servers cannot be \
-                     told from those of another installation of the same name"
-                ));
+                let why = e.to_string();
                 errors.push(e);
+                Identity::Unreadable(why)
             }
-        }
+        };
     }
-    let forge = match caps.0 {
-        Ok(c) => {
-            memory.capabilities = Some(c);
-            c
-        }
+    reading.forge = match caps.0 {
+        Ok(c) => Some(c),
         Err(e) => {
             errors.push(e);
-            // Without knowing, assume the older Gitea: no runner is disabled.
-            memory.capabilities.unwrap_or(ForgeCapabilities {
-                can_disable_runners: false,
-            })
+            None
         }
     };
-    let mut jobs = source(jobs.0, &mut errors);
-    memory.learn(&jobs, now);
-    memory.annotate(&mut jobs);
-    let mut snapshot = Snapshot::new(now);
-    snapshot.forge = forge;
-    snapshot.jobs = jobs;
-    snapshot.runners = source(runners.0, &mut errors);
-    snapshot.servers = source(servers.0, &mut errors);
-    // Without the identity, the server list is no evidence for anything destructive.
-    if let Some(reason) = unknown_cluster
-        && let Source::Complete { items } = std::mem::take(&mut snapshot.servers)
-    {
-        snapshot.servers = Source::Partial { items, reason };
-    }
-    snapshot.cluster = memory.cluster.clone();
-    snapshot.nodes = source(nodes.0, &mut errors);
-    snapshot.pods = source(pods.0, &mut errors);
-    snapshot.create_failures = memory.failures(now);
-    snapshot.hetzner_budget = p.cloud.budget();
+    reading.jobs = source(jobs.0, &mut errors);
+    reading.runners = source(runners.0, &mut errors);
+    reading.servers = source(servers.0, &mut errors);
+    reading.nodes = source(nodes.0, &mut errors);
+    reading.pods = source(pods.0, &mut errors);
+    reading.hetzner_budget = p.cloud.budget();
     Observation {
-        snapshot,
+        reading,
         calls,
         errors,
     }

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoscaler_core::ports::Leadership;
-use autoscaler_core::{Config, Policy, Timestamp};
+use autoscaler_core::shell::Shell;
+use autoscaler_core::{Policy, Timestamp};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Memory, Providers, Warned, tick};
+use super::{Providers, Warned, tick};
 use crate::health::Health;
 use crate::metrics::Metrics;
 
@@ -56,7 +57,6 @@ impl Pusher {
 /// Everything the loop needs.
 pub(crate) struct Loop {
     pub(crate) providers: Providers,
-    pub(crate) config: Config,
     pub(crate) policy: Policy,
     pub(crate) poll: Duration,
     pub(crate) call_timeout: Duration,
@@ -84,7 +84,7 @@ impl Loop {
 
     /// Runs until `shutdown` is cancelled. Returns the number of ticks (for tests).
     pub(crate) async fn run(self, shutdown: CancellationToken) -> u64 {
-        let mut memory = Memory::new(&self.config);
+        let mut shell = Shell::new(self.policy.clone());
         let mut warned = Warned::default();
         let mut ticks = 0;
         let mut prices_read: Option<Instant> = None;
@@ -107,15 +107,7 @@ impl Loop {
                 was_leading = leading;
             }
             self.metrics.set_leader(leading);
-            let report = tick(
-                &self.providers,
-                &self.policy,
-                &mut memory,
-                now,
-                leading,
-                self.call_timeout,
-            )
-            .await;
+            let report = tick(&self.providers, &mut shell, now, leading, self.call_timeout).await;
             ticks += 1;
             self.metrics.record(&report, now);
             self.health.ticked(now, report.read_everything());

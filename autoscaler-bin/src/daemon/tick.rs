@@ -1,15 +1,14 @@
-//! One tick: observe, decide, act (when leading), remember.
+//! One tick: read, let the pure shell decide, act (when leading), report the outcomes back.
 
 use std::time::{Duration, Instant};
 
-use autoscaler_core::ports::{DrainProgress, ErrorKind, ProviderError};
-use autoscaler_core::{
-    Action, CreateFailure, CreateFailureKind, Plan, Policy, Snapshot, Timestamp, decide,
-};
+use autoscaler_core::ports::{DrainProgress, ProviderError};
+use autoscaler_core::shell::{self, Decision, Shell};
+use autoscaler_core::{Plan, Snapshot, Timestamp};
 
 use super::execute::{Done, execute};
 use super::observe::observe;
-use super::{Call, Memory, Outcome, Providers};
+use super::{Call, Outcome, Providers};
 
 /// What one tick saw and did.
 #[derive(Debug)]
@@ -47,70 +46,50 @@ impl TickReport {
     }
 }
 
-/// The plan's `next_decision`, when every action went through: a failed call, or a drain still
-/// waiting for pods (or refused by a PodDisruptionBudget), waits for the next poll, so a stuck
-/// teardown cannot turn the loop into one read of every service a second. Which actions want
-/// an early decision is the core's to say, not this shell's.
-fn early_decision(plan: &Plan, outcomes: &[Outcome]) -> Option<Timestamp> {
-    let through = !outcomes.is_empty()
-        && outcomes.iter().all(|o| {
-            matches!(
-                o.result,
-                Ok(Done::Ok | Done::Created(_) | Done::Drain(DrainProgress::Drained))
-            )
-        });
-    plan.next_decision.filter(|_| through)
+/// What the pure shell is told about one action.
+fn settled(o: &Outcome) -> shell::Outcome {
+    match &o.result {
+        Ok(Done::Ok | Done::Created(_) | Done::Drain(DrainProgress::Drained)) => {
+            shell::Outcome::Done
+        }
+        Ok(Done::Drain(DrainProgress::Pending { .. })) => shell::Outcome::Waiting,
+        Err(e) => shell::Outcome::Failed {
+            kind: e.kind,
+            message: e.message.clone(),
+        },
+    }
 }
 
 /// Runs one tick at `now`. Only a leading replica carries the plan out.
 pub(crate) async fn tick(
     p: &Providers,
-    policy: &Policy,
-    memory: &mut Memory,
+    shell: &mut Shell,
     now: Timestamp,
     leading: bool,
     limit: Duration,
 ) -> TickReport {
     let started = Instant::now();
-    let observation = observe(p, memory, now, limit).await;
-    let plan = decide(policy, &observation.snapshot);
+    let observation = observe(p, now, shell.wants_identity(), limit).await;
+    let Decision { snapshot, plan } = shell.decide(observation.reading);
     let outcomes = if leading {
-        execute(p, policy, &plan, &observation.snapshot, now, limit).await
+        execute(p, shell.policy(), &plan, &snapshot, now, limit).await
     } else {
         Vec::new()
     };
     let mut calls = observation.calls;
     for o in &outcomes {
         calls.push(o.call.clone());
-        let Err(e) = &o.result else { continue };
-        tracing::warn!(action = o.action.kind(), kind = e.kind.as_str(), error = %e, "action failed");
-        if let Action::CreateServer {
-            pool,
-            server_type,
-            location,
-            ..
-        } = &o.action
-        {
-            memory.record_failure(CreateFailure {
-                pool: pool.clone(),
-                server_type: server_type.clone(),
-                location: location.clone(),
-                at: now,
-                kind: if e.kind == ErrorKind::Capacity {
-                    CreateFailureKind::Capacity
-                } else {
-                    CreateFailureKind::Other
-                },
-                message: e.message.clone(),
-            });
+        if let Err(e) = &o.result {
+            tracing::warn!(action = o.action.kind(), kind = e.kind.as_str(), error = %e, "action failed");
         }
     }
     for e in &observation.errors {
         tracing::warn!(service = %e.service, kind = e.kind.as_str(), error = %e, "could not read");
     }
-    let next_decision = early_decision(&plan, &outcomes);
+    let settled: Vec<shell::Outcome> = outcomes.iter().map(settled).collect();
+    let next_decision = shell.settle(&plan, &settled);
     TickReport {
-        snapshot: observation.snapshot,
+        snapshot,
         plan,
         outcomes,
         calls,

@@ -73,7 +73,6 @@ fn the_loop(p: Providers, lease: Option<Arc<dyn Leadership>>) -> (Loop, Arc<Noti
     let l = Loop {
         providers: p,
         policy: config.validate().unwrap(),
-        config,
         poll: Duration::from_secs(5),
         call_timeout: Duration::from_secs(10),
         lease,

@@ -9,8 +9,8 @@ use autoscaler_core::ports::{
     Cluster, DrainProgress, ErrorKind, MockCloud, MockCluster, MockForge, ProviderError, Service,
 };
 use autoscaler_core::{
-    Config, CreateFailureKind, ForgeCapabilities, Job, Node, Plan, PlannedAction, RunnerPod,
-    Server, Source, Timestamp, synthetic,
+    Action, Config, CreateFailureKind, ForgeCapabilities, Job, Node, Plan, PlannedAction,
+    RunnerPod, Server, Source, Timestamp, synthetic,
 };
 
 use super::*;
@@ -75,22 +75,13 @@ fn config() -> Config {
     c
 }
 
-/// One tick at `now()` with `config`'s policy.
-async fn tick_once(
-    p: &Providers,
-    config: &Config,
-    memory: &mut Memory,
-    leading: bool,
-) -> TickReport {
-    tick(
-        p,
-        &config.validate().unwrap(),
-        memory,
-        now(),
-        leading,
-        LIMIT,
-    )
-    .await
+/// One tick at `now()`.
+async fn tick_once(p: &Providers, shell: &mut Shell, leading: bool) -> TickReport {
+    tick(p, shell, now(), leading, LIMIT).await
+}
+
+fn shell_of(config: &Config) -> Shell {
+    Shell::new(config.validate().unwrap())
 }
 
 #[tokio::test]
@@ -107,8 +98,8 @@ async fn a_waiting_job_creates_a_server_with_the_pools_shape() {
         cloud,
         cluster(),
     );
-    let mut memory = Memory::new(&config);
-    let report = tick_once(&p, &config, &mut memory, true).await;
+    let mut shell = shell_of(&config);
+    let report = tick_once(&p, &mut shell, true).await;
     assert!(report.read_everything());
     assert_eq!(report.outcomes.len(), 1);
     assert!(matches!(report.outcomes[0].result, Ok(Done::Created(_))));
@@ -117,10 +108,10 @@ async fn a_waiting_job_creates_a_server_with_the_pools_shape() {
         8,
         "six reads, the cluster's identity (once) and one create"
     );
-    assert_eq!(memory.cluster.as_deref(), Some("test-cluster"));
+    assert_eq!(shell.cluster(), Some("test-cluster"));
     assert_eq!(report.next_decision, None);
     // The identity is read once.
-    let report = tick_once(&p, &config, &mut memory, false).await;
+    let report = tick_once(&p, &mut shell, false).await;
     assert!(report.calls.iter().all(|c| c.name != "cluster_identity"));
 }
 
@@ -145,8 +136,8 @@ async fn without_the_clusters_identity_nothing_destructive_and_nothing_is_create
         cloud,
         k,
     );
-    let mut memory = Memory::new(&config);
-    let report = tick_once(&p, &config, &mut memory, true).await;
+    let mut shell = shell_of(&config);
+    let report = tick_once(&p, &mut shell, true).await;
     assert!(report.outcomes.is_empty());
     assert!(
         report
@@ -169,8 +160,8 @@ async fn a_replica_that_does_not_lead_reads_and_decides_but_changes_nothing() {
         cloud,
         cluster(),
     );
-    let mut memory = Memory::new(&config);
-    let report = tick_once(&p, &config, &mut memory, false).await;
+    let mut shell = shell_of(&config);
+    let report = tick_once(&p, &mut shell, false).await;
     assert_eq!(
         report.plan.actions.len(),
         1,
@@ -182,7 +173,6 @@ async fn a_replica_that_does_not_lead_reads_and_decides_but_changes_nothing() {
 #[tokio::test]
 async fn a_capacity_error_is_fed_back_and_the_next_location_is_tried() {
     let config = config();
-    let policy = config.validate().unwrap();
     let mut cloud = cloud(vec![]);
     cloud
         .expect_create_server()
@@ -205,11 +195,11 @@ async fn a_capacity_error_is_fed_back_and_the_next_location_is_tried() {
         cloud,
         cluster(),
     );
-    let mut memory = Memory::new(&config);
-    let first = tick(&p, &policy, &mut memory, now(), true, LIMIT).await;
+    let mut shell = shell_of(&config);
+    let first = tick(&p, &mut shell, now(), true, LIMIT).await;
     assert!(first.outcomes[0].result.is_err());
     let later = now() + jiff::SignedDuration::from_secs(5);
-    let second = tick(&p, &policy, &mut memory, later, true, LIMIT).await;
+    let second = tick(&p, &mut shell, later, true, LIMIT).await;
     assert_eq!(second.snapshot.create_failures.len(), 1);
     assert_eq!(
         second.snapshot.create_failures[0].kind,
@@ -239,8 +229,8 @@ async fn an_unreadable_source_is_unavailable_and_nothing_is_created() {
     let mut cloud = cloud(vec![]);
     cloud.expect_create_server().never();
     let p = providers(f, cloud, cluster());
-    let mut memory = Memory::new(&config);
-    let report = tick_once(&p, &config, &mut memory, true).await;
+    let mut shell = shell_of(&config);
+    let report = tick_once(&p, &mut shell, true).await;
     assert!(!report.snapshot.jobs.is_complete());
     assert_eq!(report.read_errors.len(), 1);
     assert!(!report.read_everything());
@@ -308,9 +298,9 @@ impl Cluster for StuckCluster {
 async fn a_call_that_never_answers_ends_at_the_timeout_as_unavailable() {
     let config = config();
     let p = providers(forge(vec![]), cloud(vec![]), StuckCluster);
-    let mut memory = Memory::new(&config);
+    let mut shell = shell_of(&config);
     let started = tokio::time::Instant::now();
-    let report = tick_once(&p, &config, &mut memory, true).await;
+    let report = tick_once(&p, &mut shell, true).await;
     assert_eq!(started.elapsed(), LIMIT);
     assert!(!report.snapshot.nodes.is_complete());
     assert_eq!(report.read_errors[0].kind, ErrorKind::Timeout);
@@ -422,48 +412,38 @@ fn outcome(action: Action, result: Result<Done, ProviderError>) -> Outcome {
 }
 
 #[test]
-fn the_plans_early_decision_is_kept_only_when_every_action_went_through() {
+fn the_pure_shell_hears_a_drain_still_waiting_and_a_failure_as_such() {
     let drain = || Action::Drain { node: "n".into() };
-    let mut plan = plan_of(vec![]);
-    plan.next_decision = Some(now());
     let blocked = Done::Drain(DrainProgress::Pending {
         evicted: 0,
         blocked: vec!["ci/pod".into()],
         terminating: 0,
     });
-    let early = |outcomes: &[Outcome]| early_decision(&plan, outcomes);
-    assert_eq!(
-        early(&[outcome(drain(), Ok(Done::Drain(DrainProgress::Drained)))]),
-        Some(now())
-    );
-    assert_eq!(
-        early(&[outcome(Action::Cordon { node: "n".into() }, Ok(Done::Ok))]),
-        Some(now())
-    );
-    assert_eq!(
-        early(&[outcome(drain(), Ok(blocked))]),
-        None,
-        "PDB-blocked: wait for the poll"
-    );
     let failed = Err(ProviderError::new(
         Service::Kubernetes,
         ErrorKind::Transient,
         "x",
     ));
+    let heard: Vec<shell::Outcome> = [
+        outcome(drain(), Ok(Done::Drain(DrainProgress::Drained))),
+        outcome(Action::Cordon { node: "n".into() }, Ok(Done::Ok)),
+        outcome(drain(), Ok(blocked)),
+        outcome(Action::DeleteNode { node: "n".into() }, failed),
+    ]
+    .iter()
+    .map(settled)
+    .collect();
     assert_eq!(
-        early(&[
-            outcome(Action::Cordon { node: "m".into() }, Ok(Done::Ok)),
-            outcome(Action::DeleteNode { node: "n".into() }, failed)
-        ]),
-        None,
-        "a failed call waits for the poll"
-    );
-    assert_eq!(early(&[]), None, "a follower carries nothing out");
-    plan.next_decision = None;
-    assert_eq!(
-        early_decision(&plan, &[outcome(drain(), Ok(Done::Ok))]),
-        None,
-        "the core did not ask"
+        heard,
+        [
+            shell::Outcome::Done,
+            shell::Outcome::Done,
+            shell::Outcome::Waiting,
+            shell::Outcome::Failed {
+                kind: ErrorKind::Transient,
+                message: "x".into()
+            }
+        ]
     );
 }
 

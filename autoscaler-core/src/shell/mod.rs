@@ -1,0 +1,255 @@
+//! The shell's rules between two decisions, pure and synchronous: what the daemon and the
+//! simulator both run around [`decide`](crate::decide).
+//!
+//! ```text
+//!   services ──▶ Reading ──▶ Shell::decide ──▶ Decision { snapshot, plan } ──▶ carry out
+//!                              ▲   (memory)                                      │
+//!                              └────────────── Shell::settle(outcomes) ◀─────────┘
+//! ```
+//!
+//! A shell reads the services (concurrently, with timeouts: that part is IO and stays outside),
+//! hands what it read to [`Shell::decide`], carries the plan's actions out, and reports what
+//! became of each to [`Shell::settle`], which says when the next decision is due. Everything in
+//! between is here: the memory of failed creations and its retention, the per-repository
+//! duration estimate, the forge's capabilities when they cannot be read, the cluster identity
+//! read once, what an unknown identity means for the server list, and which outcomes a failed
+//! creation is remembered for. There is no IO and no clock: `now` comes with the reading.
+
+mod memory;
+
+use jiff::Timestamp;
+
+use crate::config::Policy;
+use crate::plan::{Action, Plan};
+use crate::ports::ErrorKind;
+use crate::snapshot::{
+    ApiBudget, CreateFailure, CreateFailureKind, ForgeCapabilities, Job, Node, Runner, RunnerPod,
+    Server, Snapshot,
+};
+use crate::source::Source;
+
+use memory::{Durations, Failures};
+
+/// What was read from the services for one decision. A list that could not be read is
+/// [`Source::Unavailable`] with the reason, never an empty list.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// When the reading was taken.
+    pub now: Timestamp,
+    /// What the forge can do; `None` when it could not be read this time.
+    pub forge: Option<ForgeCapabilities>,
+    /// This cluster's identity, read when [`Shell::wants_identity`] asked for it.
+    pub identity: Identity,
+    /// Runnable and running jobs.
+    pub jobs: Source<Job>,
+    /// Registered runners.
+    pub runners: Source<Runner>,
+    /// Servers carrying this installation's ownership label.
+    pub servers: Source<Server>,
+    /// Managed nodes.
+    pub nodes: Source<Node>,
+    /// Runner pods.
+    pub pods: Source<RunnerPod>,
+    /// What is left of the Hetzner request budget, when known.
+    pub hetzner_budget: Option<ApiBudget>,
+}
+
+impl Reading {
+    /// A reading at `now` in which nothing could be read yet: fill in what was.
+    pub fn new(now: Timestamp) -> Self {
+        Self {
+            now,
+            forge: None,
+            identity: Identity::NotRead,
+            jobs: Source::default(),
+            runners: Source::default(),
+            servers: Source::default(),
+            nodes: Source::default(),
+            pods: Source::default(),
+            hetzner_budget: None,
+        }
+    }
+}
+
+/// The cluster identity (the `kube-system` namespace's UID) as one reading found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// Not read this time: the shell knows it already, or did not ask.
+    NotRead,
+    /// Read.
+    Read(String),
+    /// Asked for and not readable, for this reason.
+    Unreadable(String),
+}
+
+/// What became of one action of a plan, as the shell that carried it out saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The call went through.
+    Done,
+    /// The call went through and the step is not finished: a drain still waits for pods (or a
+    /// PodDisruptionBudget refused an eviction). The next poll tries again.
+    Waiting,
+    /// The call failed.
+    Failed {
+        /// What kind of failure.
+        kind: ErrorKind,
+        /// The provider's message.
+        message: String,
+    },
+}
+
+/// What [`Shell::decide`] gives back: the snapshot it built and the plan for it.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// What the core saw: the reading with the shell's memory filled in.
+    pub snapshot: Snapshot,
+    /// What to do.
+    pub plan: Plan,
+}
+
+/// The rules around the core and their memory. One per running autoscaler; losing it (a
+/// restart) is safe, see the module's documentation.
+#[derive(Debug, Clone)]
+pub struct Shell {
+    policy: Policy,
+    failures: Failures,
+    durations: Durations,
+    capabilities: Option<ForgeCapabilities>,
+    cluster: Option<String>,
+}
+
+impl Shell {
+    /// A shell with nothing remembered yet. Failed creations are kept as long as the longest
+    /// backoff or capacity cooldown of `policy`.
+    pub fn new(policy: Policy) -> Self {
+        let c = policy.config();
+        let keep = c.create_backoff.max.max(c.capacity_cooldown);
+        Self {
+            policy,
+            failures: Failures::new(keep),
+            durations: Durations::default(),
+            capabilities: None,
+            cluster: None,
+        }
+    }
+
+    /// The policy it decides with.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Whether the next reading should read the cluster's identity: until it has been read
+    /// once (it never changes).
+    pub fn wants_identity(&self) -> bool {
+        self.cluster.is_none()
+    }
+
+    /// The cluster's identity, once read.
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
+
+    /// Learns from `reading`, builds the snapshot and decides.
+    pub fn decide(&mut self, reading: Reading) -> Decision {
+        let snapshot = self.snapshot(reading);
+        let plan = crate::decide(&self.policy, &snapshot);
+        Decision { snapshot, plan }
+    }
+
+    /// The snapshot the core sees for `reading`, after learning from it.
+    fn snapshot(&mut self, reading: Reading) -> Snapshot {
+        let now = reading.now;
+        let mut unknown_cluster = None;
+        match reading.identity {
+            Identity::NotRead => {}
+            Identity::Read(id) => self.cluster = Some(id),
+            Identity::Unreadable(why) if self.cluster.is_none() => {
+                unknown_cluster = Some(format!(
+                    "this cluster's identity could not be read ({why}), so our servers cannot \
+                     be told from those of another installation of the same name"
+                ));
+            }
+            Identity::Unreadable(_) => {}
+        }
+        if let Some(c) = reading.forge {
+            self.capabilities = Some(c);
+        }
+        let mut jobs = reading.jobs;
+        self.durations.learn(&jobs, now);
+        self.durations.annotate(&mut jobs);
+        let mut servers = reading.servers;
+        // Without the identity, the server list is no evidence for anything destructive.
+        if let Some(reason) = unknown_cluster
+            && let Source::Complete { items } = servers
+        {
+            servers = Source::Partial { items, reason };
+        }
+        let mut snapshot = Snapshot::new(now);
+        // Without knowing, assume the older Gitea: no runner is disabled.
+        snapshot.forge = self.capabilities.unwrap_or(ForgeCapabilities {
+            can_disable_runners: false,
+        });
+        snapshot.cluster = self.cluster.clone();
+        snapshot.jobs = jobs;
+        snapshot.runners = reading.runners;
+        snapshot.servers = servers;
+        snapshot.nodes = reading.nodes;
+        snapshot.pods = reading.pods;
+        snapshot.create_failures = self.failures.at(now);
+        snapshot.hetzner_budget = reading.hetzner_budget;
+        snapshot
+    }
+
+    /// Takes what became of `plan`'s actions (in the plan's order, one per action; none when
+    /// the plan was not carried out) and says when the next decision is due sooner than the
+    /// regular poll: the plan's `next_decision` when every action went through, `None`
+    /// otherwise. A failed call or a drain still waiting waits for the poll, so a stuck teardown
+    /// cannot turn the loop into one read of every service a second.
+    ///
+    /// A failed creation is remembered: a capacity error moves the pool to its next server type
+    /// or location, any other failure backs the pool off.
+    pub fn settle(&mut self, plan: &Plan, outcomes: &[Outcome]) -> Option<Timestamp> {
+        for (action, outcome) in plan.action_list().zip(outcomes) {
+            if let Outcome::Failed { kind, message } = outcome
+                && let Some(failure) = create_failure(action, *kind, message, plan.now)
+            {
+                self.failures.record(failure);
+            }
+        }
+        let through = !outcomes.is_empty()
+            && outcomes.len() == plan.actions.len()
+            && outcomes.iter().all(|o| *o == Outcome::Done);
+        plan.next_decision.filter(|_| through)
+    }
+}
+
+/// The failure to remember for a failed `action`, if it is a creation.
+fn create_failure(
+    action: &Action,
+    kind: ErrorKind,
+    message: &str,
+    at: Timestamp,
+) -> Option<CreateFailure> {
+    let Action::CreateServer {
+        pool,
+        server_type,
+        location,
+        ..
+    } = action
+    else {
+        return None;
+    };
+    Some(CreateFailure {
+        pool: pool.clone(),
+        server_type: server_type.clone(),
+        location: location.clone(),
+        at,
+        kind: if kind == ErrorKind::Capacity {
+            CreateFailureKind::Capacity
+        } else {
+            CreateFailureKind::Other
+        },
+        message: message.to_owned(),
+    })
+}
