@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 
 use autoscaler_core::cost::Meter;
 use autoscaler_core::ports::{Price, Service};
-use autoscaler_core::{Action, JobStatus, Server, Timestamp};
+use autoscaler_core::{Action, JobStatus, Server, ServerSpec, Timestamp};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -324,11 +324,11 @@ impl Metrics {
                 .inc();
             match (&o.action, &o.result) {
                 (
-                    Action::CreateServer {
+                    Action::CreateServer(ServerSpec {
                         server_type,
                         location,
                         ..
-                    },
+                    }),
                     Ok(_),
                 ) => {
                     self.nodes_created.inc();
@@ -340,11 +340,11 @@ impl Metrics {
                         .inc();
                 }
                 (
-                    Action::CreateServer {
+                    Action::CreateServer(ServerSpec {
                         server_type,
                         location,
                         ..
-                    },
+                    }),
                     Err(e),
                 ) => {
                     self.scale_up_errors.inc();
@@ -500,14 +500,16 @@ mod tests {
         snapshot.pods = Source::complete(vec![]);
         snapshot.cluster = cluster.map(str::to_owned);
         let plan = decide(&policy, &snapshot);
-        let create = |location: &str| Action::CreateServer {
-            pool: "linux".into(),
-            name: "x".into(),
-            server_type: "ccx33".into(),
-            location: location.into(),
-            image: "ubuntu-24.04".into(),
-            labels: Default::default(),
-            node_labels: Default::default(),
+        let create = |location: &str| {
+            Action::CreateServer(ServerSpec {
+                pool: "linux".into(),
+                name: "x".into(),
+                server_type: "ccx33".into(),
+                location: location.into(),
+                image: "ubuntu-24.04".into(),
+                labels: Default::default(),
+                node_labels: Default::default(),
+            })
         };
         let call = Call {
             service: Service::Hetzner,

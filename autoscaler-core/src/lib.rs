@@ -78,8 +78,9 @@ pub use decide::decide;
 pub use error::{ConfigProblem, Error};
 pub use jiff::{SignedDuration, Timestamp};
 pub use plan::{
-    Action, NodeReport, NodeState, PLAN_VERSION, Plan, PlannedAction, PoolReport, Reason, Slots,
-    TeardownStep, UnservableJob, Warning, WarningKind,
+    Action, CloudEffect, ClusterEffect, Effect, ForgeEffect, NodeReport, NodeState, PLAN_VERSION,
+    Plan, PlannedAction, PoolReport, Reason, RunnerId, ServerId, ServerSpec, Slots, TeardownStep,
+    UnservableJob, Warning, WarningKind,
 };
 pub use snapshot::{
     ApiBudget, CreateFailure, CreateFailureKind, ForgeCapabilities, Job, JobStatus, Node, PodPhase,

@@ -76,23 +76,8 @@ pub struct PlannedAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    /// Create a Hetzner server that joins the cluster as a node of `pool`.
-    CreateServer {
-        /// The pool.
-        pool: String,
-        /// Server and node name.
-        name: String,
-        /// Hetzner server type.
-        server_type: String,
-        /// Hetzner location.
-        location: String,
-        /// Image.
-        image: String,
-        /// Labels for the server (ownership and pool).
-        labels: BTreeMap<String, String>,
-        /// Labels the node registers with (ownership and pool).
-        node_labels: BTreeMap<String, String>,
-    },
+    /// Create a Hetzner server that joins the cluster as a node of its pool.
+    CreateServer(ServerSpec),
     /// Label the server `cluster=<id>`: it carried none, and its node is in this cluster.
     RecordCluster {
         /// The server.
@@ -223,7 +208,207 @@ pub enum Action {
     },
 }
 
+/// A server to create: what [`Action::CreateServer`] asks for, and what the cloud port creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerSpec {
+    /// The pool.
+    pub pool: String,
+    /// Server and node name.
+    pub name: String,
+    /// Hetzner server type.
+    pub server_type: String,
+    /// Hetzner location.
+    pub location: String,
+    /// Image.
+    pub image: String,
+    /// Labels for the server (ownership and pool), so the next listing finds it.
+    pub labels: BTreeMap<String, String>,
+    /// Labels the node registers with (ownership and pool).
+    pub node_labels: BTreeMap<String, String>,
+}
+
+/// A Hetzner server's id, as the cloud port takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ServerId(pub u64);
+
+/// A Gitea runner's id, as the forge port takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunnerId(pub u64);
+
+impl std::fmt::Display for ServerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for RunnerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An action as the port that carries it out sees it: which service, which call, with typed
+/// ids. A shell's executor matches on it exhaustively, so a new action is routed by the
+/// compiler, not by a fall-through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect<'a> {
+    /// Hetzner Cloud.
+    Cloud(CloudEffect<'a>),
+    /// Gitea.
+    Forge(ForgeEffect),
+    /// The Kubernetes API.
+    Cluster(ClusterEffect<'a>),
+}
+
+/// A call to the cloud port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloudEffect<'a> {
+    /// Create the server.
+    Create(&'a ServerSpec),
+    /// Set (`Some`) or remove (`None`) one label of the server, keeping the others; the cloud
+    /// adapter merges it into the labels it last listed (Hetzner replaces the whole set).
+    Label {
+        /// The server.
+        server: ServerId,
+        /// The label.
+        key: &'static str,
+        /// Its new value, or `None` to remove it.
+        value: Option<String>,
+        /// A join token to revoke on the cluster first: the label is the memory that it still
+        /// needs revoking, so it goes only once the token is gone.
+        revoke_first: Option<&'a str>,
+    },
+    /// Delete the server; one that is gone counts as deleted.
+    Delete {
+        /// The server.
+        server: ServerId,
+        /// Its name, for people.
+        name: &'a str,
+        /// Its live join token, revoked on the cluster first (a failed revoke never keeps the
+        /// server: the token expires anyway).
+        revoke_first: Option<&'a str>,
+    },
+}
+
+/// A call to the forge port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForgeEffect {
+    /// Disable (`true`) or enable (`false`) the runner.
+    SetDisabled(RunnerId, bool),
+    /// Delete the runner; one that is gone counts as deleted.
+    Delete(RunnerId),
+}
+
+/// A call to the cluster port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterEffect<'a> {
+    /// Set (`Some`) or remove (`None`) one annotation of the node.
+    Annotate {
+        /// The node.
+        node: &'a str,
+        /// The annotation.
+        key: &'static str,
+        /// Its new value, or `None` to remove it.
+        value: Option<String>,
+    },
+    /// Mark the node unschedulable.
+    Cordon(&'a str),
+    /// Evict what can be evicted; annotate the node `drained` once nothing is left.
+    Drain(&'a str),
+    /// Delete the node object; one that is gone counts as deleted.
+    DeleteNode(&'a str),
+}
+
+impl Effect<'_> {
+    /// The service it goes to.
+    pub fn service(&self) -> crate::ports::Service {
+        match self {
+            Self::Cloud(_) => crate::ports::Service::Hetzner,
+            Self::Forge(_) => crate::ports::Service::Gitea,
+            Self::Cluster(_) => crate::ports::Service::Kubernetes,
+        }
+    }
+}
+
 impl Action {
+    /// What this action asks of which port. The one place where an action's target service,
+    /// ids and label or annotation encoding are decided.
+    pub fn effect(&self) -> Effect<'_> {
+        let label = |server_id: &u64, key, value| {
+            Effect::Cloud(CloudEffect::Label {
+                server: ServerId(*server_id),
+                key,
+                value,
+                revoke_first: None,
+            })
+        };
+        fn annotate<'a>(node: &'a str, key: &'static str, value: Option<String>) -> Effect<'a> {
+            Effect::Cluster(ClusterEffect::Annotate { node, key, value })
+        }
+        match self {
+            Self::CreateServer(spec) => Effect::Cloud(CloudEffect::Create(spec)),
+            Self::RecordCluster { server_id, cluster } => {
+                label(server_id, keys::CLUSTER, Some(cluster.clone()))
+            }
+            Self::RetireJoinToken {
+                server_id,
+                token_id,
+            } => Effect::Cloud(CloudEffect::Label {
+                server: ServerId(*server_id),
+                key: keys::JOIN_TOKEN,
+                value: None,
+                revoke_first: Some(token_id),
+            }),
+            Self::RecordJoined { server_id, at } => {
+                label(server_id, keys::JOINED, Some(keys::unix_value(*at)))
+            }
+            Self::BeginTeardown { server_id, at } => {
+                label(server_id, keys::TEARDOWN, Some(keys::unix_value(*at)))
+            }
+            Self::AbortTeardown { server_id } => label(server_id, keys::TEARDOWN, None),
+            Self::MarkNodeMissing { server_id, since } => label(
+                server_id,
+                keys::NODE_MISSING,
+                Some(keys::unix_value(*since)),
+            ),
+            Self::ClearNodeMissing { server_id } => label(server_id, keys::NODE_MISSING, None),
+            Self::DeleteServer {
+                server_id,
+                server_name,
+                join_token,
+            } => Effect::Cloud(CloudEffect::Delete {
+                server: ServerId(*server_id),
+                name: server_name,
+                revoke_first: join_token.as_deref(),
+            }),
+            Self::MarkIdle { node, since } => {
+                annotate(node, keys::IDLE_SINCE, Some(since.to_string()))
+            }
+            Self::RecordRunners { node, runners } => {
+                annotate(node, keys::RUNNERS, Some(runners.clone()))
+            }
+            Self::ClearIdle { node } => annotate(node, keys::IDLE_SINCE, None),
+            Self::MarkServerMissing { node, since } => {
+                annotate(node, keys::SERVER_MISSING, Some(since.to_string()))
+            }
+            Self::ClearServerMissing { node } => annotate(node, keys::SERVER_MISSING, None),
+            Self::DisableRunner { runner_id, .. } => {
+                Effect::Forge(ForgeEffect::SetDisabled(RunnerId(*runner_id), true))
+            }
+            Self::EnableRunner { runner_id, .. } => {
+                Effect::Forge(ForgeEffect::SetDisabled(RunnerId(*runner_id), false))
+            }
+            Self::DeleteRunner { runner_id, .. } => {
+                Effect::Forge(ForgeEffect::Delete(RunnerId(*runner_id)))
+            }
+            Self::Cordon { node } => Effect::Cluster(ClusterEffect::Cordon(node)),
+            Self::Drain { node } => Effect::Cluster(ClusterEffect::Drain(node)),
+            Self::DeleteNode { node } => Effect::Cluster(ClusterEffect::DeleteNode(node)),
+        }
+    }
+
     /// Actions that remove capacity or lead to it. A plan built from incomplete data holds none.
     pub fn is_destructive(&self) -> bool {
         matches!(
@@ -272,16 +457,7 @@ impl Action {
     /// Actions that rewrite the server's labels. A Hetzner label update replaces the whole set,
     /// so a plan holds at most one of these per server and a shell may run them concurrently.
     pub fn writes_server_labels(&self) -> bool {
-        matches!(
-            self,
-            Self::RecordCluster { .. }
-                | Self::RetireJoinToken { .. }
-                | Self::RecordJoined { .. }
-                | Self::BeginTeardown { .. }
-                | Self::AbortTeardown { .. }
-                | Self::MarkNodeMissing { .. }
-                | Self::ClearNodeMissing { .. }
-        )
+        matches!(self.effect(), Effect::Cloud(CloudEffect::Label { .. }))
     }
 
     /// A short name for logs and metrics, e.g. `delete_server`.
@@ -312,73 +488,32 @@ impl Action {
 
     /// The server this action targets, if it targets one.
     pub fn server_id(&self) -> Option<u64> {
-        match self {
-            Self::RecordCluster { server_id, .. }
-            | Self::RetireJoinToken { server_id, .. }
-            | Self::RecordJoined { server_id, .. }
-            | Self::BeginTeardown { server_id, .. }
-            | Self::AbortTeardown { server_id }
-            | Self::MarkNodeMissing { server_id, .. }
-            | Self::ClearNodeMissing { server_id }
-            | Self::DeleteServer { server_id, .. } => Some(*server_id),
-            _ => None,
+        match self.effect() {
+            Effect::Cloud(
+                CloudEffect::Label { server, .. } | CloudEffect::Delete { server, .. },
+            ) => Some(server.0),
+            Effect::Cloud(CloudEffect::Create(_)) | Effect::Forge(_) | Effect::Cluster(_) => None,
         }
     }
 
     /// The node this action targets, if it targets one.
     pub fn node(&self) -> Option<&str> {
-        match self {
-            Self::MarkIdle { node, .. }
-            | Self::RecordRunners { node, .. }
-            | Self::ClearIdle { node }
-            | Self::Cordon { node }
-            | Self::Drain { node }
-            | Self::DeleteNode { node }
-            | Self::MarkServerMissing { node, .. }
-            | Self::ClearServerMissing { node } => Some(node),
-            _ => None,
+        match self.effect() {
+            Effect::Cluster(
+                ClusterEffect::Annotate { node, .. }
+                | ClusterEffect::Cordon(node)
+                | ClusterEffect::Drain(node)
+                | ClusterEffect::DeleteNode(node),
+            ) => Some(node),
+            Effect::Cloud(_) | Effect::Forge(_) => None,
         }
     }
 
     /// The runner this action targets, if it targets one.
     pub fn runner_id(&self) -> Option<u64> {
-        match self {
-            Self::DisableRunner { runner_id, .. }
-            | Self::EnableRunner { runner_id, .. }
-            | Self::DeleteRunner { runner_id, .. } => Some(*runner_id),
-            _ => None,
-        }
-    }
-
-    /// The server label this action writes, as `(key, value)`; a `None` value removes the key.
-    /// The shell applies it to the labels it last read and writes the whole set back, because
-    /// Hetzner replaces a server's labels on every update.
-    pub fn server_label_write(&self) -> Option<(&'static str, Option<String>)> {
-        match self {
-            Self::RecordCluster { cluster, .. } => Some((keys::CLUSTER, Some(cluster.clone()))),
-            Self::RetireJoinToken { .. } => Some((keys::JOIN_TOKEN, None)),
-            Self::RecordJoined { at, .. } => Some((keys::JOINED, Some(keys::unix_value(*at)))),
-            Self::BeginTeardown { at, .. } => Some((keys::TEARDOWN, Some(keys::unix_value(*at)))),
-            Self::AbortTeardown { .. } => Some((keys::TEARDOWN, None)),
-            Self::MarkNodeMissing { since, .. } => {
-                Some((keys::NODE_MISSING, Some(keys::unix_value(*since))))
-            }
-            Self::ClearNodeMissing { .. } => Some((keys::NODE_MISSING, None)),
-            _ => None,
-        }
-    }
-
-    /// The node annotation this action writes, as `(key, value)`; a `None` value removes it.
-    pub fn node_annotation_write(&self) -> Option<(&'static str, Option<String>)> {
-        match self {
-            Self::MarkIdle { since, .. } => Some((keys::IDLE_SINCE, Some(since.to_string()))),
-            Self::RecordRunners { runners, .. } => Some((keys::RUNNERS, Some(runners.clone()))),
-            Self::ClearIdle { .. } => Some((keys::IDLE_SINCE, None)),
-            Self::MarkServerMissing { since, .. } => {
-                Some((keys::SERVER_MISSING, Some(since.to_string())))
-            }
-            Self::ClearServerMissing { .. } => Some((keys::SERVER_MISSING, None)),
-            _ => None,
+        match self.effect() {
+            Effect::Forge(ForgeEffect::SetDisabled(id, _) | ForgeEffect::Delete(id)) => Some(id.0),
+            Effect::Cloud(_) | Effect::Cluster(_) => None,
         }
     }
 }

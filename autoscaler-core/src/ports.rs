@@ -18,13 +18,12 @@
 //! No method retries for longer than one call: the next tick is the retry, so a stuck service
 //! can never stall the loop.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use crate::plan::Action;
+use crate::plan::{RunnerId, ServerId, ServerSpec};
 use crate::snapshot::{ApiBudget, ForgeCapabilities, Job, Node, Runner, RunnerPod, Server};
 use crate::source::Source;
 
@@ -161,51 +160,22 @@ impl PartialEq for JoinToken {
 
 impl Eq for JoinToken {}
 
-/// A server to create: the data of [`Action::CreateServer`], owned by the call.
+/// A server to create: the plan's [`ServerSpec`] and, in per-server mode, its own join token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewServer {
-    /// The pool it serves.
-    pub pool: String,
-    /// Server name and node name.
-    pub name: String,
-    /// Hetzner server type.
-    pub server_type: String,
-    /// Hetzner location.
-    pub location: String,
-    /// Image.
-    pub image: String,
-    /// Server labels: ownership and pool, so the next listing finds it.
-    pub labels: BTreeMap<String, String>,
-    /// Labels the node registers with.
-    pub node_labels: BTreeMap<String, String>,
+    /// What the plan asked for.
+    pub spec: ServerSpec,
     /// This server's own join credential; `None` in static-token mode, where the cloud adapter
     /// uses the configured one.
     pub join_token: Option<JoinToken>,
 }
 
 impl NewServer {
-    /// The server a [`Action::CreateServer`] asks for; `None` for every other action.
-    pub fn from_action(action: &Action) -> Option<Self> {
-        match action {
-            Action::CreateServer {
-                pool,
-                name,
-                server_type,
-                location,
-                image,
-                labels,
-                node_labels,
-            } => Some(Self {
-                pool: pool.clone(),
-                name: name.clone(),
-                server_type: server_type.clone(),
-                location: location.clone(),
-                image: image.clone(),
-                labels: labels.clone(),
-                node_labels: node_labels.clone(),
-                join_token: None,
-            }),
-            _ => None,
+    /// The server `spec` describes, with no join token of its own.
+    pub fn new(spec: ServerSpec) -> Self {
+        Self {
+            spec,
+            join_token: None,
         }
     }
 }
@@ -252,11 +222,11 @@ pub trait Forge: Send + Sync {
     /// Disable (`true`) or enable (`false`) a runner.
     async fn set_runner_disabled(
         &self,
-        runner_id: u64,
+        runner: RunnerId,
         disabled: bool,
     ) -> Result<(), ProviderError>;
     /// Delete a runner; one that is already gone counts as deleted.
-    async fn delete_runner(&self, runner_id: u64) -> Result<(), ProviderError>;
+    async fn delete_runner(&self, runner: RunnerId) -> Result<(), ProviderError>;
 }
 
 /// Hetzner Cloud: this installation's servers.
@@ -267,14 +237,18 @@ pub trait Cloud: Send + Sync {
     async fn servers(&self) -> Result<Source<Server>, ProviderError>;
     /// Create a server that joins the cluster as a runner node.
     async fn create_server(&self, server: &NewServer) -> Result<Server, ProviderError>;
-    /// Replace a server's labels with `labels` (Hetzner replaces the whole set).
-    async fn set_server_labels(
+    /// Set (`Some`) or remove (`None`) one label of a server and keep the others. Hetzner
+    /// replaces the whole set on every update, so the adapter merges the change into the labels
+    /// it last listed for the server, and refuses (`Invalid`) a server it has not listed: it
+    /// never writes a set it does not know, which would take the ownership label away.
+    async fn label_server(
         &self,
-        server_id: u64,
-        labels: &BTreeMap<String, String>,
+        server: ServerId,
+        key: &str,
+        value: Option<String>,
     ) -> Result<(), ProviderError>;
     /// Delete a server; one that is already gone counts as deleted.
-    async fn delete_server(&self, server_id: u64) -> Result<(), ProviderError>;
+    async fn delete_server(&self, server: ServerId) -> Result<(), ProviderError>;
     /// Hourly prices of every server type in every location.
     async fn prices(&self) -> Result<Vec<Price>, ProviderError>;
     /// What is left of the request budget, as the last response reported it.

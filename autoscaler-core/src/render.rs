@@ -1,5 +1,6 @@
 //! The plan as text for people: actions with reasons, then pools, nodes and warnings.
 
+use crate::ServerSpec;
 use std::fmt::{self, Display};
 
 use crate::plan::{Action, NodeState, Plan};
@@ -184,12 +185,12 @@ fn state(s: &NodeState) -> String {
 
 fn describe(a: &Action) -> String {
     match a {
-        Action::CreateServer {
+        Action::CreateServer(ServerSpec {
             name,
             server_type,
             location,
             ..
-        } => format!("create {name} ({server_type}, {location})"),
+        }) => format!("create {name} ({server_type}, {location})"),
         Action::DisableRunner { runner_name, .. }
         | Action::EnableRunner { runner_name, .. }
         | Action::DeleteRunner { runner_name, .. } => format!("{} {runner_name}", a.kind()),

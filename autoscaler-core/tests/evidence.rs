@@ -4,8 +4,8 @@
 mod common;
 
 use autoscaler_core::{
-    Action, JobStatus, NodeState, Plan, PodPhase, SignedDuration, Snapshot, Source, TeardownStep,
-    Timestamp, WarningKind, decide,
+    Action, JobStatus, NodeState, Plan, PodPhase, ServerSpec, SignedDuration, Snapshot, Source,
+    TeardownStep, Timestamp, WarningKind, decide,
 };
 use common::*;
 
@@ -492,11 +492,11 @@ fn new_servers_name_the_cluster_they_join() {
     let mut w = with_cluster(world());
     w.queue(&["linux"]);
     let plan = w.decide();
-    let Some(Action::CreateServer {
+    let Some(Action::CreateServer(ServerSpec {
         labels,
         node_labels,
         ..
-    }) = plan.action_list().next()
+    })) = plan.action_list().next()
     else {
         panic!("a create: {:?}", kinds(&plan));
     };

@@ -3,7 +3,7 @@
 
 mod common;
 
-use autoscaler_core::{Action, WarningKind, keys};
+use autoscaler_core::{Action, ServerSpec, WarningKind, keys};
 use common::*;
 
 fn world() -> World {
@@ -15,7 +15,7 @@ fn world() -> World {
 fn provisioning(w: &mut World, token: &str) -> String {
     w.queue(&["linux"]);
     let plan = w.step();
-    let Some(Action::CreateServer { name, .. }) = plan
+    let Some(Action::CreateServer(ServerSpec { name, .. })) = plan
         .action_list()
         .find(|a| matches!(a, Action::CreateServer { .. }))
         .cloned()

@@ -1,126 +1,252 @@
-//! The ports as a shell uses them: mocks stand in for the providers, and the actions' label and
-//! annotation writes are what the shell sends.
+//! The ports as a shell uses them: every action's effect (which port, which call, which typed
+//! id, which label or annotation encoding), and mocks standing in for the providers.
 
 use std::collections::BTreeMap;
 
 use autoscaler_core::ports::{
     Cloud, ErrorKind, MockCloud, MockCluster, NewServer, ProviderError, Service,
 };
-use autoscaler_core::{Action, Source, Timestamp, keys};
+use autoscaler_core::{
+    Action, CloudEffect, ClusterEffect, Effect, ForgeEffect, RunnerId, ServerId, ServerSpec,
+    Source, Timestamp, keys,
+};
 
 fn at() -> Timestamp {
     "2026-11-25T10:00:00Z".parse().unwrap()
 }
 
+fn label(key: &'static str, value: Option<String>) -> Effect<'static> {
+    Effect::Cloud(CloudEffect::Label {
+        server: ServerId(1),
+        key,
+        value,
+        revoke_first: None,
+    })
+}
+
 #[test]
 fn server_label_writes_follow_the_keys_and_encodings() {
+    let unix = Some(at().as_second().to_string());
     let cases = [
+        (
+            Action::RecordCluster {
+                server_id: 1,
+                cluster: "c".into(),
+            },
+            label(keys::CLUSTER, Some("c".into())),
+        ),
         (
             Action::RecordJoined {
                 server_id: 1,
                 at: at(),
             },
-            keys::JOINED,
-            Some(at().as_second().to_string()),
+            label(keys::JOINED, unix.clone()),
         ),
         (
             Action::BeginTeardown {
                 server_id: 1,
                 at: at(),
             },
-            keys::TEARDOWN,
-            Some(at().as_second().to_string()),
+            label(keys::TEARDOWN, unix.clone()),
         ),
-        (Action::AbortTeardown { server_id: 1 }, keys::TEARDOWN, None),
+        (
+            Action::AbortTeardown { server_id: 1 },
+            label(keys::TEARDOWN, None),
+        ),
         (
             Action::MarkNodeMissing {
                 server_id: 1,
                 since: at(),
             },
-            keys::NODE_MISSING,
-            Some(at().as_second().to_string()),
+            label(keys::NODE_MISSING, unix),
         ),
         (
             Action::ClearNodeMissing { server_id: 1 },
-            keys::NODE_MISSING,
-            None,
+            label(keys::NODE_MISSING, None),
         ),
     ];
-    for (action, key, value) in cases {
+    for (action, effect) in cases {
         assert!(action.writes_server_labels());
-        assert_eq!(
-            action.server_label_write(),
-            Some((key, value)),
-            "{action:?}"
-        );
-        assert_eq!(action.node_annotation_write(), None);
+        assert_eq!(action.effect(), effect, "{action:?}");
+        assert_eq!(action.effect().service(), Service::Hetzner);
+        assert_eq!(action.server_id(), Some(1));
     }
+    assert!(!Action::Cordon { node: "n".into() }.writes_server_labels());
+}
+
+#[test]
+fn a_join_token_is_revoked_before_the_step_that_forgets_it() {
+    let retire = Action::RetireJoinToken {
+        server_id: 3,
+        token_id: "abcdef".into(),
+    };
     assert_eq!(
-        Action::Cordon { node: "n".into() }.server_label_write(),
-        None
+        retire.effect(),
+        Effect::Cloud(CloudEffect::Label {
+            server: ServerId(3),
+            key: keys::JOIN_TOKEN,
+            value: None,
+            revoke_first: Some("abcdef"),
+        })
     );
+    let delete = |join_token: Option<&str>| Action::DeleteServer {
+        server_id: 3,
+        server_name: "ci-linux-3".into(),
+        join_token: join_token.map(str::to_owned),
+    };
+    assert_eq!(
+        delete(Some("abcdef")).effect(),
+        Effect::Cloud(CloudEffect::Delete {
+            server: ServerId(3),
+            name: "ci-linux-3",
+            revoke_first: Some("abcdef"),
+        })
+    );
+    assert!(matches!(
+        delete(None).effect(),
+        Effect::Cloud(CloudEffect::Delete {
+            revoke_first: None,
+            ..
+        })
+    ));
 }
 
 #[test]
 fn node_annotation_writes_use_rfc3339() {
+    let rfc3339 = Some("2026-11-25T10:00:00Z".to_owned());
+    let annotate = |key, value| {
+        Effect::Cluster(ClusterEffect::Annotate {
+            node: "n",
+            key,
+            value,
+        })
+    };
     let cases = [
         (
             Action::MarkIdle {
                 node: "n".into(),
                 since: at(),
             },
-            keys::IDLE_SINCE,
-            Some("2026-11-25T10:00:00Z".to_owned()),
+            annotate(keys::IDLE_SINCE, rfc3339.clone()),
         ),
         (
             Action::ClearIdle { node: "n".into() },
-            keys::IDLE_SINCE,
-            None,
+            annotate(keys::IDLE_SINCE, None),
         ),
         (
             Action::MarkServerMissing {
                 node: "n".into(),
                 since: at(),
             },
-            keys::SERVER_MISSING,
-            Some("2026-11-25T10:00:00Z".to_owned()),
+            annotate(keys::SERVER_MISSING, rfc3339),
         ),
         (
             Action::ClearServerMissing { node: "n".into() },
-            keys::SERVER_MISSING,
-            None,
+            annotate(keys::SERVER_MISSING, None),
+        ),
+        (
+            Action::RecordRunners {
+                node: "n".into(),
+                runners: "n-0=4".into(),
+            },
+            annotate(keys::RUNNERS, Some("n-0=4".into())),
         ),
     ];
-    for (action, key, value) in cases {
-        assert_eq!(
-            action.node_annotation_write(),
-            Some((key, value)),
-            "{action:?}"
-        );
+    for (action, effect) in cases {
+        assert_eq!(action.effect(), effect, "{action:?}");
+        assert_eq!(action.node(), Some("n"));
+        assert!(!action.writes_server_labels());
     }
 }
 
 #[test]
-fn a_create_action_becomes_a_new_server_and_nothing_else_does() {
+fn runner_and_node_steps_go_to_their_ports_with_typed_ids() {
+    let runner = |f: fn(u64, String) -> Action| f(9, "r".into());
+    let cases = [
+        (
+            runner(|runner_id, runner_name| Action::DisableRunner {
+                runner_id,
+                runner_name,
+            }),
+            Effect::Forge(ForgeEffect::SetDisabled(RunnerId(9), true)),
+        ),
+        (
+            runner(|runner_id, runner_name| Action::EnableRunner {
+                runner_id,
+                runner_name,
+            }),
+            Effect::Forge(ForgeEffect::SetDisabled(RunnerId(9), false)),
+        ),
+        (
+            runner(|runner_id, runner_name| Action::DeleteRunner {
+                runner_id,
+                runner_name,
+            }),
+            Effect::Forge(ForgeEffect::Delete(RunnerId(9))),
+        ),
+        (
+            Action::Cordon { node: "n".into() },
+            Effect::Cluster(ClusterEffect::Cordon("n")),
+        ),
+        (
+            Action::Drain { node: "n".into() },
+            Effect::Cluster(ClusterEffect::Drain("n")),
+        ),
+        (
+            Action::DeleteNode { node: "n".into() },
+            Effect::Cluster(ClusterEffect::DeleteNode("n")),
+        ),
+    ];
+    for (action, effect) in cases {
+        assert_eq!(action.effect(), effect, "{action:?}");
+    }
+    assert_eq!(
+        Action::Drain { node: "n".into() }.effect().service(),
+        Service::Kubernetes
+    );
+    assert_eq!(
+        runner(|runner_id, runner_name| Action::DeleteRunner {
+            runner_id,
+            runner_name
+        })
+        .effect()
+        .service(),
+        Service::Gitea
+    );
+}
+
+#[test]
+fn a_create_action_is_its_spec_and_serializes_as_plan_version_1() {
     let labels = BTreeMap::from([(keys::OWNER.to_owned(), "ci".to_owned())]);
-    let create = Action::CreateServer {
+    let spec = ServerSpec {
         pool: "linux".into(),
         name: "ci-linux-1".into(),
         server_type: "ccx33".into(),
         location: "nbg1".into(),
         image: "ubuntu-24.04".into(),
         labels: labels.clone(),
-        node_labels: labels.clone(),
+        node_labels: labels,
     };
-    let new = NewServer::from_action(&create).unwrap();
+    let create = Action::CreateServer(spec.clone());
+    assert_eq!(create.effect(), Effect::Cloud(CloudEffect::Create(&spec)));
+    assert_eq!(NewServer::new(spec).join_token, None);
+    let json = serde_json::to_value(&create).unwrap();
     assert_eq!(
-        (new.name.as_str(), new.server_type.as_str(), new.labels),
-        ("ci-linux-1", "ccx33", labels)
+        json,
+        serde_json::json!({
+            "action": "create_server",
+            "pool": "linux",
+            "name": "ci-linux-1",
+            "server_type": "ccx33",
+            "location": "nbg1",
+            "image": "ubuntu-24.04",
+            "labels": {"gitea-ci-autoscaler/owner": "ci"},
+            "node_labels": {"gitea-ci-autoscaler/owner": "ci"},
+        }),
+        "the fields stay beside the tag, as in version 1"
     );
-    assert_eq!(
-        NewServer::from_action(&Action::ClearIdle { node: "n".into() }),
-        None
-    );
+    let back: Action = serde_json::from_value(json).unwrap();
+    assert_eq!(back, create);
 }
 
 #[tokio::test]
@@ -131,7 +257,7 @@ async fn the_mocks_stand_in_for_providers() {
         .returning(|| Ok(Source::complete(vec![])));
     cloud
         .expect_delete_server()
-        .withf(|id| *id == 7)
+        .withf(|id| *id == ServerId(7))
         .times(1)
         .returning(|_| {
             Err(ProviderError::new(
@@ -143,7 +269,7 @@ async fn the_mocks_stand_in_for_providers() {
     cloud.expect_budget().return_const(None);
     let cloud: Box<dyn Cloud> = Box::new(cloud);
     assert!(cloud.servers().await.unwrap().is_complete());
-    let e = cloud.delete_server(7).await.unwrap_err();
+    let e = cloud.delete_server(ServerId(7)).await.unwrap_err();
     assert!(e.kind.is_retryable());
     assert_eq!(e.to_string(), "hetzner: locked");
     let mut cluster = MockCluster::new();

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use autoscaler_core::labels::satisfies;
 use autoscaler_core::{
     Action, ApiBudget, Config, CreateFailure, CreateFailureKind, ForgeCapabilities, Job, JobStatus,
-    Node, PodPhase, Policy, PoolConfig, Runner, RunnerPod, Server, ServerStatus, SignedDuration,
-    Snapshot, Source, Timestamp, decide, keys, period_end,
+    Node, PodPhase, Policy, PoolConfig, Runner, RunnerPod, Server, ServerSpec, ServerStatus,
+    SignedDuration, Snapshot, Source, Timestamp, decide, keys, period_end,
 };
 use proptest::prelude::*;
 
@@ -636,7 +636,7 @@ fn complete_unique<T, K: std::hash::Hash + Eq>(src: &Source<T>, key: impl Fn(&T)
 fn creates_by_pool(plan: &autoscaler_core::Plan) -> HashMap<String, u32> {
     let mut out = HashMap::new();
     for a in plan.action_list() {
-        if let Action::CreateServer { pool, .. } = a {
+        if let Action::CreateServer(ServerSpec { pool, .. }) = a {
             *out.entry(pool.clone()).or_default() += 1;
         }
     }
@@ -783,7 +783,7 @@ proptest! {
             if let Some(id) = a.runner_id() {
                 prop_assert!(o.managed_runner_ids.contains(&id), "{a:?}");
             }
-            if let Action::CreateServer { labels, node_labels, .. } = a {
+            if let Action::CreateServer(ServerSpec { labels, node_labels, .. }) = a {
                 prop_assert_eq!(labels.get(keys::OWNER).map(String::as_str), Some(OURS));
                 prop_assert_eq!(node_labels.get(keys::OWNER).map(String::as_str), Some(OURS));
             }

@@ -4,7 +4,8 @@ mod common;
 
 use autoscaler_core::{
     Action, ApiBudget, CreateFailure, CreateFailureKind, ForgeCapabilities, JobStatus, NodeState,
-    PoolConfig, SignedDuration, Snapshot, Source, TeardownStep, WarningKind, keys, synthetic,
+    PoolConfig, ServerSpec, SignedDuration, Snapshot, Source, TeardownStep, WarningKind, keys,
+    synthetic,
 };
 use common::*;
 
@@ -221,12 +222,12 @@ fn a_job_is_matched_by_runner_label_names() {
     w.queue(&["ubuntu-latest"]);
     let plan = w.decide();
     assert_eq!(kinds(&plan), vec!["create_server"]);
-    let Action::CreateServer {
+    let Action::CreateServer(ServerSpec {
         labels,
         node_labels,
         pool,
         ..
-    } = &plan.actions[0].action
+    }) = &plan.actions[0].action
     else {
         unreachable!()
     };
@@ -282,7 +283,7 @@ fn waiting_jobs_create_servers_within_every_limit() {
 fn idle_runners_and_capacity_on_the_way_are_counted() {
     let mut w = default_world();
     w.machine("linux", "m1", mins(10));
-    w.apply(&[Action::CreateServer {
+    w.apply(&[Action::CreateServer(ServerSpec {
         pool: "linux".into(),
         name: "m2".into(),
         server_type: "cx33".into(),
@@ -290,7 +291,7 @@ fn idle_runners_and_capacity_on_the_way_are_counted() {
         image: "ubuntu-24.04".into(),
         labels: synthetic::labels(INSTALLATION, "linux"),
         node_labels: synthetic::labels(INSTALLATION, "linux"),
-    }]);
+    })]);
     w.queue_n(3, &["linux"]);
     let plan = w.decide();
     assert_eq!(
@@ -382,7 +383,7 @@ fn failed_creates_back_off_and_capacity_errors_move_on() {
     };
     w.truth.create_failures = vec![failure(CreateFailureKind::Capacity)];
     let plan = w.decide();
-    let Action::CreateServer { location, .. } = &plan.actions[0].action else {
+    let Action::CreateServer(ServerSpec { location, .. }) = &plan.actions[0].action else {
         panic!("{:?}", kinds(&plan))
     };
     assert_eq!(location, "fsn1");
@@ -417,7 +418,7 @@ fn a_young_server_without_node_is_provisioning() {
 }
 
 fn create(name: &str) -> Action {
-    Action::CreateServer {
+    Action::CreateServer(ServerSpec {
         pool: "linux".into(),
         name: name.into(),
         server_type: "cx33".into(),
@@ -425,7 +426,7 @@ fn create(name: &str) -> Action {
         image: "ubuntu-24.04".into(),
         labels: synthetic::labels(INSTALLATION, "linux"),
         node_labels: synthetic::labels(INSTALLATION, "linux"),
-    }
+    })
 }
 
 #[test]
@@ -840,7 +841,7 @@ fn pools_are_tried_in_order() {
     let pools: Vec<String> = plan
         .action_list()
         .filter_map(|a| match a {
-            Action::CreateServer { pool, .. } => Some(pool.clone()),
+            Action::CreateServer(ServerSpec { pool, .. }) => Some(pool.clone()),
             _ => None,
         })
         .collect();

@@ -5,7 +5,9 @@ mod common;
 
 use autoscaler_core::ports::ErrorKind;
 use autoscaler_core::shell::{Identity, Outcome, Reading, Shell};
-use autoscaler_core::{Action, CreateFailureKind, Source, Timestamp, WarningKind, synthetic};
+use autoscaler_core::{
+    Action, CreateFailureKind, ServerSpec, Source, Timestamp, WarningKind, synthetic,
+};
 use common::{config, secs, t};
 use proptest::prelude::*;
 
@@ -38,7 +40,7 @@ fn reading(shell: &Shell, now: Timestamp, jobs: Vec<autoscaler_core::Job>) -> Re
 
 fn location(a: &Action) -> Option<&str> {
     match a {
-        Action::CreateServer { location, .. } => Some(location),
+        Action::CreateServer(ServerSpec { location, .. }) => Some(location),
         _ => None,
     }
 }

@@ -280,6 +280,15 @@ impl FakeHetzner {
         with(out, left)
     }
 
+    /// The server goes away behind the client's back (deleted in the console).
+    pub fn remove_server(&self, id: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .servers
+            .retain(|s| s["id"].as_u64() != Some(id));
+    }
+
     pub fn server_labels(&self) -> BTreeMap<u64, Value> {
         self.0
             .lock()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use autoscaler_core::ports::{Forge, ProviderError};
-use autoscaler_core::{ForgeCapabilities, Job, Runner, Source};
+use autoscaler_core::{ForgeCapabilities, Job, Runner, RunnerId, Source};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -483,13 +483,13 @@ impl Forge for GiteaClient {
 
     async fn set_runner_disabled(
         &self,
-        runner_id: u64,
+        runner: RunnerId,
         disabled: bool,
     ) -> Result<(), ProviderError> {
-        Ok(Self::set_runner_disabled(self, runner_id, disabled).await?)
+        Ok(Self::set_runner_disabled(self, runner.0, disabled).await?)
     }
 
-    async fn delete_runner(&self, runner_id: u64) -> Result<(), ProviderError> {
-        Ok(Self::delete_runner(self, runner_id).await?)
+    async fn delete_runner(&self, runner: RunnerId) -> Result<(), ProviderError> {
+        Ok(Self::delete_runner(self, runner.0).await?)
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use autoscaler_core::ports::{ErrorKind, Forge};
-use autoscaler_core::{JobStatus, Source};
+use autoscaler_core::{JobStatus, RunnerId, Source};
 use autoscaler_fakes::gitea::{FakeGitea, State, TOKEN, job, runner};
 use autoscaler_gitea::{GiteaClient, GiteaConfig, Scope};
 use secrecy::SecretString;
@@ -281,7 +281,9 @@ async fn old_gitea_versions_are_refused_by_feature() {
     .await;
     let c = client(&server, Scope::Admin);
     assert!(!c.capabilities().await.unwrap().can_disable_runners);
-    let e = Forge::set_runner_disabled(&c, 1, true).await.unwrap_err();
+    let e = Forge::set_runner_disabled(&c, RunnerId(1), true)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unsupported);
     // The version is read once.
     let versions = server
@@ -302,14 +304,18 @@ async fn disable_enable_and_delete_send_the_documented_requests() {
     })
     .await;
     let c = client(&server, "repo:acme/widgets".parse().unwrap());
-    Forge::set_runner_disabled(&c, 17, true).await.unwrap();
+    Forge::set_runner_disabled(&c, RunnerId(17), true)
+        .await
+        .unwrap();
     assert_eq!(fake.0.lock().unwrap().runners[0]["disabled"], true);
-    Forge::set_runner_disabled(&c, 17, false).await.unwrap();
+    Forge::set_runner_disabled(&c, RunnerId(17), false)
+        .await
+        .unwrap();
     assert_eq!(fake.0.lock().unwrap().runners[0]["disabled"], false);
-    Forge::delete_runner(&c, 17).await.unwrap();
+    Forge::delete_runner(&c, RunnerId(17)).await.unwrap();
     assert!(fake.0.lock().unwrap().runners.is_empty());
     // Already gone: still deleted.
-    Forge::delete_runner(&c, 17).await.unwrap();
+    Forge::delete_runner(&c, RunnerId(17)).await.unwrap();
     let reqs = server.received_requests().await.unwrap();
     let patch = reqs.iter().find(|r| r.method.as_str() == "PATCH").unwrap();
     assert_eq!(
@@ -325,7 +331,9 @@ async fn disable_enable_and_delete_send_the_documented_requests() {
         "application/json"
     );
     // Disabling a runner that does not exist is an error (nothing to disable), not a success.
-    let e = Forge::set_runner_disabled(&c, 99, true).await.unwrap_err();
+    let e = Forge::set_runner_disabled(&c, RunnerId(99), true)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
     assert!(e.message.contains("Runner not found"), "{e}");
 }
@@ -436,7 +444,9 @@ async fn the_token_never_reaches_debug_output_or_errors() {
     assert!(!format!("{config:?}").contains(TOKEN));
     let c = GiteaClient::new(http(), config).unwrap();
     assert!(!format!("{c:?}").contains(TOKEN));
-    let e = Forge::set_runner_disabled(&c, 5, true).await.unwrap_err();
+    let e = Forge::set_runner_disabled(&c, RunnerId(5), true)
+        .await
+        .unwrap_err();
     assert!(!format!("{e:?} {e}").contains(TOKEN));
 }
 

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use autoscaler_core::ServerId;
 use autoscaler_core::keys;
 use autoscaler_core::ports::{Cloud, NewServer, Price, ProviderError};
 use autoscaler_core::{ApiBudget, Server, Source, Timestamp};
@@ -88,6 +89,9 @@ pub struct HetznerClient {
     token: SecretString,
     config: HetznerConfig,
     budget: Mutex<RequestBudget>,
+    /// Every server's labels as last listed, created or written: what a one-label change is
+    /// merged into, because Hetzner replaces the whole set on every update.
+    labels: Mutex<BTreeMap<u64, BTreeMap<String, String>>>,
 }
 
 fn header_num<T: std::str::FromStr>(h: &HeaderMap, name: &str) -> Option<T> {
@@ -119,11 +123,28 @@ impl HetznerClient {
             token: config.token.clone(),
             config,
             budget: Mutex::new(RequestBudget::default()),
+            labels: Mutex::new(BTreeMap::new()),
         })
     }
 
     fn budget(&self) -> std::sync::MutexGuard<'_, RequestBudget> {
         self.budget.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn known_labels(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, BTreeMap<String, String>>> {
+        self.labels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers the labels of `servers`; a complete listing also forgets every server it
+    /// does not hold.
+    fn remember_labels(&self, servers: &[Server], complete: bool) {
+        let mut known = self.known_labels();
+        if complete {
+            known.clear();
+        }
+        for s in servers {
+            known.insert(s.id, s.labels.clone());
+        }
     }
 
     /// What is left of the request budget now.
@@ -284,6 +305,7 @@ impl HetznerClient {
         }
         servers.sort_by_key(|s| s.id);
         servers.dedup_by_key(|s| s.id);
+        self.remember_labels(&servers, problems.is_empty());
         if let Some(t) = total
             && (servers.len() as u64) < t
             && problems.is_empty()
@@ -307,21 +329,22 @@ impl HetznerClient {
     /// name exists, maybe from an earlier attempt whose answer was lost: the next listing shows it.
     pub async fn create(&self, new: &NewServer) -> Result<Server, HetznerError> {
         let own = new.join_token.as_ref();
-        let user_data =
-            self.config
-                .join
-                .user_data(&new.name, &new.node_labels, own.map(|t| &t.token))?;
+        let user_data = self.config.join.user_data(
+            &new.spec.name,
+            &new.spec.node_labels,
+            own.map(|t| &t.token),
+        )?;
         // The token's public id goes on the server, so it can be revoked without reading any
         // Secret once the node has joined or the server is gone.
-        let mut labels = new.labels.clone();
+        let mut labels = new.spec.labels.clone();
         if let Some(t) = own {
             labels.insert(autoscaler_core::keys::JOIN_TOKEN.to_owned(), t.id.clone());
         }
         let mut body = json!({
-            "name": new.name,
-            "server_type": new.server_type,
-            "location": new.location,
-            "image": new.image,
+            "name": new.spec.name,
+            "server_type": new.spec.server_type,
+            "location": new.spec.location,
+            "image": new.spec.image,
             "labels": labels,
             "user_data": user_data,
             "start_after_create": true,
@@ -344,13 +367,15 @@ impl HetznerClient {
         let created: OneServer = self
             .send_some(Method::POST, "/servers", &[], Some(body))
             .await?;
-        created
+        let server = created
             .server
             .into_server()
             .map_err(|problem| HetznerError::Decode {
                 call: "POST /servers".to_owned(),
                 problem,
-            })
+            })?;
+        self.known_labels().insert(server.id, server.labels.clone());
+        Ok(server)
     }
 
     /// Replaces a server's labels.
@@ -366,12 +391,38 @@ impl HetznerClient {
         Ok(())
     }
 
+    /// Sets (`Some`) or removes (`None`) one label of server `id`, keeping the others as last
+    /// listed, created or written. A server not known that way is refused: the whole set would
+    /// be replaced by a guess.
+    pub async fn set_label(
+        &self,
+        id: u64,
+        key: &str,
+        value: Option<String>,
+    ) -> Result<(), HetznerError> {
+        let mut labels = self
+            .known_labels()
+            .get(&id)
+            .cloned()
+            .ok_or(HetznerError::UnknownLabels { server: id })?;
+        match value {
+            Some(v) => labels.insert(key.to_owned(), v),
+            None => labels.remove(key),
+        };
+        self.set_labels(id, &labels).await?;
+        self.known_labels().insert(id, labels);
+        Ok(())
+    }
+
     /// Deletes a server; one that is already gone counts as deleted.
     pub async fn delete(&self, id: u64) -> Result<(), HetznerError> {
-        match self
+        let result = self
             .send::<Value>(Method::DELETE, &format!("/servers/{id}"), &[], None)
-            .await
-        {
+            .await;
+        if result.is_ok() || result.as_ref().is_err_and(HetznerError::is_not_found) {
+            self.known_labels().remove(&id);
+        }
+        match result {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => {
                 tracing::debug!(server = id, "server already gone");
@@ -469,16 +520,17 @@ impl Cloud for HetznerClient {
         Ok(self.create(server).await?)
     }
 
-    async fn set_server_labels(
+    async fn label_server(
         &self,
-        server_id: u64,
-        labels: &BTreeMap<String, String>,
+        server: ServerId,
+        key: &str,
+        value: Option<String>,
     ) -> Result<(), ProviderError> {
-        Ok(self.set_labels(server_id, labels).await?)
+        Ok(self.set_label(server.0, key, value).await?)
     }
 
-    async fn delete_server(&self, server_id: u64) -> Result<(), ProviderError> {
-        Ok(self.delete(server_id).await?)
+    async fn delete_server(&self, server: ServerId) -> Result<(), ProviderError> {
+        Ok(self.delete(server.0).await?)
     }
 
     async fn prices(&self) -> Result<Vec<Price>, ProviderError> {

@@ -47,6 +47,17 @@ pub enum HetznerError {
     /// The configuration or the join data is wrong.
     #[error("invalid Hetzner configuration: {0}")]
     Config(String),
+    /// A label change for a server the last listing did not hold: Hetzner replaces the whole
+    /// label set, so writing one without knowing the others would drop them (the ownership
+    /// label among them).
+    #[error(
+        "server {server}: its labels are unknown (it was not in the last listing), so none is \
+         written; the next tick lists it again"
+    )]
+    UnknownLabels {
+        /// The server.
+        server: u64,
+    },
 }
 
 impl HetznerError {
@@ -58,7 +69,7 @@ impl HetznerError {
             Self::Transport { .. } => ErrorKind::Transient,
             Self::Decode { .. } => ErrorKind::BadResponse,
             Self::BudgetSpent { .. } => ErrorKind::RateLimited,
-            Self::Config(_) => ErrorKind::Invalid,
+            Self::Config(_) | Self::UnknownLabels { .. } => ErrorKind::Invalid,
         }
     }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use autoscaler_contract::{Request, Spec};
 use autoscaler_core::ports::{Cloud, NewServer};
+use autoscaler_core::{ServerId, ServerSpec};
 use autoscaler_fakes::hetzner::{FakeHetzner, State, TOKEN, query_of, selects, server};
 use autoscaler_hetzner::{HetznerClient, HetznerConfig, K3sJoin};
 use secrecy::SecretString;
@@ -41,7 +42,7 @@ async fn exercise() -> Vec<wiremock::Request> {
     config.firewalls = vec![38];
     let c = HetznerClient::new(reqwest::Client::new(), config).unwrap();
     assert!(c.servers().await.unwrap().is_complete());
-    let new = NewServer {
+    let new = NewServer::new(ServerSpec {
         pool: "linux".into(),
         name: "ci-linux-new".into(),
         server_type: "ccx33".into(),
@@ -49,13 +50,19 @@ async fn exercise() -> Vec<wiremock::Request> {
         image: "ubuntu-24.04".into(),
         labels: BTreeMap::from([("gitea-ci-autoscaler/owner".into(), "ci".into())]),
         node_labels: BTreeMap::new(),
-        join_token: None,
-    };
+    });
     let created = c.create_server(&new).await.unwrap();
     c.create_server(&new).await.unwrap_err(); // uniqueness_error
-    c.set_server_labels(created.id, &new.labels).await.unwrap();
-    c.delete_server(created.id).await.unwrap();
-    c.delete_server(created.id).await.unwrap(); // 404
+    let id = ServerId(created.id);
+    c.label_server(
+        id,
+        "gitea-ci-autoscaler/teardown",
+        Some("1795000000".into()),
+    )
+    .await
+    .unwrap();
+    c.delete_server(id).await.unwrap();
+    c.delete_server(id).await.unwrap(); // 404
     c.prices().await.unwrap();
     assert_eq!(c.ssh_key_names().await.unwrap(), ["ops"]);
     mock.received_requests().await.unwrap()

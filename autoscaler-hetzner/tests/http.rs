@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use autoscaler_core::ports::{Cloud, ErrorKind, NewServer};
-use autoscaler_core::{ServerStatus, Source};
+use autoscaler_core::{ServerId, ServerSpec, ServerStatus, Source};
 use autoscaler_fakes::hetzner::{FakeHetzner, State, TOKEN, server};
 use autoscaler_hetzner::{HetznerClient, HetznerConfig, K3sJoin};
 use secrecy::SecretString;
@@ -52,7 +52,7 @@ fn owned(id: u64) -> Value {
 }
 
 fn new_server(name: &str) -> NewServer {
-    NewServer {
+    NewServer::new(ServerSpec {
         pool: "linux".into(),
         name: name.into(),
         server_type: "ccx33".into(),
@@ -63,8 +63,7 @@ fn new_server(name: &str) -> NewServer {
             ("gitea-ci-autoscaler/pool".into(), "linux".into()),
         ]),
         node_labels: BTreeMap::from([("gitea-ci-autoscaler/owner".into(), "ci".into())]),
-        join_token: None,
-    }
+    })
 }
 
 #[tokio::test]
@@ -358,23 +357,76 @@ async fn a_429_backs_off_before_the_next_request() {
 }
 
 #[tokio::test]
-async fn labels_are_replaced_and_deletes_are_idempotent() {
+async fn a_label_change_keeps_the_other_labels_and_deletes_are_idempotent() {
+    let (mock, fake, client) = serve(State {
+        servers: vec![owned(7)],
+        ..State::default()
+    })
+    .await;
+    let teardown = autoscaler_core::keys::TEARDOWN;
+    let joined = autoscaler_core::keys::JOINED;
+    // Never listed: its labels are unknown, and a guessed set is never written.
+    let e = client
+        .label_server(ServerId(7), teardown, Some("1795000000".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Invalid);
+    assert!(e.message.contains("server 7"), "{e}");
+    assert!(mock.received_requests().await.unwrap().is_empty());
+
+    let listed = fake.server_labels()[&7].clone();
+    client.servers().await.unwrap();
+    client
+        .label_server(ServerId(7), teardown, Some("1795000000".into()))
+        .await
+        .unwrap();
+    let mut expected = listed.clone();
+    expected[teardown] = json!("1795000000");
+    assert_eq!(
+        fake.server_labels()[&7],
+        expected,
+        "one label added, none lost"
+    );
+    // The next change builds on the last write, not on the older listing.
+    client
+        .label_server(ServerId(7), joined, Some("1794999000".into()))
+        .await
+        .unwrap();
+    client
+        .label_server(ServerId(7), teardown, None)
+        .await
+        .unwrap();
+    let mut expected = listed;
+    expected[joined] = json!("1794999000");
+    assert_eq!(fake.server_labels()[&7], expected);
+
+    client.delete_server(ServerId(7)).await.unwrap();
+    assert!(fake.server_labels().is_empty());
+    client.delete_server(ServerId(7)).await.unwrap();
+    let e = client
+        .label_server(ServerId(7), teardown, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.kind,
+        ErrorKind::Invalid,
+        "a deleted server's labels are forgotten"
+    );
+}
+
+#[tokio::test]
+async fn a_label_change_for_a_server_gone_since_the_listing_is_not_found() {
     let (_, fake, client) = serve(State {
         servers: vec![owned(7)],
         ..State::default()
     })
     .await;
-    let mut labels = BTreeMap::from([("gitea-ci-autoscaler/owner".to_owned(), "ci".to_owned())]);
-    labels.insert("gitea-ci-autoscaler/teardown".into(), "1795000000".into());
-    client.set_server_labels(7, &labels).await.unwrap();
-    assert_eq!(
-        fake.server_labels()[&7],
-        json!({"gitea-ci-autoscaler/owner": "ci", "gitea-ci-autoscaler/teardown": "1795000000"})
-    );
-    client.delete_server(7).await.unwrap();
-    assert!(fake.server_labels().is_empty());
-    client.delete_server(7).await.unwrap();
-    let e = client.set_server_labels(7, &labels).await.unwrap_err();
+    client.servers().await.unwrap();
+    fake.remove_server(7);
+    let e = client
+        .label_server(ServerId(7), autoscaler_core::keys::TEARDOWN, None)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
 }
 

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 
 use autoscaler_core::labels::satisfies;
 use autoscaler_core::shell::Reading;
-use autoscaler_core::{Action, Config, JobStatus, SignedDuration, Source, Timestamp, keys};
+use autoscaler_core::{
+    Action, Config, JobStatus, ServerSpec, SignedDuration, Source, Timestamp, keys,
+};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::policy::Autoscaler;
@@ -190,7 +192,7 @@ impl Autoscaler for Baseline {
                 ]
                 .into_iter()
                 .collect();
-                actions.push(Action::CreateServer {
+                actions.push(Action::CreateServer(ServerSpec {
                     pool: pool.name.clone(),
                     name: format!("seed-{}-{}", pool.name, self.created),
                     server_type: pool.server_types[0].clone(),
@@ -198,7 +200,7 @@ impl Autoscaler for Baseline {
                     image: pool.image.clone(),
                     node_labels: labels.clone(),
                     labels,
-                });
+                }));
             }
         }
         actions

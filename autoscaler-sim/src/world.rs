@@ -12,8 +12,9 @@ use autoscaler_core::labels::{label_name, satisfies};
 use autoscaler_core::ports::ErrorKind;
 use autoscaler_core::shell::{Identity, Outcome as Done, Reading};
 use autoscaler_core::{
-    Action, ApiBudget, Job, JobStatus, Node, PodPhase, Runner, RunnerPod, Server, ServerStatus,
-    SignedDuration, Snapshot, Source, Timestamp, keys, period_end,
+    Action, ApiBudget, CloudEffect, ClusterEffect, Effect, ForgeEffect, Job, JobStatus, Node,
+    PodPhase, Runner, RunnerPod, Server, ServerSpec, ServerStatus, SignedDuration, Snapshot,
+    Source, Timestamp, keys, period_end,
 };
 use rand::{RngExt, SeedableRng};
 use rand_xorshift::XorShiftRng;
@@ -500,54 +501,39 @@ impl World {
     /// Carries out one action as the services would, and says what became of it; a failed call
     /// changes nothing.
     pub(crate) fn apply(&mut self, action: &Action) -> Done {
-        let result = match action {
-            Action::CreateServer {
-                pool,
-                name,
-                server_type,
-                location,
-                labels,
-                node_labels,
-                ..
-            } => self.create(pool, name, server_type, location, labels, node_labels),
-            // The simulated cluster keeps no Secrets: retiring a join token is its label write.
-            Action::RecordCluster { server_id, .. }
-            | Action::RetireJoinToken { server_id, .. }
-            | Action::RecordJoined { server_id, .. }
-            | Action::BeginTeardown { server_id, .. }
-            | Action::AbortTeardown { server_id }
-            | Action::MarkNodeMissing { server_id, .. }
-            | Action::ClearNodeMissing { server_id } => match action.server_label_write() {
-                Some((key, value)) => self.label(*server_id, key, value),
-                None => Ok(()),
-            },
-            Action::MarkIdle { node, .. }
-            | Action::RecordRunners { node, .. }
-            | Action::ClearIdle { node }
-            | Action::MarkServerMissing { node, .. }
-            | Action::ClearServerMissing { node } => match action.node_annotation_write() {
-                Some((key, value)) => self.annotate(node, key, value),
-                None => Ok(()),
-            },
-            Action::DisableRunner { runner_id, .. } => self.set_disabled(*runner_id, true),
-            Action::EnableRunner { runner_id, .. } => self.set_disabled(*runner_id, false),
-            Action::DeleteRunner { runner_id, .. } => self.request(Service::Gitea).map(|()| {
-                self.kill_job_of(*runner_id);
-                items_mut(&mut self.snap.runners).retain(|r| r.id != *runner_id);
-            }),
-            Action::Cordon { node } => self.request(Service::Kubernetes).and_then(|()| {
-                let n = self.node_mut(node).ok_or(ErrorKind::NotFound)?;
-                n.cordoned = true;
-                Ok(())
-            }),
-            Action::Drain { node } => self.drain(node),
-            Action::DeleteNode { node } => self.request(Service::Kubernetes).map(|()| {
-                self.remove_pods(node);
-                items_mut(&mut self.snap.nodes).retain(|n| &n.name != node);
-            }),
-            Action::DeleteServer { server_id, .. } => self
+        let result = match action.effect() {
+            Effect::Cloud(CloudEffect::Create(spec)) => self.create(spec),
+            // The simulated cluster keeps no Secrets: revoking a join token is nothing to do.
+            Effect::Cloud(CloudEffect::Label {
+                server, key, value, ..
+            }) => self.label(server.0, key, value),
+            Effect::Cloud(CloudEffect::Delete { server, .. }) => self
                 .request(Service::Hetzner)
-                .map(|()| self.delete_server(*server_id)),
+                .map(|()| self.delete_server(server.0)),
+            Effect::Forge(ForgeEffect::SetDisabled(runner, disabled)) => {
+                self.set_disabled(runner.0, disabled)
+            }
+            Effect::Forge(ForgeEffect::Delete(runner)) => self.request(Service::Gitea).map(|()| {
+                self.kill_job_of(runner.0);
+                items_mut(&mut self.snap.runners).retain(|r| r.id != runner.0);
+            }),
+            Effect::Cluster(ClusterEffect::Annotate { node, key, value }) => {
+                self.annotate(node, key, value)
+            }
+            Effect::Cluster(ClusterEffect::Cordon(node)) => {
+                self.request(Service::Kubernetes).and_then(|()| {
+                    let n = self.node_mut(node).ok_or(ErrorKind::NotFound)?;
+                    n.cordoned = true;
+                    Ok(())
+                })
+            }
+            Effect::Cluster(ClusterEffect::Drain(node)) => self.drain(node),
+            Effect::Cluster(ClusterEffect::DeleteNode(node)) => {
+                self.request(Service::Kubernetes).map(|()| {
+                    self.remove_pods(node);
+                    items_mut(&mut self.snap.nodes).retain(|n| n.name != node);
+                })
+            }
         };
         match result {
             Ok(()) => Done::Done,
@@ -573,15 +559,7 @@ impl World {
         Ok(())
     }
 
-    fn create(
-        &mut self,
-        pool: &str,
-        name: &str,
-        server_type: &str,
-        location: &str,
-        labels: &BTreeMap<String, String>,
-        node_labels: &BTreeMap<String, String>,
-    ) -> Result<(), ErrorKind> {
+    fn create(&mut self, spec: &ServerSpec) -> Result<(), ErrorKind> {
         if let Err(kind) = self.request(Service::Hetzner) {
             self.ledger.create_failures += 1;
             return Err(kind);
@@ -609,26 +587,26 @@ impl World {
             .autoscaler
             .pools
             .iter()
-            .position(|p| p.name == pool)
+            .position(|p| p.name == spec.pool)
             .unwrap_or(0);
-        let price = w.prices.get(server_type).copied().unwrap_or(0.0);
+        let price = w.prices.get(&spec.server_type).copied().unwrap_or(0.0);
         items_mut(&mut self.snap.servers).push(Server {
             id,
-            name: name.to_owned(),
-            labels: labels.clone(),
+            name: spec.name.clone(),
+            labels: spec.labels.clone(),
             created: ts(self.now),
             status: ServerStatus::Initializing,
-            server_type: server_type.to_owned(),
-            location: location.to_owned(),
+            server_type: spec.server_type.clone(),
+            location: spec.location.clone(),
         });
         self.hidden.insert(
             id,
             Hidden {
-                name: name.to_owned(),
+                name: spec.name.clone(),
                 pool: pool_index,
                 created: self.now,
                 price,
-                node_labels: node_labels.clone(),
+                node_labels: spec.node_labels.clone(),
                 runners: Vec::new(),
             },
         );

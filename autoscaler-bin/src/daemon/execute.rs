@@ -4,11 +4,12 @@
 //! so the actions are independent and may run concurrently. A failed action changes nothing the
 //! next snapshot would not show; the core decides again from what is there.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use autoscaler_core::ports::{DrainProgress, ErrorKind, NewServer, ProviderError, Service};
-use autoscaler_core::{Action, Plan, Policy, Server, Snapshot, Timestamp};
+use autoscaler_core::ports::{DrainProgress, ErrorKind, NewServer, ProviderError};
+use autoscaler_core::{
+    Action, CloudEffect, ClusterEffect, Effect, ForgeEffect, Plan, Policy, Server, Timestamp,
+};
 use tokio::task::JoinSet;
 
 use super::{Call, Providers, timed};
@@ -35,40 +36,6 @@ pub(crate) enum Done {
     Drain(DrainProgress),
 }
 
-fn service_of(action: &Action) -> Service {
-    match action {
-        // The token is revoked first; the label write after it is the step that is remembered.
-        Action::RetireJoinToken { .. } => Service::Kubernetes,
-        Action::CreateServer { .. } | Action::DeleteServer { .. } => Service::Hetzner,
-        a if a.writes_server_labels() => Service::Hetzner,
-        Action::DisableRunner { .. }
-        | Action::EnableRunner { .. }
-        | Action::DeleteRunner { .. } => Service::Gitea,
-        _ => Service::Kubernetes,
-    }
-}
-
-/// The labels a server should carry after `action`, from the labels last read.
-fn labels_after(
-    action: &Action,
-    servers: &BTreeMap<u64, BTreeMap<String, String>>,
-) -> Result<BTreeMap<String, String>, ProviderError> {
-    let id = action.server_id().unwrap_or_default();
-    let (key, value) = action.server_label_write().unwrap_or(("", None));
-    let mut labels = servers.get(&id).cloned().ok_or_else(|| {
-        ProviderError::new(
-            Service::Hetzner,
-            ErrorKind::Invalid,
-            format!("server {id} is not in the snapshot; its labels are unknown"),
-        )
-    })?;
-    match value {
-        Some(v) => labels.insert(key.to_owned(), v),
-        None => labels.remove(key),
-    };
-    Ok(labels)
-}
-
 /// Creates a server; in per-server mode with a join token of its own, minted first to expire at
 /// `expires` and revoked again when the create fails.
 async fn create(
@@ -79,7 +46,7 @@ async fn create(
     if !p.mint_join_tokens {
         return p.cloud.create_server(&new).await.map(Done::Created);
     }
-    let token = p.cluster.mint_join_token(&new.name, expires).await?;
+    let token = p.cluster.mint_join_token(&new.spec.name, expires).await?;
     let id = token.id.clone();
     new.join_token = Some(token);
     match p.cloud.create_server(&new).await {
@@ -98,86 +65,68 @@ async fn create(
     }
 }
 
+/// One action against the port its effect names.
 async fn run(
     p: Providers,
     action: Action,
-    labels: Option<BTreeMap<String, String>>,
     now: Timestamp,
     expires: Timestamp,
 ) -> Result<Done, ProviderError> {
-    match &action {
-        Action::CreateServer { .. } => match NewServer::from_action(&action) {
-            Some(new) => create(&p, new, expires).await,
-            None => Err(ProviderError::new(
-                Service::Hetzner,
-                ErrorKind::Invalid,
-                "not a create action",
-            )),
-        },
-        Action::DeleteServer {
-            server_id,
-            server_name,
-            join_token,
-        } => {
+    match action.effect() {
+        Effect::Cloud(CloudEffect::Create(spec)) => {
+            create(&p, NewServer::new(spec.clone()), expires).await
+        }
+        Effect::Cloud(CloudEffect::Label {
+            server,
+            key,
+            value,
+            revoke_first,
+        }) => {
+            // The label is the memory that the token still needs revoking: it goes only once
+            // the token is gone.
+            if let Some(token) = revoke_first {
+                p.cluster.revoke_join_token(token).await?;
+            }
+            p.cloud
+                .label_server(server, key, value)
+                .await
+                .map(|()| Done::Ok)
+        }
+        Effect::Cloud(CloudEffect::Delete {
+            server,
+            name,
+            revoke_first,
+        }) => {
             // The token goes first, so a server that never joined leaves nothing behind; a
             // failed revoke never keeps a server (and its bill): the token expires anyway.
-            if let Some(id) = join_token
-                && let Err(e) = p.cluster.revoke_join_token(id).await
+            if let Some(token) = revoke_first
+                && let Err(e) = p.cluster.revoke_join_token(token).await
             {
-                tracing::warn!(server = %server_name, token = %id, error = %e, "could not revoke the join token; it expires on its own");
+                tracing::warn!(server = %name, token = %token, error = %e, "could not revoke the join token; it expires on its own");
             }
-            p.cloud.delete_server(*server_id).await.map(|()| Done::Ok)
+            p.cloud.delete_server(server).await.map(|()| Done::Ok)
         }
-        Action::RetireJoinToken {
-            server_id,
-            token_id,
-        } => {
-            // Never a write of an empty set: Hetzner would take the ownership label away too.
-            let Some(labels) = labels else {
-                return Err(ProviderError::new(
-                    Service::Hetzner,
-                    ErrorKind::Invalid,
-                    format!("server {server_id}: its labels are unknown"),
-                ));
-            };
-            p.cluster.revoke_join_token(token_id).await?;
-            p.cloud
-                .set_server_labels(*server_id, &labels)
-                .await
-                .map(|()| Done::Ok)
-        }
-        Action::DisableRunner { runner_id, .. } => p
+        Effect::Forge(ForgeEffect::SetDisabled(runner, disabled)) => p
             .forge
-            .set_runner_disabled(*runner_id, true)
+            .set_runner_disabled(runner, disabled)
             .await
             .map(|()| Done::Ok),
-        Action::EnableRunner { runner_id, .. } => p
-            .forge
-            .set_runner_disabled(*runner_id, false)
+        Effect::Forge(ForgeEffect::Delete(runner)) => {
+            p.forge.delete_runner(runner).await.map(|()| Done::Ok)
+        }
+        Effect::Cluster(ClusterEffect::Annotate { node, key, value }) => p
+            .cluster
+            .annotate_node(node, key, value)
             .await
             .map(|()| Done::Ok),
-        Action::DeleteRunner { runner_id, .. } => {
-            p.forge.delete_runner(*runner_id).await.map(|()| Done::Ok)
+        Effect::Cluster(ClusterEffect::Cordon(node)) => {
+            p.cluster.cordon(node).await.map(|()| Done::Ok)
         }
-        Action::Cordon { node } => p.cluster.cordon(node).await.map(|()| Done::Ok),
-        Action::Drain { node } => p.cluster.drain(node, now).await.map(Done::Drain),
-        Action::DeleteNode { node } => p.cluster.delete_node(node).await.map(|()| Done::Ok),
-        a if a.writes_server_labels() => {
-            let labels = labels.expect("labels computed for a label write");
-            p.cloud
-                .set_server_labels(a.server_id().unwrap_or_default(), &labels)
-                .await
-                .map(|()| Done::Ok)
+        Effect::Cluster(ClusterEffect::Drain(node)) => {
+            p.cluster.drain(node, now).await.map(Done::Drain)
         }
-        a => {
-            let (key, value) = a
-                .node_annotation_write()
-                .expect("every other action annotates");
-            let node = a.node().unwrap_or_default();
-            p.cluster
-                .annotate_node(node, key, value)
-                .await
-                .map(|()| Done::Ok)
+        Effect::Cluster(ClusterEffect::DeleteNode(node)) => {
+            p.cluster.delete_node(node).await.map(|()| Done::Ok)
         }
     }
 }
@@ -187,51 +136,20 @@ pub(crate) async fn execute(
     p: &Providers,
     policy: &Policy,
     plan: &Plan,
-    snapshot: &Snapshot,
     now: Timestamp,
     limit: Duration,
 ) -> Vec<Outcome> {
-    let servers: BTreeMap<u64, BTreeMap<String, String>> = snapshot
-        .servers
-        .items()
-        .iter()
-        .map(|s| (s.id, s.labels.clone()))
-        .collect();
     let mut set = JoinSet::new();
-    let mut early = Vec::new();
     for (i, planned) in plan.actions.iter().enumerate() {
         let action = planned.action.clone();
-        let service = service_of(&action);
-        let labels = if action.writes_server_labels() {
-            match labels_after(&action, &servers) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    let call = Call {
-                        service,
-                        name: action.kind(),
-                        seconds: 0.0,
-                        error: Some(e.kind),
-                    };
-                    early.push((
-                        i,
-                        Outcome {
-                            action,
-                            result: Err(e),
-                            call,
-                        },
-                    ));
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
+        let service = action.effect().service();
+        // A new server's join token outlives its provisioning timeout a little.
         let expires = match &action {
-            Action::CreateServer { pool, .. } => policy
+            Action::CreateServer(spec) => policy
                 .config()
                 .pools
                 .iter()
-                .find(|c| c.name == *pool)
+                .find(|c| c.name == spec.pool)
                 .map(|c| c.join_token_expiry(now)),
             _ => None,
         }
@@ -239,13 +157,8 @@ pub(crate) async fn execute(
         let p = p.clone();
         set.spawn(async move {
             let name = action.kind();
-            let (result, call) = timed(
-                service,
-                name,
-                limit,
-                run(p, action.clone(), labels, now, expires),
-            )
-            .await;
+            let (result, call) =
+                timed(service, name, limit, run(p, action.clone(), now, expires)).await;
             (
                 i,
                 Outcome {
@@ -256,7 +169,7 @@ pub(crate) async fn execute(
             )
         });
     }
-    let mut outcomes = early;
+    let mut outcomes = Vec::with_capacity(plan.actions.len());
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok(o) => outcomes.push(o),

@@ -72,7 +72,7 @@ pub(crate) async fn tick(
     let observation = observe(p, now, shell.wants_identity(), limit).await;
     let Decision { snapshot, plan } = shell.decide(observation.reading);
     let outcomes = if leading {
-        execute(p, shell.policy(), &plan, &snapshot, now, limit).await
+        execute(p, shell.policy(), &plan, now, limit).await
     } else {
         Vec::new()
     };

@@ -1,6 +1,7 @@
 //! Scale up: the servers each configured pool creates in this tick, within every limit.
 
 use super::{Decision, pools::PoolAcc};
+use crate::ServerSpec;
 use crate::inventory::{Machine, count};
 use crate::plan::{Action, PlannedAction, WarningKind};
 use crate::scale_up::{self, Blocked, Namer};
@@ -129,7 +130,7 @@ impl Decision<'_> {
             let node_labels = scale_up::node_labels(&config.installation, &pool.config.name);
             for _ in 0..n {
                 out.push(PlannedAction {
-                    action: Action::CreateServer {
+                    action: Action::CreateServer(ServerSpec {
                         pool: pool.config.name.clone(),
                         name: namer.next(&pool.config.name),
                         server_type: server_type.to_owned(),
@@ -137,7 +138,7 @@ impl Decision<'_> {
                         image: pool.config.image.clone(),
                         labels: labels.clone(),
                         node_labels: node_labels.clone(),
-                    },
+                    }),
                     reason: reason.clone().into(),
                 });
             }

@@ -17,6 +17,7 @@
 
 mod memory;
 
+use crate::plan::ServerSpec;
 use jiff::Timestamp;
 
 use crate::config::Policy;
@@ -231,12 +232,12 @@ fn create_failure(
     message: &str,
     at: Timestamp,
 ) -> Option<CreateFailure> {
-    let Action::CreateServer {
+    let Action::CreateServer(ServerSpec {
         pool,
         server_type,
         location,
         ..
-    } = action
+    }) = action
     else {
         return None;
     };

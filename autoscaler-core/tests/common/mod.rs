@@ -10,8 +10,9 @@ use autoscaler_core::keys;
 use autoscaler_core::labels::satisfies;
 use autoscaler_core::synthetic;
 use autoscaler_core::{
-    Action, Config, Job, JobStatus, Node, Plan, Policy, PoolConfig, Runner, Server, ServerStatus,
-    SignedDuration, Snapshot, Source, Timestamp, decide,
+    Action, CloudEffect, ClusterEffect, Config, Effect, ForgeEffect, Job, JobStatus, Node, Plan,
+    Policy, PoolConfig, Runner, Server, ServerStatus, SignedDuration, Snapshot, Source, Timestamp,
+    decide,
 };
 
 pub const INSTALLATION: &str = "default";
@@ -359,91 +360,71 @@ impl World {
         let now = self.now();
         for action in actions {
             self.applied.push(action.clone());
-            match action {
-                Action::CreateServer {
-                    name,
-                    server_type,
-                    location,
-                    labels,
-                    ..
-                } => {
+            match action.effect() {
+                Effect::Cloud(CloudEffect::Create(spec)) => {
                     let id = self.id();
                     items_mut(&mut self.truth.servers).push(Server {
                         id,
-                        name: name.clone(),
-                        labels: labels.clone(),
+                        name: spec.name.clone(),
+                        labels: spec.labels.clone(),
                         created: now,
                         status: ServerStatus::Initializing,
-                        server_type: server_type.clone(),
-                        location: location.clone(),
+                        server_type: spec.server_type.clone(),
+                        location: spec.location.clone(),
                     });
                 }
-                // The writes a shell sends, as `Action` spells them out (tests/ports.rs pins them).
-                Action::RecordCluster { server_id, .. }
-                | Action::RetireJoinToken { server_id, .. }
-                | Action::RecordJoined { server_id, .. }
-                | Action::BeginTeardown { server_id, .. }
-                | Action::AbortTeardown { server_id }
-                | Action::MarkNodeMissing { server_id, .. }
-                | Action::ClearNodeMissing { server_id } => {
-                    if let Some((key, value)) = action.server_label_write() {
-                        self.label(*server_id, key, value);
-                    }
+                // The writes a shell sends, as `Action::effect` spells them out (tests/ports.rs
+                // pins them). The test world keeps no Secrets: a revoke is nothing to do.
+                Effect::Cloud(CloudEffect::Label {
+                    server, key, value, ..
+                }) => self.label(server.0, key, value),
+                Effect::Cluster(ClusterEffect::Annotate { node, key, value }) => {
+                    self.annotate(node, key, value);
                 }
-                Action::MarkIdle { node, .. }
-                | Action::RecordRunners { node, .. }
-                | Action::ClearIdle { node }
-                | Action::MarkServerMissing { node, .. }
-                | Action::ClearServerMissing { node } => {
-                    if let Some((key, value)) = action.node_annotation_write() {
-                        self.annotate(node, key, value);
-                    }
+                Effect::Forge(ForgeEffect::SetDisabled(runner, disabled)) => {
+                    self.set_disabled(runner.0, disabled);
                 }
-                Action::DisableRunner { runner_id, .. } => self.set_disabled(*runner_id, true),
-                Action::EnableRunner { runner_id, .. } => self.set_disabled(*runner_id, false),
-                Action::DeleteRunner { runner_id, .. } => {
+                Effect::Forge(ForgeEffect::Delete(runner)) => {
                     // Only the deleted runner's own job dies.
                     let mut killed = Vec::new();
                     items_mut(&mut self.truth.jobs).retain(|j| {
                         let hit =
-                            j.status == JobStatus::InProgress && j.runner_id == Some(*runner_id);
+                            j.status == JobStatus::InProgress && j.runner_id == Some(runner.0);
                         if hit {
                             killed.push(j.id);
                         }
                         !hit
                     });
                     self.killed.extend(killed);
-                    items_mut(&mut self.truth.runners).retain(|r| r.id != *runner_id);
+                    items_mut(&mut self.truth.runners).retain(|r| r.id != runner.0);
                 }
-                Action::Cordon { node } => {
+                Effect::Cluster(ClusterEffect::Cordon(node)) => {
                     if let Some(n) = items_mut(&mut self.truth.nodes)
                         .iter_mut()
-                        .find(|n| &n.name == node)
+                        .find(|n| n.name == node)
                     {
                         n.cordoned = true;
                     }
                 }
-                Action::Drain { node } => {
+                Effect::Cluster(ClusterEffect::Drain(node)) => {
                     let pods = self.pods_on(node);
                     self.kill_jobs_of_runner_names(&pods);
-                    items_mut(&mut self.truth.pods)
-                        .retain(|p| p.node.as_deref() != Some(node.as_str()));
+                    items_mut(&mut self.truth.pods).retain(|p| p.node.as_deref() != Some(node));
                     self.annotate(node, keys::DRAINED, Some(now.to_string()));
                 }
-                Action::DeleteNode { node } => {
+                Effect::Cluster(ClusterEffect::DeleteNode(node)) => {
                     let pods = self.pods_on(node);
                     self.kill_jobs_of_runner_names(&pods);
-                    items_mut(&mut self.truth.pods)
-                        .retain(|p| p.node.as_deref() != Some(node.as_str()));
-                    items_mut(&mut self.truth.nodes).retain(|n| &n.name != node);
+                    items_mut(&mut self.truth.pods).retain(|p| p.node.as_deref() != Some(node));
+                    items_mut(&mut self.truth.nodes).retain(|n| n.name != node);
                 }
-                Action::DeleteServer { server_id, .. } => {
+                Effect::Cloud(CloudEffect::Delete { server, .. }) => {
                     let name = self
                         .truth
                         .servers
                         .items()
                         .iter()
-                        .find(|s| s.id == *server_id)
+                        .find(|s| s.id == server.0)
                         .map(|s| s.name.clone());
                     if let Some(name) = name {
                         let pods = self.pods_on(&name);
@@ -456,7 +437,7 @@ impl World {
                             n.ready_since = Some(now);
                         }
                     }
-                    items_mut(&mut self.truth.servers).retain(|s| s.id != *server_id);
+                    items_mut(&mut self.truth.servers).retain(|s| s.id != server.0);
                 }
             }
         }

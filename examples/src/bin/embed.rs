@@ -8,7 +8,8 @@
 
 use autoscaler_core::synthetic::{node, pod, queued_job, runner};
 use autoscaler_core::{
-    Action, Config, ServerStatus, SignedDuration, Snapshot, Source, Timestamp, decide, keys,
+    Action, Config, ServerSpec, ServerStatus, SignedDuration, Snapshot, Source, Timestamp, decide,
+    keys,
 };
 
 fn main() {
@@ -38,13 +39,13 @@ fn main() {
         // Carry out the actions (here: on the vectors).
         for action in plan.action_list() {
             match action {
-                Action::CreateServer {
+                Action::CreateServer(ServerSpec {
                     name,
                     labels: server_labels,
                     server_type,
                     location,
                     ..
-                } => {
+                }) => {
                     servers.push(autoscaler_core::Server {
                         id: 4_000 + servers.len() as u64,
                         name: name.clone(),

@@ -50,7 +50,7 @@ fn providers(waiting_job: bool) -> (Providers, World) {
         Err(ProviderError::new(
             Service::Hetzner,
             ErrorKind::Quota,
-            format!("{}: project limit", s.name),
+            format!("{}: project limit", s.spec.name),
         ))
     });
     let mut k = MockCluster::new();

@@ -10,7 +10,7 @@ use autoscaler_core::ports::{
 };
 use autoscaler_core::{
     Action, Config, CreateFailureKind, ForgeCapabilities, Job, Node, Plan, PlannedAction,
-    RunnerPod, Server, Source, Timestamp, synthetic,
+    RunnerPod, Server, ServerId, ServerSpec, Source, Timestamp, synthetic,
 };
 
 use super::*;
@@ -90,9 +90,19 @@ async fn a_waiting_job_creates_a_server_with_the_pools_shape() {
     let mut cloud = cloud(vec![]);
     cloud
         .expect_create_server()
-        .withf(|s| s.pool == "linux" && s.server_type == "ccx33" && s.location == "nbg1")
+        .withf(|s| {
+            s.spec.pool == "linux" && s.spec.server_type == "ccx33" && s.spec.location == "nbg1"
+        })
         .times(1)
-        .returning(|s| Ok(synthetic::server("ci", &s.pool, 1, &s.name, now())));
+        .returning(|s| {
+            Ok(synthetic::server(
+                "ci",
+                &s.spec.pool,
+                1,
+                &s.spec.name,
+                now(),
+            ))
+        });
     let p = providers(
         forge(vec![synthetic::queued_job(1, &labels(), now())]),
         cloud,
@@ -176,7 +186,7 @@ async fn a_capacity_error_is_fed_back_and_the_next_location_is_tried() {
     let mut cloud = cloud(vec![]);
     cloud
         .expect_create_server()
-        .withf(|s| s.location == "nbg1")
+        .withf(|s| s.spec.location == "nbg1")
         .times(1)
         .returning(|_| {
             Err(ProviderError::new(
@@ -187,9 +197,17 @@ async fn a_capacity_error_is_fed_back_and_the_next_location_is_tried() {
         });
     cloud
         .expect_create_server()
-        .withf(|s| s.location == "fsn1")
+        .withf(|s| s.spec.location == "fsn1")
         .times(1)
-        .returning(|s| Ok(synthetic::server("ci", &s.pool, 2, &s.name, now())));
+        .returning(|s| {
+            Ok(synthetic::server(
+                "ci",
+                &s.spec.pool,
+                2,
+                &s.spec.name,
+                now(),
+            ))
+        });
     let p = providers(
         forge(vec![synthetic::queued_job(1, &labels(), now())]),
         cloud,
@@ -334,16 +352,7 @@ async fn actions_run_concurrently_and_come_back_in_plan_order() {
         Action::DeleteNode { node: "c".into() },
     ]);
     let started = tokio::time::Instant::now();
-    let snapshot = autoscaler_core::Snapshot::new(now());
-    let outcomes = execute(
-        &p,
-        &config().validate().unwrap(),
-        &plan,
-        &snapshot,
-        now(),
-        LIMIT,
-    )
-    .await;
+    let outcomes = execute(&p, &config().validate().unwrap(), &plan, now(), LIMIT).await;
     assert_eq!(
         started.elapsed(),
         Duration::from_secs(1),
@@ -358,22 +367,32 @@ async fn actions_run_concurrently_and_come_back_in_plan_order() {
 }
 
 #[tokio::test]
-async fn a_label_write_replaces_the_labels_last_read_with_one_key_changed() {
-    let server = synthetic::server("ci", "linux", 7, "ci-linux-7", now());
-    let mut expected = server.labels.clone();
-    expected.insert(
-        autoscaler_core::keys::TEARDOWN.into(),
-        now().as_second().to_string(),
-    );
+async fn a_label_write_asks_the_cloud_adapter_for_one_key() {
     let mut cloud = cloud(vec![]);
+    let at = now().as_second().to_string();
     cloud
-        .expect_set_server_labels()
-        .withf(move |id, labels| *id == 7 && *labels == expected)
+        .expect_label_server()
+        .withf(move |id, key, value| {
+            *id == ServerId(7)
+                && key == autoscaler_core::keys::TEARDOWN
+                && value.as_deref() == Some(at.as_str())
+        })
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
+    cloud
+        .expect_label_server()
+        .withf(|id, key, value| {
+            *id == ServerId(99) && key == autoscaler_core::keys::TEARDOWN && value.is_none()
+        })
+        .times(1)
+        .returning(|id, _, _| {
+            Err(ProviderError::new(
+                Service::Hetzner,
+                ErrorKind::Invalid,
+                format!("server {id}: its labels are unknown"),
+            ))
+        });
     let p = providers(forge(vec![]), cloud, cluster());
-    let mut snapshot = autoscaler_core::Snapshot::new(now());
-    snapshot.servers = Source::complete(vec![server]);
     let plan = plan_of(vec![
         Action::BeginTeardown {
             server_id: 7,
@@ -381,21 +400,11 @@ async fn a_label_write_replaces_the_labels_last_read_with_one_key_changed() {
         },
         Action::AbortTeardown { server_id: 99 },
     ]);
-    let outcomes = execute(
-        &p,
-        &config().validate().unwrap(),
-        &plan,
-        &snapshot,
-        now(),
-        LIMIT,
-    )
-    .await;
+    let outcomes = execute(&p, &config().validate().unwrap(), &plan, now(), LIMIT).await;
     assert!(outcomes[0].result.is_ok());
+    assert_eq!(outcomes[1].call.service, Service::Hetzner);
     let e = outcomes[1].result.as_ref().unwrap_err();
-    assert!(
-        e.message.contains("server 99 is not in the snapshot"),
-        "{e}"
-    );
+    assert!(e.message.contains("server 99"), "{e}");
 }
 
 fn outcome(action: Action, result: Result<Done, ProviderError>) -> Outcome {
@@ -448,7 +457,7 @@ fn the_pure_shell_hears_a_drain_still_waiting_and_a_failure_as_such() {
 }
 
 fn create_action() -> Action {
-    Action::CreateServer {
+    Action::CreateServer(ServerSpec {
         pool: "linux".into(),
         name: "ci-linux-new".into(),
         server_type: "cx33".into(),
@@ -456,7 +465,7 @@ fn create_action() -> Action {
         image: "ubuntu-24.04".into(),
         labels: std::collections::BTreeMap::new(),
         node_labels: std::collections::BTreeMap::new(),
-    }
+    })
 }
 
 fn minted(expires: Timestamp) -> autoscaler_core::ports::JoinToken {
@@ -483,18 +492,10 @@ async fn each_new_server_gets_a_token_of_its_own_expiring_after_its_provisioning
     c.expect_create_server()
         .withf(|new| new.join_token.as_ref().is_some_and(|t| t.id == "abc123"))
         .times(1)
-        .returning(|new| Ok(synthetic::server("ci", "linux", 5, &new.name, now())));
+        .returning(|new| Ok(synthetic::server("ci", "linux", 5, &new.spec.name, now())));
     let mut p = providers(forge(vec![]), c, k);
     p.mint_join_tokens = true;
-    let out = execute(
-        &p,
-        &policy,
-        &plan_of(vec![create_action()]),
-        &autoscaler_core::Snapshot::new(now()),
-        now(),
-        LIMIT,
-    )
-    .await;
+    let out = execute(&p, &policy, &plan_of(vec![create_action()]), now(), LIMIT).await;
     assert!(
         matches!(out[0].result, Ok(Done::Created(_))),
         "{:?}",
@@ -521,15 +522,7 @@ async fn a_refused_create_revokes_its_token_at_once() {
     let mut p = providers(forge(vec![]), c, k);
     p.mint_join_tokens = true;
     let policy = config().validate().unwrap();
-    let out = execute(
-        &p,
-        &policy,
-        &plan_of(vec![create_action()]),
-        &autoscaler_core::Snapshot::new(now()),
-        now(),
-        LIMIT,
-    )
-    .await;
+    let out = execute(&p, &policy, &plan_of(vec![create_action()]), now(), LIMIT).await;
     assert_eq!(
         out[0].result.as_ref().unwrap_err().kind,
         ErrorKind::Capacity
@@ -538,30 +531,30 @@ async fn a_refused_create_revokes_its_token_at_once() {
 
 #[tokio::test]
 async fn a_token_is_revoked_before_its_label_goes_and_a_failed_revoke_keeps_the_label() {
-    let mut server = synthetic::server("ci", "linux", 7, "m7", now());
-    server
-        .labels
-        .insert(autoscaler_core::keys::JOIN_TOKEN.into(), "abc123".into());
-    let mut expected = server.labels.clone();
-    expected.remove(autoscaler_core::keys::JOIN_TOKEN);
-    let mut snapshot = autoscaler_core::Snapshot::new(now());
-    snapshot.servers = Source::complete(vec![server]);
     let retire = plan_of(vec![Action::RetireJoinToken {
         server_id: 7,
         token_id: "abc123".into(),
     }]);
     let policy = config().validate().unwrap();
 
+    let mut seq = mockall::Sequence::new();
     let mut k = cluster();
-    k.expect_revoke_join_token().times(1).returning(|_| Ok(()));
-    let mut c = cloud(vec![]);
-    c.expect_set_server_labels()
-        .withf(move |id, labels| *id == 7 && *labels == expected)
+    k.expect_revoke_join_token()
+        .withf(|id| id == "abc123")
         .times(1)
-        .returning(|_, _| Ok(()));
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    let mut c = cloud(vec![]);
+    c.expect_label_server()
+        .withf(|id, key, value| {
+            *id == ServerId(7) && key == autoscaler_core::keys::JOIN_TOKEN && value.is_none()
+        })
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(()));
     let p = providers(forge(vec![]), c, k);
     assert!(
-        execute(&p, &policy, &retire, &snapshot, now(), LIMIT).await[0]
+        execute(&p, &policy, &retire, now(), LIMIT).await[0]
             .result
             .is_ok()
     );
@@ -575,10 +568,10 @@ async fn a_token_is_revoked_before_its_label_goes_and_a_failed_revoke_keeps_the_
         ))
     });
     let mut c = cloud(vec![]);
-    c.expect_set_server_labels().times(0);
+    c.expect_label_server().times(0);
     let p = providers(forge(vec![]), c, k);
     assert!(
-        execute(&p, &policy, &retire, &snapshot, now(), LIMIT).await[0]
+        execute(&p, &policy, &retire, now(), LIMIT).await[0]
             .result
             .is_err()
     );
@@ -599,7 +592,7 @@ async fn a_deleted_server_takes_its_token_and_a_failed_revoke_never_keeps_the_se
         });
     let mut c = cloud(vec![]);
     c.expect_delete_server()
-        .withf(|id| *id == 7)
+        .withf(|id| *id == ServerId(7))
         .times(1)
         .returning(|_| Ok(()));
     let p = providers(forge(vec![]), c, k);
@@ -608,14 +601,6 @@ async fn a_deleted_server_takes_its_token_and_a_failed_revoke_never_keeps_the_se
         server_name: "m7".into(),
         join_token: Some("abc123".into()),
     }]);
-    let out = execute(
-        &p,
-        &config().validate().unwrap(),
-        &plan,
-        &autoscaler_core::Snapshot::new(now()),
-        now(),
-        LIMIT,
-    )
-    .await;
+    let out = execute(&p, &config().validate().unwrap(), &plan, now(), LIMIT).await;
     assert!(out[0].result.is_ok());
 }
