@@ -17,6 +17,12 @@
 //! (node annotations, server labels) and reads back from the next snapshot, so a restart or a
 //! crash between two teardown steps loses nothing.
 //!
+//! What a loop around it must remember that the machines cannot hold (failed creations, learned
+//! run times, the forge's capabilities, the cluster's identity) and when it should decide again
+//! are pure rules too: [`shell::Shell`] holds them, and the daemon and the simulator both run
+//! it. [`Action::effect`] says which port each action goes to and with what; [`cost`] is the one
+//! rule of what servers cost.
+//!
 //! Safety rules it holds to, each checked by property tests:
 //! - destroy only on positive evidence: every destructive action needs proof of idleness from
 //!   every source involved, and absence (a pod not listed, a runner not registered) is never that

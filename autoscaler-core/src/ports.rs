@@ -1,16 +1,18 @@
 //! The ports: what the daemon asks of Gitea, Hetzner Cloud and Kubernetes.
 //!
-//! The decision itself never calls these; the shell does, to fill a [`Snapshot`] and to carry
-//! out a [`Plan`](crate::Plan). They live here, next to the types they speak, so that every
-//! provider crate implements the same contract and the daemon can be tested against mocks
-//! (feature `mocks`, via mockall) without any network.
+//! The decision itself never calls these; the daemon does, to read what the pure
+//! [`shell`](crate::shell) builds a [`Snapshot`](crate::Snapshot) from, and to carry out a
+//! [`Plan`](crate::Plan), each action's [`Effect`](crate::Effect) going to the port it names.
+//! They live here, next to the types they speak, so that every provider crate implements the
+//! same contract and the daemon can be tested against mocks (feature `mocks`, via mockall)
+//! without any network.
 //!
 //! ```text
-//!            ┌──────── Forge (autoscaler-gitea) ─────────┐
-//!   daemon ──┼──────── Cloud (autoscaler-hetzner) ───────┼──▶ Snapshot ──▶ decide() ──▶ Plan
-//!            └──────── Cluster (autoscaler-k3s) ─────────┘       ▲                       │
-//!                                   ▲                            └──── failures ─────────┤
-//!                                   └─────────────── actions ────────────────────────────┘
+//!            ┌──── Forge (autoscaler-gitea) ────┐
+//!   daemon ──┼──── Cloud (autoscaler-hetzner) ──┼──▶ Reading ──▶ Shell::decide ──▶ Plan
+//!            └──── Cluster (autoscaler-k3s) ────┘                    ▲               │
+//!                        ▲                                           └── outcomes ───┤
+//!                        └──────────────── effects ──────────────────────────────────┘
 //! ```
 //!
 //! Listing methods return `Ok(Source::Partial)` when some pages were read and others failed,

@@ -242,3 +242,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_unreadable_identity_never_hides_why_the_server_list_is_missing() {
+    let mut s = shell();
+    let now = t(NOW);
+    let mut r = reading(&s, now, vec![]);
+    r.identity = Identity::Unreadable("timeout".into());
+    r.servers = Source::unavailable("Hetzner: 503");
+    let d = s.decide(r);
+    assert_eq!(d.snapshot.servers, Source::unavailable("Hetzner: 503"));
+}
+
+#[test]
+fn deciding_on_a_held_snapshot_is_deciding_on_a_reading() {
+    let now = t(NOW);
+    let runner = synthetic::runner(1, "r", &labels());
+    let steps = [
+        vec![synthetic::running_job(1, &runner, now)],
+        vec![synthetic::queued_job(2, &labels(), now)],
+        vec![],
+    ];
+    let (mut by_reading, mut in_place) = (shell(), shell());
+    for (i, jobs) in steps.into_iter().enumerate() {
+        let at = now + secs(60 * i as i64);
+        let r = reading(&by_reading, at, jobs);
+        let mut held = autoscaler_core::Snapshot::new(at);
+        held.jobs = r.jobs.clone();
+        held.runners = r.runners.clone();
+        held.servers = r.servers.clone();
+        held.nodes = r.nodes.clone();
+        held.pods = r.pods.clone();
+        let (forge, identity) = (r.forge, r.identity.clone());
+        let d = by_reading.decide(r);
+        let plan = in_place.decide_in(&mut held, forge, identity);
+        assert_eq!(plan, d.plan);
+        assert_eq!(held, d.snapshot);
+    }
+}

@@ -15,9 +15,9 @@
 use std::collections::BTreeMap;
 
 use autoscaler_core::labels::satisfies;
-use autoscaler_core::shell::Reading;
+use autoscaler_core::shell::Identity;
 use autoscaler_core::{
-    Action, Config, JobStatus, ServerSpec, SignedDuration, Source, Timestamp, keys,
+    Action, Config, JobStatus, ServerSpec, SignedDuration, Snapshot, Source, Timestamp, keys,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -58,8 +58,7 @@ impl Autoscaler for Baseline {
         "baseline"
     }
 
-    fn decide(&mut self, reading: Reading) -> Vec<Action> {
-        let s = &reading;
+    fn decide(&mut self, s: &mut Snapshot, _: Identity) -> Vec<Action> {
         if !(complete(&s.jobs)
             && complete(&s.runners)
             && complete(&s.servers)

@@ -154,8 +154,10 @@ pub fn replay(
             timeline.push(sample(&mut world, next_sample));
             next_sample += SAMPLE_EVERY;
         }
-        let reading = world.observe(policy.wants_identity());
-        let actions = policy.decide(reading);
+        let actions = match world.observe(policy.wants_identity()) {
+            (Some(mut seen), identity) => policy.decide(&mut seen, identity),
+            (None, identity) => policy.decide(&mut world.snap, identity),
+        };
         let outcomes: Vec<Outcome> = actions.iter().map(|a| world.apply(a)).collect();
         policy.settle(&outcomes);
         world.assign();

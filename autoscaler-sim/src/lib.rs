@@ -1,6 +1,8 @@
 //! A deterministic discrete-event simulator that replays real CI traffic through the real
-//! gitea-ci-autoscaler decision core under a virtual clock, and reports what it costs and how
-//! long jobs wait: side by side with the design it replaces and with a lower bound.
+//! gitea-ci-autoscaler decision core, inside the pure shell the daemon runs
+//! ([`autoscaler_core::shell`]), under a virtual clock, and reports what it costs and how long
+//! jobs wait: side by side with the design it replaces and with a lower bound. Its own part is
+//! the world: what the services do with each action's effect, and when.
 //!
 //! The engine is pure and synchronous like the core: a [`Trace`] and a [`Scenario`] go in, a
 //! [`Run`] (the [`Report`] and a minute-by-minute timeline) comes out. Same inputs and seed,

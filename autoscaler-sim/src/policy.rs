@@ -1,7 +1,7 @@
 //! The policies a replay compares: the real core, and the design it replaces.
 
-use autoscaler_core::shell::{Outcome, Reading, Shell};
-use autoscaler_core::{Action, Plan, Policy, Timestamp};
+use autoscaler_core::shell::{Identity, Outcome, Shell};
+use autoscaler_core::{Action, Plan, Policy, Snapshot, Timestamp};
 
 /// Something that looks at what the services show and says what to do: the shape of every
 /// autoscaler.
@@ -12,8 +12,10 @@ pub trait Autoscaler {
     fn wants_identity(&self) -> bool {
         false
     }
-    /// The actions for this reading, in the order they are carried out.
-    fn decide(&mut self, reading: Reading) -> Vec<Action>;
+    /// The actions for what the services showed, in the order they are carried out: the five
+    /// lists, `now` and the Hetzner budget in `snapshot` as read (a shell fills in the rest),
+    /// and the cluster's identity when it was asked for.
+    fn decide(&mut self, snapshot: &mut Snapshot, identity: Identity) -> Vec<Action>;
     /// What became of the last decision's actions, in their order.
     fn settle(&mut self, outcomes: &[Outcome]) {
         let _ = outcomes;
@@ -62,8 +64,9 @@ impl Autoscaler for Ours {
         self.shell.wants_identity()
     }
 
-    fn decide(&mut self, reading: Reading) -> Vec<Action> {
-        let plan = self.shell.decide(reading).plan;
+    fn decide(&mut self, snapshot: &mut Snapshot, identity: Identity) -> Vec<Action> {
+        let forge = Some(snapshot.forge);
+        let plan = self.shell.decide_in(snapshot, forge, identity);
         let actions = plan.action_list().cloned().collect();
         self.last = Some(plan);
         self.next = None;

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use autoscaler_core::cost::Meter;
 use autoscaler_core::labels::{label_name, satisfies};
 use autoscaler_core::ports::ErrorKind;
-use autoscaler_core::shell::{Identity, Outcome as Done, Reading};
+use autoscaler_core::shell::{Identity, Outcome as Done};
 use autoscaler_core::{
     Action, ApiBudget, CloudEffect, ClusterEffect, Effect, ForgeEffect, Job, JobStatus, Node,
     PodPhase, Runner, RunnerPod, Server, ServerSpec, ServerStatus, SignedDuration, Snapshot,
@@ -454,9 +454,11 @@ impl World {
 
     // --- Snapshots ------------------------------------------------------------------------------
 
-    /// Reads every list as the daemon does (and the cluster's identity when the shell asks)
-    /// and returns what it read: the truth, with an unreachable service's lists unavailable.
-    pub(crate) fn observe(&mut self, identity: bool) -> Reading {
+    /// Reads every list as the daemon does (and the cluster's identity when the shell asks).
+    /// What it read is the truth itself when everything answered (`None`: decide on
+    /// [`World::snap`], no copy), or a copy in which an unreachable service's lists are
+    /// unavailable.
+    pub(crate) fn observe(&mut self, identity: bool) -> (Option<Snapshot>, Identity) {
         let jobs_pages = pages(self.snap.jobs.items().len());
         let runner_pages = pages(self.snap.runners.items().len());
         let server_pages = pages(self.snap.servers.items().len());
@@ -469,31 +471,32 @@ impl World {
             hetzner_ok &= self.call(Service::Hetzner);
         }
         let kube_ok = self.call(Service::Kubernetes) & self.call(Service::Kubernetes);
-        let mut reading = Reading::new(self.snap.now);
-        if identity {
-            reading.identity = if self.call(Service::Kubernetes) {
-                Identity::Read(CLUSTER.to_owned())
-            } else {
-                Identity::Unreadable("the Kubernetes API is unreachable".to_owned())
-            };
-        }
-        // Gitea's version is read once and cached by the forge adapter: no request.
-        reading.forge = Some(self.snap.forge);
-        reading.hetzner_budget = Some(ApiBudget {
+        let kube = "the Kubernetes API is unreachable";
+        let identity = match identity {
+            false => Identity::NotRead,
+            true if self.call(Service::Kubernetes) => Identity::Read(CLUSTER.to_owned()),
+            true => Identity::Unreadable(kube.to_owned()),
+        };
+        self.snap.hetzner_budget = Some(ApiBudget {
             remaining: self.tokens as u32,
         });
-        let gitea = "Gitea is unreachable";
-        let kube = "the Kubernetes API is unreachable";
-        reading.jobs = read(&self.snap.jobs, gitea_ok, gitea);
-        reading.runners = read(&self.snap.runners, gitea_ok, gitea);
-        reading.servers = read(
-            &self.snap.servers,
-            hetzner_ok,
-            "Hetzner Cloud is unreachable",
-        );
-        reading.nodes = read(&self.snap.nodes, kube_ok, kube);
-        reading.pods = read(&self.snap.pods, kube_ok, kube);
-        reading
+        let unknown = matches!(identity, Identity::Unreadable(_));
+        if gitea_ok && hetzner_ok && kube_ok && !unknown {
+            return (None, identity);
+        }
+        let mut seen = self.snap.clone();
+        if !gitea_ok {
+            seen.jobs = Source::unavailable("Gitea is unreachable");
+            seen.runners = Source::unavailable("Gitea is unreachable");
+        }
+        if !hetzner_ok {
+            seen.servers = Source::unavailable("Hetzner Cloud is unreachable");
+        }
+        if !kube_ok {
+            seen.nodes = Source::unavailable(kube);
+            seen.pods = Source::unavailable(kube);
+        }
+        (Some(seen), identity)
     }
 
     // --- Actions --------------------------------------------------------------------------------
@@ -812,15 +815,6 @@ fn bill(meter: &mut Meter, period: SignedDuration, now: Timestamp, id: u64, h: &
 
 /// The cluster's identity, written on every server the autoscaler creates.
 const CLUSTER: &str = "simulated-cluster";
-
-/// A list as one reading of it finds it: the truth, or unavailable.
-fn read<T: Clone>(truth: &Source<T>, ok: bool, reason: &str) -> Source<T> {
-    if ok {
-        truth.clone()
-    } else {
-        Source::unavailable(reason)
-    }
-}
 
 fn pages(items: usize) -> usize {
     items.div_ceil(50).max(1)

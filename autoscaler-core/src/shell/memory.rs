@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use jiff::{SignedDuration, Timestamp};
+use rustc_hash::FxHashMap;
 
 use crate::snapshot::{CreateFailure, Job, JobStatus};
 use crate::source::Source;
@@ -55,8 +56,21 @@ impl Failures {
 #[derive(Debug, Clone, Default)]
 struct Runs {
     samples: VecDeque<SignedDuration>,
+    /// The estimate from `samples`, kept up to date as they change (it is read for every job of
+    /// every decision).
+    estimate: Option<SignedDuration>,
     /// When a job of the repository last finished, in learning order (for eviction).
     touched: u64,
+}
+
+impl Runs {
+    /// The 75th percentile (nearest rank) of the samples.
+    fn p75(&self) -> Option<SignedDuration> {
+        let mut sorted: Vec<SignedDuration> = self.samples.iter().copied().collect();
+        sorted.sort_unstable();
+        let i = (sorted.len() * 3).div_ceil(4).saturating_sub(1);
+        sorted.get(i).copied()
+    }
 }
 
 /// Per-repository run times, learned from jobs that leave the list.
@@ -64,7 +78,8 @@ struct Runs {
 pub(crate) struct Durations {
     /// Jobs seen running: id → (repository, started).
     running: BTreeMap<u64, (String, Timestamp)>,
-    runs: BTreeMap<String, Runs>,
+    /// By repository; hashed, as it is looked up for every job of every decision.
+    runs: FxHashMap<String, Runs>,
     clock: u64,
 }
 
@@ -76,16 +91,30 @@ impl Durations {
         let Source::Complete { items } = jobs else {
             return;
         };
-        let running: BTreeMap<u64, (String, Timestamp)> = items
+        let mut now_running: Vec<u64> = items
             .iter()
-            .filter(|j| j.status == JobStatus::InProgress)
-            .filter_map(|j| Some((j.id, (j.repo.clone(), j.started?))))
+            .filter(|j| j.status == JobStatus::InProgress && j.started.is_some())
+            .map(|j| j.id)
             .collect();
-        let previous = std::mem::replace(&mut self.running, running);
-        for (id, (repo, started)) in previous {
-            if !self.running.contains_key(&id) {
+        now_running.sort_unstable();
+        let gone: Vec<u64> = self
+            .running
+            .keys()
+            .filter(|id| now_running.binary_search(id).is_err())
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some((repo, started)) = self.running.remove(&id) {
                 let took = now.duration_since(started).max(SignedDuration::ZERO);
                 self.sample(repo, took);
+            }
+        }
+        // Jobs seen running for the first time; those already known keep their first start.
+        for j in items {
+            if let (JobStatus::InProgress, Some(started)) = (j.status, j.started) {
+                self.running
+                    .entry(j.id)
+                    .or_insert_with(|| (j.repo.clone(), started));
             }
         }
     }
@@ -108,16 +137,13 @@ impl Durations {
             runs.samples.pop_front();
         }
         runs.samples.push_back(took);
+        runs.estimate = runs.p75();
     }
 
     /// How long a job of `repo` is expected to run: the 75th percentile (nearest rank) of its
     /// recent runs.
     pub(crate) fn expected(&self, repo: &str) -> Option<SignedDuration> {
-        let runs = self.runs.get(repo)?;
-        let mut sorted: Vec<SignedDuration> = runs.samples.iter().copied().collect();
-        sorted.sort_unstable();
-        let i = (sorted.len() * 3).div_ceil(4).saturating_sub(1);
-        sorted.get(i).copied()
+        self.runs.get(repo)?.estimate
     }
 
     /// Fills in `expected_duration` on every job listed.

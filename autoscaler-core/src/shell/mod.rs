@@ -153,53 +153,59 @@ impl Shell {
 
     /// Learns from `reading`, builds the snapshot and decides.
     pub fn decide(&mut self, reading: Reading) -> Decision {
-        let snapshot = self.snapshot(reading);
-        let plan = crate::decide(&self.policy, &snapshot);
+        let mut snapshot = Snapshot::new(reading.now);
+        snapshot.jobs = reading.jobs;
+        snapshot.runners = reading.runners;
+        snapshot.servers = reading.servers;
+        snapshot.nodes = reading.nodes;
+        snapshot.pods = reading.pods;
+        snapshot.hetzner_budget = reading.hetzner_budget;
+        let plan = self.decide_in(&mut snapshot, reading.forge, reading.identity);
         Decision { snapshot, plan }
     }
 
-    /// The snapshot the core sees for `reading`, after learning from it.
-    fn snapshot(&mut self, reading: Reading) -> Snapshot {
-        let now = reading.now;
-        let mut unknown_cluster = None;
-        match reading.identity {
+    /// [`decide`](Self::decide) on a snapshot the caller already holds, for a caller that
+    /// keeps its lists in one (the simulator's world): `now`, the five lists and the Hetzner
+    /// budget are what was read, `forge` and `identity` as in a [`Reading`]. The shell fills in
+    /// the rest (the forge's capabilities, the cluster, the recent failures, each job's
+    /// expected duration) and, without the cluster's identity, marks the server list partial.
+    pub fn decide_in(
+        &mut self,
+        snapshot: &mut Snapshot,
+        forge: Option<ForgeCapabilities>,
+        identity: Identity,
+    ) -> Plan {
+        let now = snapshot.now;
+        match identity {
             Identity::NotRead => {}
             Identity::Read(id) => self.cluster = Some(id),
+            // Without the identity, the server list is no evidence for anything destructive.
             Identity::Unreadable(why) if self.cluster.is_none() => {
-                unknown_cluster = Some(format!(
-                    "this cluster's identity could not be read ({why}), so our servers cannot \
-                     be told from those of another installation of the same name"
-                ));
+                if let Source::Complete { items } = &mut snapshot.servers {
+                    let items = std::mem::take(items);
+                    snapshot.servers = Source::Partial {
+                        items,
+                        reason: format!(
+                            "this cluster's identity could not be read ({why}), so our servers \
+                             cannot be told from those of another installation of the same name"
+                        ),
+                    };
+                }
             }
             Identity::Unreadable(_) => {}
         }
-        if let Some(c) = reading.forge {
+        if let Some(c) = forge {
             self.capabilities = Some(c);
         }
-        let mut jobs = reading.jobs;
-        self.durations.learn(&jobs, now);
-        self.durations.annotate(&mut jobs);
-        let mut servers = reading.servers;
-        // Without the identity, the server list is no evidence for anything destructive.
-        if let Some(reason) = unknown_cluster
-            && let Source::Complete { items } = servers
-        {
-            servers = Source::Partial { items, reason };
-        }
-        let mut snapshot = Snapshot::new(now);
+        self.durations.learn(&snapshot.jobs, now);
+        self.durations.annotate(&mut snapshot.jobs);
         // Without knowing, assume the older Gitea: no runner is disabled.
         snapshot.forge = self.capabilities.unwrap_or(ForgeCapabilities {
             can_disable_runners: false,
         });
-        snapshot.cluster = self.cluster.clone();
-        snapshot.jobs = jobs;
-        snapshot.runners = reading.runners;
-        snapshot.servers = servers;
-        snapshot.nodes = reading.nodes;
-        snapshot.pods = reading.pods;
+        snapshot.cluster.clone_from(&self.cluster);
         snapshot.create_failures = self.failures.at(now);
-        snapshot.hetzner_budget = reading.hetzner_budget;
-        snapshot
+        crate::decide(&self.policy, snapshot)
     }
 
     /// Takes what became of `plan`'s actions (in the plan's order, one per action; none when
