@@ -21,7 +21,8 @@
 //! run times, the forge's capabilities, the cluster's identity) and when it should decide again
 //! are pure rules too: [`shell::Shell`] holds them, and the daemon and the simulator both run
 //! it. [`Action::effect`] says which port each action goes to and with what; [`cost`] is the one
-//! rule of what servers cost.
+//! rule of what servers cost, and [`services`] the one model of what the services do with each
+//! effect, for tests and the simulator.
 //!
 //! Safety rules it holds to, each checked by property tests:
 //! - destroy only on positive evidence: every destructive action needs proof of idleness from
@@ -67,6 +68,7 @@ mod plan;
 pub mod ports;
 mod render;
 mod scale_up;
+pub mod services;
 mod shape_index;
 pub mod shell;
 mod snapshot;

@@ -10,11 +10,12 @@ use std::collections::{BTreeMap, VecDeque};
 use autoscaler_core::cost::Meter;
 use autoscaler_core::labels::{label_name, satisfies};
 use autoscaler_core::ports::ErrorKind;
+use autoscaler_core::services;
 use autoscaler_core::shell::{Identity, Outcome as Done};
 use autoscaler_core::{
-    Action, ApiBudget, CloudEffect, ClusterEffect, Effect, ForgeEffect, Job, JobStatus, Node,
-    PodPhase, Runner, RunnerPod, Server, ServerSpec, ServerStatus, SignedDuration, Snapshot,
-    Source, Timestamp, keys, period_end,
+    Action, ApiBudget, CloudEffect, ClusterEffect, Effect, Job, JobStatus, Node, PodPhase, Runner,
+    RunnerPod, ServerSpec, ServerStatus, SignedDuration, Snapshot, Source, Timestamp, keys,
+    period_end,
 };
 use rand::{RngExt, SeedableRng};
 use rand_xorshift::XorShiftRng;
@@ -347,21 +348,6 @@ impl World {
         }
     }
 
-    /// The job on runner `runner_id`, if any, dies with its runner.
-    fn kill_job_of(&mut self, runner_id: u64) {
-        let Some(job_id) = self.runner_job.remove(&runner_id) else {
-            return;
-        };
-        self.jobs[(job_id - 1) as usize].outcome = Outcome::Killed;
-        let jobs = items_mut(&mut self.snap.jobs);
-        if let Ok(i) = jobs.binary_search_by_key(&job_id, |j| j.id) {
-            jobs.remove(i);
-        }
-        if let Some(r) = self.runner_mut(runner_id) {
-            r.busy = false;
-        }
-    }
-
     // --- Happenings -----------------------------------------------------------------------------
 
     pub(crate) fn happen(&mut self, what: Happening) {
@@ -502,42 +488,38 @@ impl World {
     // --- Actions --------------------------------------------------------------------------------
 
     /// Carries out one action as the services would, and says what became of it; a failed call
-    /// changes nothing.
+    /// changes nothing. What the services do with it is the core's shared model
+    /// ([`services::carry_out`]); the world adds what each call costs, the faults it injects,
+    /// when a new server boots, and the bill.
     pub(crate) fn apply(&mut self, action: &Action) -> Done {
-        let result = match action.effect() {
-            Effect::Cloud(CloudEffect::Create(spec)) => self.create(spec),
-            // The simulated cluster keeps no Secrets: revoking a join token is nothing to do.
-            Effect::Cloud(CloudEffect::Label {
-                server, key, value, ..
-            }) => self.label(server.0, key, value),
-            Effect::Cloud(CloudEffect::Delete { server, .. }) => self
-                .request(Service::Hetzner)
-                .map(|()| self.delete_server(server.0)),
-            Effect::Forge(ForgeEffect::SetDisabled(runner, disabled)) => {
-                self.set_disabled(runner.0, disabled)
+        let effect = action.effect();
+        let result = self.admit(&effect).and_then(|()| {
+            let gone = match effect {
+                Effect::Cloud(CloudEffect::Delete { server, .. }) => self.hidden.remove(&server.0),
+                _ => None,
+            };
+            if let (Some(h), Effect::Cloud(CloudEffect::Delete { server, .. })) = (&gone, &effect) {
+                self.bill(server.0, h);
+                self.ledger.meter.forget(server.0);
             }
-            Effect::Forge(ForgeEffect::Delete(runner)) => self.request(Service::Gitea).map(|()| {
-                self.kill_job_of(runner.0);
-                items_mut(&mut self.snap.runners).retain(|r| r.id != runner.0);
-            }),
-            Effect::Cluster(ClusterEffect::Annotate { node, key, value }) => {
-                self.annotate(node, key, value)
+            let next = &mut self.next_server_id;
+            let carried = services::carry_out(&mut self.snap, &effect, ts(self.now), || {
+                let id = *next;
+                *next += 1;
+                id
+            })?;
+            for job in &carried.killed {
+                self.jobs[(job.id - 1) as usize].outcome = Outcome::Killed;
+                if let Some(r) = job.runner_id {
+                    self.runner_job.remove(&r);
+                }
             }
-            Effect::Cluster(ClusterEffect::Cordon(node)) => {
-                self.request(Service::Kubernetes).and_then(|()| {
-                    let n = self.node_mut(node).ok_or(ErrorKind::NotFound)?;
-                    n.cordoned = true;
-                    Ok(())
-                })
+            if let (Some(id), Effect::Cloud(CloudEffect::Create(spec))) = (carried.created, &effect)
+            {
+                self.boot_later(id, spec);
             }
-            Effect::Cluster(ClusterEffect::Drain(node)) => self.drain(node),
-            Effect::Cluster(ClusterEffect::DeleteNode(node)) => {
-                self.request(Service::Kubernetes).map(|()| {
-                    self.remove_pods(node);
-                    items_mut(&mut self.snap.nodes).retain(|n| n.name != node);
-                })
-            }
-        };
+            Ok(())
+        });
         match result {
             Ok(()) => Done::Done,
             Err(kind) => Done::Failed {
@@ -547,32 +529,45 @@ impl World {
         }
     }
 
-    /// One eviction per pod; the node is annotated `drained` once every one went through.
-    fn drain(&mut self, node: &str) -> Result<(), ErrorKind> {
-        let pods = self.pods_on(node);
-        let mut result = Ok(());
-        for _ in &pods {
-            result = result.and(self.request(Service::Kubernetes));
+    /// The requests an effect costs (a drain one eviction per pod), failing as the service
+    /// would; a creation may also meet no capacity.
+    fn admit(&mut self, effect: &Effect<'_>) -> Result<(), ErrorKind> {
+        match effect {
+            Effect::Cloud(CloudEffect::Create(_)) => {
+                let rate = self.scenario.world.faults.capacity_error_rate;
+                let refused = self.request(Service::Hetzner).err().or_else(|| {
+                    (rate > 0.0 && self.rng.random_bool(rate)).then_some(ErrorKind::Capacity)
+                });
+                if let Some(kind) = refused {
+                    self.ledger.create_failures += 1;
+                    return Err(kind);
+                }
+                Ok(())
+            }
+            Effect::Cloud(_) => self.request(Service::Hetzner),
+            Effect::Forge(_) => self.request(Service::Gitea),
+            Effect::Cluster(ClusterEffect::Drain(node)) => {
+                let pods = self
+                    .snap
+                    .pods
+                    .items()
+                    .iter()
+                    .filter(|p| p.node.as_deref() == Some(*node))
+                    .count();
+                let mut result = Ok(());
+                for _ in 0..pods {
+                    result = result.and(self.request(Service::Kubernetes));
+                }
+                result
+            }
+            Effect::Cluster(_) => self.request(Service::Kubernetes),
         }
-        result?;
-        self.remove_pods(node);
-        let now = self.snap.now.to_string();
-        let n = self.node_mut(node).ok_or(ErrorKind::NotFound)?;
-        n.annotations.insert(keys::DRAINED.into(), now);
-        Ok(())
     }
 
-    fn create(&mut self, spec: &ServerSpec) -> Result<(), ErrorKind> {
-        if let Err(kind) = self.request(Service::Hetzner) {
-            self.ledger.create_failures += 1;
-            return Err(kind);
-        }
-        let faults = &self.scenario.world.faults;
-        if faults.capacity_error_rate > 0.0 && self.rng.random_bool(faults.capacity_error_rate) {
-            self.ledger.create_failures += 1;
-            return Err(ErrorKind::Capacity);
-        }
+    /// A new server boots after a drawn delay, unless it is one that never joins.
+    fn boot_later(&mut self, id: u64, spec: &ServerSpec) {
         let w = &self.scenario.world;
+        let faults = &w.faults;
         let (lo, hi) = (ms_of(w.boot_min), ms_of(w.boot_max));
         let mut boot = if hi > lo {
             self.rng.random_range(lo..=hi)
@@ -583,8 +578,6 @@ impl World {
             boot += ms_of(faults.slow_boot_extra);
         }
         let joins = !(faults.never_join_rate > 0.0 && self.rng.random_bool(faults.never_join_rate));
-        let id = self.next_server_id;
-        self.next_server_id += 1;
         let pool_index = self
             .scenario
             .autoscaler
@@ -593,15 +586,6 @@ impl World {
             .position(|p| p.name == spec.pool)
             .unwrap_or(0);
         let price = w.prices.get(&spec.server_type).copied().unwrap_or(0.0);
-        items_mut(&mut self.snap.servers).push(Server {
-            id,
-            name: spec.name.clone(),
-            labels: spec.labels.clone(),
-            created: ts(self.now),
-            status: ServerStatus::Initializing,
-            server_type: spec.server_type.clone(),
-            location: spec.location.clone(),
-        });
         self.hidden.insert(
             id,
             Hidden {
@@ -619,25 +603,6 @@ impl World {
         }
         let n = u32::try_from(self.snap.servers.items().len()).unwrap_or(u32::MAX);
         self.peak_servers = self.peak_servers.max(n);
-        Ok(())
-    }
-
-    fn delete_server(&mut self, server_id: u64) {
-        let Some(h) = self.hidden.remove(&server_id) else {
-            return;
-        };
-        self.bill(server_id, &h);
-        self.ledger.meter.forget(server_id);
-        items_mut(&mut self.snap.servers).retain(|s| s.id != server_id);
-        // Its node goes NotReady; its runners go offline and their jobs die.
-        let now = self.snap.now;
-        if let Some(n) = self.node_mut(&h.name) {
-            n.ready = false;
-            n.ready_since = Some(now);
-        }
-        for pod in self.pods_on(&h.name) {
-            self.runner_gone(&pod);
-        }
     }
 
     /// Counts every period the server has started by now.
@@ -661,71 +626,6 @@ impl World {
                 h,
             );
         }
-    }
-
-    fn pods_on(&self, node: &str) -> Vec<String> {
-        self.snap
-            .pods
-            .items()
-            .iter()
-            .filter(|p| p.node.as_deref() == Some(node))
-            .map(|p| p.name.clone())
-            .collect()
-    }
-
-    /// The runner registered under `pod` stops: offline, and its job dies.
-    fn runner_gone(&mut self, pod: &str) {
-        let ids: Vec<u64> = self
-            .snap
-            .runners
-            .items()
-            .iter()
-            .filter(|r| r.name == pod)
-            .map(|r| r.id)
-            .collect();
-        for id in ids {
-            self.kill_job_of(id);
-            if let Some(r) = self.runner_mut(id) {
-                r.online = false;
-            }
-        }
-    }
-
-    fn remove_pods(&mut self, node: &str) {
-        for pod in self.pods_on(node) {
-            self.runner_gone(&pod);
-        }
-        items_mut(&mut self.snap.pods).retain(|p| p.node.as_deref() != Some(node));
-    }
-
-    fn node_mut(&mut self, name: &str) -> Option<&mut Node> {
-        items_mut(&mut self.snap.nodes)
-            .iter_mut()
-            .find(|n| n.name == name)
-    }
-
-    fn label(&mut self, server_id: u64, key: &str, value: Option<String>) -> Result<(), ErrorKind> {
-        self.request(Service::Hetzner)?;
-        let s = items_mut(&mut self.snap.servers)
-            .iter_mut()
-            .find(|s| s.id == server_id)
-            .ok_or(ErrorKind::NotFound)?;
-        set(&mut s.labels, key, value);
-        Ok(())
-    }
-
-    fn annotate(&mut self, node: &str, key: &str, value: Option<String>) -> Result<(), ErrorKind> {
-        self.request(Service::Kubernetes)?;
-        let n = self.node_mut(node).ok_or(ErrorKind::NotFound)?;
-        set(&mut n.annotations, key, value);
-        Ok(())
-    }
-
-    fn set_disabled(&mut self, runner_id: u64, disabled: bool) -> Result<(), ErrorKind> {
-        self.request(Service::Gitea)?;
-        let r = self.runner_mut(runner_id).ok_or(ErrorKind::NotFound)?;
-        r.disabled = disabled;
-        Ok(())
     }
 
     // --- Reading the state ----------------------------------------------------------------------
@@ -825,13 +725,6 @@ fn items_mut<T>(s: &mut Source<T>) -> &mut Vec<T> {
         Source::Complete { items } | Source::Partial { items, .. } => items,
         Source::Unavailable { .. } => unreachable!("the truth is always complete"),
     }
-}
-
-fn set(map: &mut BTreeMap<String, String>, key: &str, value: Option<String>) {
-    match value {
-        Some(v) => map.insert(key.to_owned(), v),
-        None => map.remove(key),
-    };
 }
 
 /// Outages as a Poisson process over the run, each of one service chosen at random.

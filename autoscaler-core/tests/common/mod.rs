@@ -1,18 +1,18 @@
-//! A test world that plays the shell: it holds the truth as a complete snapshot, applies plans
-//! to it the way the real services would, lets Gitea assign waiting jobs the way Gitea does, and
-//! records every job that lost its runner.
+//! A test world that plays the shell: it holds the truth as a complete snapshot, carries plans out
+//! on it with the services model the simulator shares (`autoscaler_core::services`), lets Gitea
+//! assign waiting jobs the way Gitea does, and records every job that lost its runner.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use autoscaler_core::keys;
 use autoscaler_core::labels::satisfies;
+use autoscaler_core::services;
 use autoscaler_core::synthetic;
 use autoscaler_core::{
-    Action, CloudEffect, ClusterEffect, Config, Effect, ForgeEffect, Job, JobStatus, Node, Plan,
-    Policy, PoolConfig, Runner, Server, ServerStatus, SignedDuration, Snapshot, Source, Timestamp,
-    decide,
+    Action, Config, Job, JobStatus, Node, Plan, Policy, PoolConfig, Runner, Server, SignedDuration,
+    Snapshot, Source, Timestamp, decide,
 };
 
 pub const INSTALLATION: &str = "default";
@@ -323,160 +323,22 @@ impl World {
         plan
     }
 
-    fn kill_jobs_of_runner_names(&mut self, names: &HashSet<String>) {
-        let ids: HashSet<u64> = self
-            .truth
-            .runners
-            .items()
-            .iter()
-            .filter(|r| names.contains(&r.name))
-            .map(|r| r.id)
-            .collect();
-        let mut killed = Vec::new();
-        items_mut(&mut self.truth.jobs).retain(|j| {
-            let hit = j.status == JobStatus::InProgress
-                && (j.runner_id.is_some_and(|id| ids.contains(&id))
-                    || j.runner_name.as_ref().is_some_and(|n| names.contains(n)));
-            if hit {
-                killed.push(j.id);
-            }
-            !hit
-        });
-        self.killed.extend(killed);
-    }
-
-    fn pods_on(&self, node: &str) -> HashSet<String> {
-        self.truth
-            .pods
-            .items()
-            .iter()
-            .filter(|p| p.node.as_deref() == Some(node))
-            .map(|p| p.name.clone())
-            .collect()
-    }
-
     /// Carries out actions as the services would.
     pub fn apply(&mut self, actions: &[Action]) {
         let now = self.now();
         for action in actions {
             self.applied.push(action.clone());
-            match action.effect() {
-                Effect::Cloud(CloudEffect::Create(spec)) => {
-                    let id = self.id();
-                    items_mut(&mut self.truth.servers).push(Server {
-                        id,
-                        name: spec.name.clone(),
-                        labels: spec.labels.clone(),
-                        created: now,
-                        status: ServerStatus::Initializing,
-                        server_type: spec.server_type.clone(),
-                        location: spec.location.clone(),
-                    });
-                }
-                // The writes a shell sends, as `Action::effect` spells them out (tests/ports.rs
-                // pins them). The test world keeps no Secrets: a revoke is nothing to do.
-                Effect::Cloud(CloudEffect::Label {
-                    server, key, value, ..
-                }) => self.label(server.0, key, value),
-                Effect::Cluster(ClusterEffect::Annotate { node, key, value }) => {
-                    self.annotate(node, key, value);
-                }
-                Effect::Forge(ForgeEffect::SetDisabled(runner, disabled)) => {
-                    self.set_disabled(runner.0, disabled);
-                }
-                Effect::Forge(ForgeEffect::Delete(runner)) => {
-                    // Only the deleted runner's own job dies.
-                    let mut killed = Vec::new();
-                    items_mut(&mut self.truth.jobs).retain(|j| {
-                        let hit =
-                            j.status == JobStatus::InProgress && j.runner_id == Some(runner.0);
-                        if hit {
-                            killed.push(j.id);
-                        }
-                        !hit
-                    });
-                    self.killed.extend(killed);
-                    items_mut(&mut self.truth.runners).retain(|r| r.id != runner.0);
-                }
-                Effect::Cluster(ClusterEffect::Cordon(node)) => {
-                    if let Some(n) = items_mut(&mut self.truth.nodes)
-                        .iter_mut()
-                        .find(|n| n.name == node)
-                    {
-                        n.cordoned = true;
-                    }
-                }
-                Effect::Cluster(ClusterEffect::Drain(node)) => {
-                    let pods = self.pods_on(node);
-                    self.kill_jobs_of_runner_names(&pods);
-                    items_mut(&mut self.truth.pods).retain(|p| p.node.as_deref() != Some(node));
-                    self.annotate(node, keys::DRAINED, Some(now.to_string()));
-                }
-                Effect::Cluster(ClusterEffect::DeleteNode(node)) => {
-                    let pods = self.pods_on(node);
-                    self.kill_jobs_of_runner_names(&pods);
-                    items_mut(&mut self.truth.pods).retain(|p| p.node.as_deref() != Some(node));
-                    items_mut(&mut self.truth.nodes).retain(|n| n.name != node);
-                }
-                Effect::Cloud(CloudEffect::Delete { server, .. }) => {
-                    let name = self
-                        .truth
-                        .servers
-                        .items()
-                        .iter()
-                        .find(|s| s.id == server.0)
-                        .map(|s| s.name.clone());
-                    if let Some(name) = name {
-                        let pods = self.pods_on(&name);
-                        self.kill_jobs_of_runner_names(&pods);
-                        if let Some(n) = items_mut(&mut self.truth.nodes)
-                            .iter_mut()
-                            .find(|n| n.name == name)
-                        {
-                            n.ready = false;
-                            n.ready_since = Some(now);
-                        }
-                    }
-                    items_mut(&mut self.truth.servers).retain(|s| s.id != server.0);
-                }
+            // What the services do with it: the model the simulator shares. A write to
+            // something that is not there changes nothing, as in the services.
+            let next = &mut self.next_id;
+            if let Ok(carried) = services::carry_out(&mut self.truth, &action.effect(), now, || {
+                *next += 1;
+                *next
+            }) {
+                self.killed.extend(carried.killed.iter().map(|j| j.id));
             }
         }
     }
-
-    fn label(&mut self, server_id: u64, key: &str, value: Option<String>) {
-        if let Some(s) = items_mut(&mut self.truth.servers)
-            .iter_mut()
-            .find(|s| s.id == server_id)
-        {
-            set(&mut s.labels, key, value);
-        }
-    }
-
-    fn annotate(&mut self, node: &str, key: &str, value: Option<String>) {
-        if let Some(n) = items_mut(&mut self.truth.nodes)
-            .iter_mut()
-            .find(|n| n.name == node)
-        {
-            set(&mut n.annotations, key, value);
-        }
-    }
-
-    fn set_disabled(&mut self, runner_id: u64, disabled: bool) {
-        if let Some(r) = items_mut(&mut self.truth.runners)
-            .iter_mut()
-            .find(|r| r.id == runner_id)
-        {
-            r.disabled = disabled;
-        }
-    }
-}
-
-/// Writes `value` under `key`, or removes the key when there is none.
-fn set(map: &mut BTreeMap<String, String>, key: &str, value: Option<String>) {
-    match value {
-        Some(v) => map.insert(key.to_owned(), v),
-        None => map.remove(key),
-    };
 }
 
 /// A configuration with one `linux` pool whose runners register `labels`.
