@@ -411,18 +411,28 @@ impl Action {
 
     /// Actions that remove capacity or lead to it. A plan built from incomplete data holds none.
     pub fn is_destructive(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Self::BeginTeardown { .. }
-                | Self::DisableRunner { .. }
-                | Self::DeleteRunner { .. }
-                | Self::Cordon { .. }
-                | Self::Drain { .. }
-                | Self::DeleteNode { .. }
-                | Self::MarkNodeMissing { .. }
-                | Self::MarkServerMissing { .. }
-                | Self::DeleteServer { .. }
-        )
+            | Self::DisableRunner { .. }
+            | Self::DeleteRunner { .. }
+            | Self::Cordon { .. }
+            | Self::Drain { .. }
+            | Self::DeleteNode { .. }
+            | Self::MarkNodeMissing { .. }
+            | Self::MarkServerMissing { .. }
+            | Self::DeleteServer { .. } => true,
+            Self::CreateServer(_)
+            | Self::RecordCluster { .. }
+            | Self::RetireJoinToken { .. }
+            | Self::RecordJoined { .. }
+            | Self::MarkIdle { .. }
+            | Self::RecordRunners { .. }
+            | Self::ClearIdle { .. }
+            | Self::AbortTeardown { .. }
+            | Self::EnableRunner { .. }
+            | Self::ClearNodeMissing { .. }
+            | Self::ClearServerMissing { .. } => false,
+        }
     }
 
     /// When the decision after this action is due: `Some(now)` for a teardown step the next
@@ -439,7 +449,7 @@ impl Action {
             Self::MarkNodeMissing { .. } | Self::MarkServerMissing { .. } => {
                 Some(crate::time::add(now, confirm))
             }
-            Self::CreateServer { .. }
+            Self::CreateServer(_)
             | Self::RecordCluster { .. }
             | Self::RetireJoinToken { .. }
             | Self::RecordJoined { .. }
@@ -463,7 +473,7 @@ impl Action {
     /// A short name for logs and metrics, e.g. `delete_server`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::CreateServer { .. } => "create_server",
+            Self::CreateServer(_) => "create_server",
             Self::RecordCluster { .. } => "record_cluster",
             Self::RetireJoinToken { .. } => "retire_join_token",
             Self::RecordJoined { .. } => "record_joined",
