@@ -466,8 +466,31 @@ impl Action {
 
     /// Actions that rewrite the server's labels. A Hetzner label update replaces the whole set,
     /// so a plan holds at most one of these per server and a shell may run them concurrently.
+    /// The same as asking whether [`effect`](Self::effect) is a [`CloudEffect::Label`], without
+    /// building the label's value (it is asked for every action of every plan).
     pub fn writes_server_labels(&self) -> bool {
-        matches!(self.effect(), Effect::Cloud(CloudEffect::Label { .. }))
+        match self {
+            Self::RecordCluster { .. }
+            | Self::RetireJoinToken { .. }
+            | Self::RecordJoined { .. }
+            | Self::BeginTeardown { .. }
+            | Self::AbortTeardown { .. }
+            | Self::MarkNodeMissing { .. }
+            | Self::ClearNodeMissing { .. } => true,
+            Self::CreateServer(_)
+            | Self::DeleteServer { .. }
+            | Self::MarkIdle { .. }
+            | Self::RecordRunners { .. }
+            | Self::ClearIdle { .. }
+            | Self::DisableRunner { .. }
+            | Self::EnableRunner { .. }
+            | Self::DeleteRunner { .. }
+            | Self::Cordon { .. }
+            | Self::Drain { .. }
+            | Self::DeleteNode { .. }
+            | Self::MarkServerMissing { .. }
+            | Self::ClearServerMissing { .. } => false,
+        }
     }
 
     /// A short name for logs and metrics, e.g. `delete_server`.

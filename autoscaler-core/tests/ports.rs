@@ -306,3 +306,141 @@ fn error_kinds_say_what_may_pass_by_itself() {
         assert!(!k.is_retryable(), "{k:?}");
     }
 }
+
+/// One action of every kind. [`kind_index`] is an exhaustive match, so a new kind of action
+/// fails to compile until it has a number, and the test below until it has a sample here.
+fn one_of_each() -> Vec<Action> {
+    let spec = ServerSpec {
+        pool: "linux".into(),
+        name: "n".into(),
+        server_type: "cx33".into(),
+        location: "nbg1".into(),
+        image: "ubuntu-24.04".into(),
+        labels: BTreeMap::new(),
+        node_labels: BTreeMap::new(),
+    };
+    let node = || "n".to_owned();
+    vec![
+        Action::CreateServer(spec),
+        Action::RecordCluster {
+            server_id: 1,
+            cluster: "c".into(),
+        },
+        Action::RetireJoinToken {
+            server_id: 1,
+            token_id: "abcdef".into(),
+        },
+        Action::RecordJoined {
+            server_id: 1,
+            at: at(),
+        },
+        Action::MarkIdle {
+            node: node(),
+            since: at(),
+        },
+        Action::RecordRunners {
+            node: node(),
+            runners: "n-0=1".into(),
+        },
+        Action::ClearIdle { node: node() },
+        Action::BeginTeardown {
+            server_id: 1,
+            at: at(),
+        },
+        Action::AbortTeardown { server_id: 1 },
+        Action::DisableRunner {
+            runner_id: 1,
+            runner_name: "r".into(),
+        },
+        Action::EnableRunner {
+            runner_id: 1,
+            runner_name: "r".into(),
+        },
+        Action::DeleteRunner {
+            runner_id: 1,
+            runner_name: "r".into(),
+        },
+        Action::Cordon { node: node() },
+        Action::Drain { node: node() },
+        Action::DeleteNode { node: node() },
+        Action::MarkNodeMissing {
+            server_id: 1,
+            since: at(),
+        },
+        Action::ClearNodeMissing { server_id: 1 },
+        Action::MarkServerMissing {
+            node: node(),
+            since: at(),
+        },
+        Action::ClearServerMissing { node: node() },
+        Action::DeleteServer {
+            server_id: 1,
+            server_name: "n".into(),
+            join_token: None,
+        },
+    ]
+}
+
+fn kind_index(a: &Action) -> usize {
+    match a {
+        Action::CreateServer(_) => 0,
+        Action::RecordCluster { .. } => 1,
+        Action::RetireJoinToken { .. } => 2,
+        Action::RecordJoined { .. } => 3,
+        Action::MarkIdle { .. } => 4,
+        Action::RecordRunners { .. } => 5,
+        Action::ClearIdle { .. } => 6,
+        Action::BeginTeardown { .. } => 7,
+        Action::AbortTeardown { .. } => 8,
+        Action::DisableRunner { .. } => 9,
+        Action::EnableRunner { .. } => 10,
+        Action::DeleteRunner { .. } => 11,
+        Action::Cordon { .. } => 12,
+        Action::Drain { .. } => 13,
+        Action::DeleteNode { .. } => 14,
+        Action::MarkNodeMissing { .. } => 15,
+        Action::ClearNodeMissing { .. } => 16,
+        Action::MarkServerMissing { .. } => 17,
+        Action::ClearServerMissing { .. } => 18,
+        Action::DeleteServer { .. } => 19,
+    }
+}
+
+#[test]
+fn every_kind_of_action_agrees_with_its_effect_and_reads_back_from_json() {
+    let all = one_of_each();
+    let mut seen: Vec<usize> = all.iter().map(kind_index).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        (0..20).collect::<Vec<_>>(),
+        "one sample of every kind"
+    );
+    for a in &all {
+        let effect = a.effect();
+        assert_eq!(
+            a.writes_server_labels(),
+            matches!(effect, Effect::Cloud(CloudEffect::Label { .. })),
+            "{a:?}"
+        );
+        let targets_server = matches!(
+            effect,
+            Effect::Cloud(CloudEffect::Label { .. } | CloudEffect::Delete { .. })
+        );
+        assert_eq!(a.server_id().is_some(), targets_server, "{a:?}");
+        assert_eq!(
+            a.node().is_some(),
+            matches!(effect, Effect::Cluster(_)),
+            "{a:?}"
+        );
+        assert_eq!(
+            a.runner_id().is_some(),
+            matches!(effect, Effect::Forge(_)),
+            "{a:?}"
+        );
+        let json = serde_json::to_value(a).unwrap();
+        assert_eq!(json["action"], a.kind(), "the JSON tag is the kind");
+        assert_eq!(&serde_json::from_value::<Action>(json).unwrap(), a);
+    }
+}
