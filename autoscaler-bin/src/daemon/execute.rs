@@ -4,9 +4,11 @@
 //! so the actions are independent and may run concurrently. A failed action changes nothing the
 //! next snapshot would not show; the core decides again from what is there.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use autoscaler_core::ports::{DrainProgress, ErrorKind, NewServer, ProviderError};
+use autoscaler_core::ports::{DrainProgress, ErrorKind, NewServer, ProviderError, Service};
 use autoscaler_core::{
     Action, CloudEffect, ClusterEffect, Effect, ForgeEffect, Plan, Policy, Server, Timestamp,
 };
@@ -65,15 +67,26 @@ async fn create(
     }
 }
 
-/// One action against the port its effect names.
+/// One action against the port its effect names; `expiries` says, per pool, when a new
+/// server's join token expires.
 async fn run(
     p: Providers,
     action: Action,
     now: Timestamp,
-    expires: Timestamp,
+    expiries: Arc<BTreeMap<String, Timestamp>>,
 ) -> Result<Done, ProviderError> {
     match action.effect() {
         Effect::Cloud(CloudEffect::Create(spec)) => {
+            let Some(expires) = expiries.get(&spec.pool).copied() else {
+                return Err(ProviderError::new(
+                    Service::Hetzner,
+                    ErrorKind::Invalid,
+                    format!(
+                        "pool {} is not configured; no server is created for it",
+                        spec.pool
+                    ),
+                ));
+            };
             create(&p, NewServer::new(spec.clone()), expires).await
         }
         Effect::Cloud(CloudEffect::Label {
@@ -139,26 +152,24 @@ pub(crate) async fn execute(
     now: Timestamp,
     limit: Duration,
 ) -> Vec<Outcome> {
+    // A new server's join token outlives its pool's provisioning timeout a little.
+    let expiries: Arc<BTreeMap<String, Timestamp>> = Arc::new(
+        policy
+            .config()
+            .pools
+            .iter()
+            .map(|c| (c.name.clone(), c.join_token_expiry(now)))
+            .collect(),
+    );
     let mut set = JoinSet::new();
     for (i, planned) in plan.actions.iter().enumerate() {
         let action = planned.action.clone();
         let service = action.effect().service();
-        // A new server's join token outlives its provisioning timeout a little.
-        let expires = match &action {
-            Action::CreateServer(spec) => policy
-                .config()
-                .pools
-                .iter()
-                .find(|c| c.name == spec.pool)
-                .map(|c| c.join_token_expiry(now)),
-            _ => None,
-        }
-        .unwrap_or(now);
-        let p = p.clone();
+        let (p, expiries) = (p.clone(), Arc::clone(&expiries));
         set.spawn(async move {
             let name = action.kind();
             let (result, call) =
-                timed(service, name, limit, run(p, action.clone(), now, expires)).await;
+                timed(service, name, limit, run(p, action.clone(), now, expiries)).await;
             (
                 i,
                 Outcome {

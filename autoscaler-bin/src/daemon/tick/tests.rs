@@ -604,3 +604,28 @@ async fn a_deleted_server_takes_its_token_and_a_failed_revoke_never_keeps_the_se
     let out = execute(&p, &config().validate().unwrap(), &plan, now(), LIMIT).await;
     assert!(out[0].result.is_ok());
 }
+
+#[tokio::test]
+async fn a_create_for_a_pool_not_configured_is_refused_before_any_call() {
+    let mut c = cloud(vec![]);
+    c.expect_create_server().times(0);
+    let mut k = cluster();
+    k.expect_mint_join_token().times(0);
+    let mut p = providers(forge(vec![]), c, k);
+    p.mint_join_tokens = true;
+    let mut create = create_action();
+    if let Action::CreateServer(spec) = &mut create {
+        spec.pool = "gpu".into();
+    }
+    let out = execute(
+        &p,
+        &config().validate().unwrap(),
+        &plan_of(vec![create]),
+        now(),
+        LIMIT,
+    )
+    .await;
+    let e = out[0].result.as_ref().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Invalid);
+    assert!(e.message.contains("pool gpu"), "{e}");
+}
