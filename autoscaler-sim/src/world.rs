@@ -494,12 +494,11 @@ impl World {
     pub(crate) fn apply(&mut self, action: &Action) -> Done {
         let effect = action.effect();
         let result = self.admit(&effect).and_then(|()| {
-            let gone = match effect {
-                Effect::Cloud(CloudEffect::Delete { server, .. }) => self.hidden.remove(&server.0),
-                _ => None,
-            };
-            if let (Some(h), Effect::Cloud(CloudEffect::Delete { server, .. })) = (&gone, &effect) {
-                self.bill(server.0, h);
+            // A deleted server's last periods are billed, whatever else becomes of it.
+            if let Effect::Cloud(CloudEffect::Delete { server, .. }) = effect
+                && let Some(h) = self.hidden.remove(&server.0)
+            {
+                self.bill(server.0, &h);
                 self.ledger.meter.forget(server.0);
             }
             let next = &mut self.next_server_id;
