@@ -57,15 +57,8 @@ fn main() {
         for action in plan.action_list() {
             let done = match action.effect() {
                 Effect::Cloud(CloudEffect::Create(spec)) => {
-                    servers.push(Server {
-                        id: 4_000 + servers.len() as u64,
-                        name: spec.name.clone(),
-                        labels: spec.labels.clone(),
-                        created: now,
-                        status: ServerStatus::Initializing,
-                        server_type: spec.server_type.clone(),
-                        location: spec.location.clone(),
-                    });
+                    let id = 4_000 + servers.len() as u64;
+                    servers.push(autoscaler_core::services::created(spec, id, now));
                     true
                 }
                 Effect::Cloud(CloudEffect::Label {
