@@ -7,6 +7,7 @@ use std::collections::BinaryHeap;
 use serde::Serialize;
 
 use crate::Error;
+use crate::bound::{Demand, fewest_periods};
 use crate::policy::Autoscaler;
 use crate::report::{Report, Waits};
 use crate::scenario::Scenario;
@@ -182,6 +183,39 @@ pub fn replay(
     })
 }
 
+/// The tight bound in euros at `wait_s` seconds of allowed wait: per pool, the fewest paid periods
+/// of the world's billing period, at the price of the pool's first server type.
+fn tight_bound(scenario: &Scenario, world: &World, wait_s: f64) -> f64 {
+    let period = ms(scenario.world.billing_period).max(1);
+    let period_hours = period as f64 / 3_600_000.0;
+    let wait = (wait_s * 1000.0).round() as Ms;
+    scenario
+        .autoscaler
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, pool)| {
+            let jobs: Vec<Demand> = world
+                .jobs
+                .iter()
+                .filter(|j| j.pool == i)
+                .map(|j| Demand {
+                    arrival: j.arrival,
+                    duration: j.duration,
+                })
+                .collect();
+            let price = pool
+                .server_types
+                .first()
+                .and_then(|t| scenario.world.prices.get(t))
+                .copied()
+                .unwrap_or(0.0);
+            let periods = fewest_periods(&jobs, wait, pool.runners_per_node, period);
+            periods as f64 * period_hours * price
+        })
+        .sum()
+}
+
 fn ms(d: autoscaler_core::SignedDuration) -> Ms {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -235,6 +269,8 @@ fn report(
             j.duration as f64 / 3_600_000.0 / f64::from(pool.runners_per_node.max(1)) * price
         })
         .sum();
+    let wait = Waits::of(waits);
+    let tight_bound_euros = tight_bound(scenario, world, wait.p95);
     let (server_hours, euros) = world.close_books();
     let hours = ((world.now - trace.jobs[0].arrival * 1000) as f64 / 3_600_000.0).max(1e-9);
     let calls = &world.calls;
@@ -260,7 +296,14 @@ fn report(
         } else {
             0.0
         },
-        wait: Waits::of(waits),
+        tight_bound_euros,
+        tight_bound_wait: wait.p95,
+        cost_to_tight_bound: if tight_bound_euros > 0.0 {
+            euros / tight_bound_euros
+        } else {
+            0.0
+        },
+        wait,
         peak_nodes: world.peak_servers,
         servers_created: world.ledger.creates,
         create_failures: world.ledger.create_failures,

@@ -23,6 +23,7 @@
 //! ```
 
 mod baseline;
+mod bound;
 pub mod chart;
 mod engine;
 mod policy;

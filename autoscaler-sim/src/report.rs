@@ -32,6 +32,14 @@ pub struct Report {
     pub lower_bound_euros: f64,
     /// `euros / lower_bound_euros`: how far from the physical limit.
     pub cost_ratio: f64,
+    /// The fewest whole paid periods any autoscaler needs for this trace if no job may wait
+    /// longer than this run's p95 wait (see `tight_bound_wait`), in euros: each job's mandatory
+    /// run (from arrival plus that wait to arrival plus its duration) covered at every instant.
+    pub tight_bound_euros: f64,
+    /// The wait the tight bound allows every job, seconds: this run's p95.
+    pub tight_bound_wait: f64,
+    /// `euros / tight_bound_euros`: how far from the best any autoscaler could do at this wait.
+    pub cost_to_tight_bound: f64,
     /// Queue waits, from runnable to started.
     pub wait: Waits,
     /// The most servers at once.
@@ -142,6 +150,16 @@ pub fn table(reports: &[&Report]) -> String {
             "cost / lower bound",
             |r| format!("{:.2}×", r.cost_ratio),
             Some("1.00×".into()),
+        ),
+        (
+            "tight bound at p95 wait, €",
+            |r| format!("{:.2}", r.tight_bound_euros),
+            None,
+        ),
+        (
+            "cost / tight bound",
+            |r| format!("{:.2}×", r.cost_to_tight_bound),
+            None,
         ),
         (
             "wait p50, s",
