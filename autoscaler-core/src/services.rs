@@ -327,15 +327,7 @@ mod tests {
         let c = run(&mut s, Effect::Cluster(ClusterEffect::DeleteNode("m"))).unwrap();
         assert!(c.killed.is_empty());
         assert!(s.nodes.items().is_empty() && s.pods.items().is_empty());
-        let spec = ServerSpec {
-            pool: "linux".into(),
-            name: "n".into(),
-            server_type: "cx33".into(),
-            location: "nbg1".into(),
-            image: "ubuntu-24.04".into(),
-            labels: BTreeMap::new(),
-            node_labels: BTreeMap::new(),
-        };
+        let spec = synthetic::server_spec("ci", "linux", "n");
         let c = run(&mut s, Effect::Cloud(CloudEffect::Create(&spec))).unwrap();
         assert_eq!(c.created, Some(100));
         let listed = s.servers.items().iter().find(|s| s.id == 100).unwrap();

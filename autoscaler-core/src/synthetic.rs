@@ -35,6 +35,19 @@ pub fn server(installation: &str, pool: &str, id: u64, name: &str, created: Time
     }
 }
 
+/// What a create for a managed machine of `pool` asks for (cx33 in nbg1, Ubuntu 24.04).
+pub fn server_spec(installation: &str, pool: &str, name: &str) -> crate::plan::ServerSpec {
+    crate::plan::ServerSpec {
+        pool: pool.to_owned(),
+        name: name.to_owned(),
+        server_type: "cx33".into(),
+        location: "nbg1".into(),
+        image: "ubuntu-24.04".into(),
+        labels: labels(installation, pool),
+        node_labels: labels(installation, pool),
+    }
+}
+
 /// A Ready, schedulable managed node registered at `created`.
 pub fn node(installation: &str, pool: &str, name: &str, created: Timestamp) -> Node {
     Node {

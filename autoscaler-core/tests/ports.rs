@@ -310,15 +310,7 @@ fn error_kinds_say_what_may_pass_by_itself() {
 /// One action of every kind. [`kind_index`] is an exhaustive match, so a new kind of action
 /// fails to compile until it has a number, and the test below until it has a sample here.
 fn one_of_each() -> Vec<Action> {
-    let spec = ServerSpec {
-        pool: "linux".into(),
-        name: "n".into(),
-        server_type: "cx33".into(),
-        location: "nbg1".into(),
-        image: "ubuntu-24.04".into(),
-        labels: BTreeMap::new(),
-        node_labels: BTreeMap::new(),
-    };
+    let spec = autoscaler_core::synthetic::server_spec("ci", "linux", "n");
     let node = || "n".to_owned();
     vec![
         Action::CreateServer(spec),
