@@ -88,13 +88,24 @@ pub struct PoolConfig {
     pub warm_schedule: Vec<WarmWindow>,
     /// Runner pods per node; each registers one Gitea runner.
     pub runners_per_node: u32,
-    /// A busy runner whose job is expected to end within this much time (see
-    /// `Job::expected_duration`) counts as a slot on the way: a job waits that long for it
-    /// rather than for a new server, which takes about as long to boot and costs a whole paid
-    /// period. Jobs past their expected end no longer count. Zero turns it off.
+    /// How long a new server takes from the create request until its runner takes a job (the
+    /// cold start). A waiting job is expected to wait this long for a new server, so a busy
+    /// runner expected to be free sooner (see `Job::expected_duration`), or a server already
+    /// booting, serves it at least as fast and no server is bought for it; jobs past their
+    /// expected end are not counted on. Zero counts on no busy runner. Read as `reuse_within`
+    /// too, its name before the target wait existed.
+    #[serde(with = "crate::duration", alias = "reuse_within")]
+    pub cold_start: SignedDuration,
+    /// How long a waiting job may wait for a runner that is busy or booting before a server is
+    /// bought for it: the one knob that trades wait for cost. At zero (the default) no job
+    /// waits longer than a cold start because of it; at 300 s, servers are bought only for jobs
+    /// that no runner already paid for would start within five minutes of their arrival.
     #[serde(with = "crate::duration")]
-    pub reuse_within: SignedDuration,
-    /// How long a node must have been idle before it may be torn down.
+    pub target_wait: SignedDuration,
+    /// How long a node must have been idle before it may be torn down. The default is zero: a
+    /// started period is paid in full, so an idle node is kept to its period's teardown window
+    /// and torn down there however briefly it was idle (keeping it longer means paying another
+    /// whole period for it). The seed's `IDLE_TIMEOUT_MINS` sets it.
     #[serde(with = "crate::duration")]
     pub idle_timeout: SignedDuration,
     /// The provider's billing unit; a started period is paid in full (Hetzner: one hour).
@@ -188,8 +199,8 @@ impl Default for Backoff {
 }
 
 impl Default for PoolConfig {
-    /// act_runner's default labels; the seed's timings (5 idle minutes, the last 5 minutes of the
-    /// billed hour, 600 s to provision).
+    /// act_runner's default labels; the seed's window (the last 5 minutes of the billed hour)
+    /// and 600 s to provision; no idle minimum (see `idle_timeout`).
     fn default() -> Self {
         Self {
             name: "linux".into(),
@@ -206,8 +217,9 @@ impl Default for PoolConfig {
             warm_slots: 0,
             warm_schedule: Vec::new(),
             runners_per_node: 1,
-            reuse_within: SignedDuration::from_secs(60),
-            idle_timeout: SignedDuration::from_mins(5),
+            cold_start: SignedDuration::from_secs(60),
+            target_wait: SignedDuration::ZERO,
+            idle_timeout: SignedDuration::ZERO,
             billing_period: SignedDuration::from_hours(1),
             teardown_window: SignedDuration::from_mins(5),
             teardown_lead: SignedDuration::from_secs(45),
@@ -219,6 +231,20 @@ impl Default for PoolConfig {
 }
 
 impl PoolConfig {
+    /// How long before its period ends a teardown may still pass the point of no return
+    /// (deleting the runners): the node-missing confirmation plus half of the rest of the
+    /// lead, for the drain, the node's deletion and the server's. Later than that, a teardown
+    /// that is still reversible is given up and the node kept for the next window: finishing
+    /// it would start another paid period for a machine that no longer serves.
+    pub fn no_return_lead(&self, node_missing_confirm: SignedDuration) -> SignedDuration {
+        let confirm = node_missing_confirm.max(SignedDuration::ZERO);
+        let rest = self
+            .teardown_lead
+            .saturating_sub(confirm)
+            .max(SignedDuration::ZERO);
+        confirm.saturating_add(rest / 2)
+    }
+
     /// When the join token of a server of this pool created at `created` expires: once the
     /// provisioning timeout has passed the server is given up, so the token need not outlive
     /// it (plus [`keys::JOIN_TOKEN_GRACE`](crate::keys::JOIN_TOKEN_GRACE) for clock skew). The
@@ -395,7 +421,8 @@ fn validate_pool(
             );
         }
     }
-    p.non_negative(&format!("{at}.reuse_within"), pool.reuse_within);
+    p.non_negative(&format!("{at}.cold_start"), pool.cold_start);
+    p.non_negative(&format!("{at}.target_wait"), pool.target_wait);
     p.non_negative(&format!("{at}.idle_timeout"), pool.idle_timeout);
     if pool.billing_period < SignedDuration::from_mins(1) {
         p.add(

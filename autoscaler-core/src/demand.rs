@@ -36,6 +36,8 @@ pub(crate) struct Demand {
     pub(crate) waiting: Vec<u32>,
     /// Per configured pool: of those, jobs no free runner takes.
     pub(crate) unmet: Vec<u32>,
+    /// Per configured pool: when each of those jobs arrived, oldest first.
+    pub(crate) unmet_since: Vec<Vec<jiff::Timestamp>>,
     /// Per configured pool: free slots no waiting job takes.
     pub(crate) spare: Vec<u32>,
     /// Jobs that no free runner takes and no pool serves.
@@ -110,6 +112,7 @@ pub(crate) fn match_jobs<'a>(
     let mut demand = Demand {
         waiting: vec![0; pools.len()],
         unmet: vec![0; pools.len()],
+        unmet_since: vec![Vec::new(); pools.len()],
         spare: vec![0; pools.len()],
         unservable: Vec::new(),
     };
@@ -229,6 +232,11 @@ pub(crate) fn match_jobs<'a>(
             Some(p) => {
                 demand.waiting[p] += total;
                 demand.unmet[p] += total - taken;
+                demand.unmet_since[p].extend(
+                    members[start[g] + taken as usize..start[g + 1]]
+                        .iter()
+                        .map(|j| j.created),
+                );
             }
             None => demand.unservable.extend(
                 members[start[g] + taken as usize..start[g + 1]]
@@ -242,6 +250,9 @@ pub(crate) fn match_jobs<'a>(
         }
     }
     demand.unservable.sort_unstable_by_key(|j| j.id);
+    for since in &mut demand.unmet_since {
+        since.sort_unstable();
+    }
     for ((owner, _), n) in shapes.iter().zip(&left) {
         if let Owner::Pool(p) = owner {
             demand.spare[*p] += n;

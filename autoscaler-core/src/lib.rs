@@ -66,6 +66,7 @@ pub mod labels;
 mod lifecycle;
 mod plan;
 pub mod ports;
+mod queue;
 mod render;
 mod scale_up;
 pub mod services;

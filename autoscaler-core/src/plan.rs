@@ -40,6 +40,12 @@ pub struct Plan {
     /// field, which stay version 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_decision: Option<Timestamp>,
+    /// A deadline ahead, whatever became of the actions: the earliest instant an idle node's
+    /// teardown may begin (its window opens, its idle minimum is reached), so the last call on
+    /// a paid period is made on time even when the poll is slower than the window is wide.
+    /// Always after `now`. Absent when nothing is due (and in plans from before this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<Timestamp>,
 }
 
 impl Plan {
@@ -580,8 +586,8 @@ pub struct Slots {
     pub busy: u32,
     /// Runners still to come on machines that are provisioning or joining.
     pub upcoming: u32,
-    /// Busy runners whose job is expected to end within the pool's `reuse_within`: counted as
-    /// capacity on the way.
+    /// Busy runners whose job is expected to end within the pool's `cold_start`: free before a
+    /// server bought now would be.
     #[serde(default)]
     pub ending_soon: u32,
 }

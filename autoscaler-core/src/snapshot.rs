@@ -157,7 +157,7 @@ pub struct Job {
     pub repo: String,
     /// How long jobs like this one ran lately, as the shell learned from finished jobs of the
     /// same repository and workflow. With it, a runner whose job is about to end counts as
-    /// capacity on the way (see `PoolConfig::reuse_within`) instead of a reason to buy a server.
+    /// capacity on the way (see `PoolConfig::cold_start`) instead of a reason to buy a server.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

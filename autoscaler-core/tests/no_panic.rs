@@ -54,7 +54,7 @@ fn pool_with(durations: [SignedDuration; 10], counts: [u32; 5], name: String) ->
         max_nodes: counts[1],
         warm_slots: counts[2],
         runners_per_node: counts[3],
-        reuse_within: durations[0],
+        cold_start: durations[0],
         idle_timeout: durations[1],
         billing_period: durations[2],
         teardown_window: durations[3],
@@ -345,7 +345,7 @@ fn every_too_long_duration_is_refused_with_its_field() {
     };
     c.create_backoff.max = long;
     let p = &mut c.pools[0];
-    p.reuse_within = long;
+    p.cold_start = long;
     p.idle_timeout = long;
     p.billing_period = long;
     p.provisioning_timeout = long;
@@ -359,7 +359,7 @@ fn every_too_long_duration_is_refused_with_its_field() {
         "node_missing_confirm",
         "capacity_cooldown",
         "create_backoff.max",
-        "pools[0].reuse_within",
+        "pools[0].cold_start",
         "pools[0].idle_timeout",
         "pools[0].billing_period",
         "pools[0].provisioning_timeout",

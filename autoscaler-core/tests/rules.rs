@@ -76,15 +76,45 @@ fn too_late_in_the_period_the_node_is_kept_for_the_next() {
     assert_kept(&plan, "m1", "too late");
 }
 
+/// A world whose pool keeps idle nodes for at least five minutes (the seed's idle timeout).
+fn with_idle_minimum() -> World {
+    let mut c = config(&["ubuntu-latest:docker://node:20", "linux"]);
+    c.pools[0].idle_timeout = mins(5);
+    World::new(c)
+}
+
 #[test]
-fn idle_shorter_than_the_timeout_is_kept() {
-    let w = one_idle(57, 2);
-    assert!(w.decide().actions.is_empty());
+fn idle_shorter_than_a_configured_idle_minimum_is_kept_and_woken_for() {
+    let mut w = with_idle_minimum();
+    w.machine("linux", "m1", mins(57));
+    w.idle_for("m1", mins(2));
+    let plan = w.decide();
+    assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
+    // The next decision is due when the minimum is reached, inside the window.
+    assert_eq!(plan.wake_at, Some(w.now() + mins(3)));
+}
+
+#[test]
+fn by_default_a_node_idle_for_moments_goes_at_its_window() {
+    // A job ended seconds ago; the period is paid to its end either way, and keeping the node
+    // past it would pay a whole new one.
+    let mut w = default_world();
+    w.machine("linux", "m1", mins(57));
+    w.idle_for("m1", secs(5));
+    assert_eq!(kinds(&w.decide()), vec!["begin_teardown"]);
+}
+
+#[test]
+fn an_idle_node_before_its_window_wakes_the_decision_when_it_opens() {
+    let w = one_idle(30, 10);
+    let plan = w.decide();
+    // Created 30 minutes ago: the window (the last 5 minutes) opens in 25.
+    assert_eq!(plan.wake_at, Some(w.now() + mins(25)));
 }
 
 #[test]
 fn a_first_idle_sighting_starts_the_idle_timer() {
-    let mut w = default_world();
+    let mut w = with_idle_minimum();
     w.machine("linux", "m1", mins(57));
     let plan = w.decide();
     assert_eq!(
@@ -308,7 +338,18 @@ fn idle_runners_and_capacity_on_the_way_are_counted() {
 /// One busy machine whose job started 2 minutes ago and is expected to take `expected`, and
 /// one waiting job; returns how many servers the plan creates.
 fn creates_beside_a_job_expected_to_take(expected: Option<SignedDuration>) -> usize {
+    creates_at_target(expected, SignedDuration::ZERO, SignedDuration::ZERO)
+}
+
+/// Like `creates_beside_a_job_expected_to_take`, under a target wait, the waiting job queued
+/// `waited` ago.
+fn creates_at_target(
+    expected: Option<SignedDuration>,
+    target: SignedDuration,
+    waited: SignedDuration,
+) -> usize {
     let mut w = default_world();
+    w.policy_mut(|c| c.pools[0].target_wait = target);
     w.machine("linux", "m1", mins(10));
     let runner = w.runners_of("m1")[0].name.clone();
     w.advance(mins(-2));
@@ -319,7 +360,9 @@ fn creates_beside_a_job_expected_to_take(expected: Option<SignedDuration>) -> us
             j.expected_duration = expected;
         }
     }
+    w.advance(-waited);
     w.queue(&["linux"]);
+    w.advance(waited);
     let plan = w.decide();
     kinds(&plan)
         .iter()
@@ -328,8 +371,32 @@ fn creates_beside_a_job_expected_to_take(expected: Option<SignedDuration>) -> us
 }
 
 #[test]
+fn a_target_wait_trades_a_longer_wait_for_a_server_not_bought() {
+    let five = mins(5);
+    // Free in 5 minutes: at the default target a new server is quicker; at a 5-minute target
+    // the job waits for the runner.
+    assert_eq!(
+        creates_at_target(Some(mins(7)), SignedDuration::ZERO, SignedDuration::ZERO),
+        1
+    );
+    assert_eq!(
+        creates_at_target(Some(mins(7)), five, SignedDuration::ZERO),
+        0
+    );
+    // Queued 2 minutes ago, the job would wait 7 in all: more than the target, a server is
+    // bought.
+    assert_eq!(creates_at_target(Some(mins(7)), five, mins(2)), 1);
+    // A runner past its estimate is never counted on, whatever the target.
+    assert_eq!(
+        creates_at_target(Some(secs(90)), five, SignedDuration::ZERO),
+        1
+    );
+    assert_eq!(creates_at_target(None, five, SignedDuration::ZERO), 1);
+}
+
+#[test]
 fn a_runner_about_to_free_up_is_capacity_on_the_way() {
-    // Ends in 30 s, within the default reuse_within of 60 s: the waiting job waits for it.
+    // Ends in 30 s, within the default cold start of 60 s: the waiting job waits for it.
     assert_eq!(creates_beside_a_job_expected_to_take(Some(secs(150))), 0);
     // Ends in 5 minutes: a new server is quicker.
     assert_eq!(creates_beside_a_job_expected_to_take(Some(mins(7))), 1);
@@ -695,6 +762,31 @@ fn a_teardown_that_missed_its_paid_period_is_given_up() {
         "{}",
         plan.actions[0].reason
     );
+}
+
+#[test]
+fn a_reversible_teardown_past_its_point_of_no_return_is_kept_for_the_next_window() {
+    // Begun at 57:00 of the hour; the default lead is 45 s and the confirmation 15 s, so the
+    // runners must be deleted by 59:30 (15 s + half of the other 30 s before the end).
+    let mut w = one_idle(57, 10);
+    assert_eq!(kinds(&w.step()), vec!["begin_teardown"]);
+    assert_eq!(kinds(&w.step()), vec!["disable_runner"]);
+    // A restart (or a slow step) costs until 59:31: deleting now would end in the next period.
+    w.advance(secs(151));
+    let plan = w.step();
+    assert_eq!(kinds(&plan), vec!["enable_runner"]);
+    assert!(
+        plan.actions[0].reason.contains("next"),
+        "{}",
+        plan.actions[0].reason
+    );
+    assert_eq!(kinds(&w.step()), vec!["abort_teardown"]);
+    // One second earlier it would have gone on.
+    let mut on_time = one_idle(57, 10);
+    on_time.step();
+    on_time.step();
+    on_time.advance(secs(150));
+    assert_eq!(kinds(&on_time.step()), vec!["delete_runner", "cordon"]);
 }
 
 // --- Fail-static -----------------------------------------------------------------------------

@@ -259,14 +259,18 @@ fn half_applied_plans_still_converge() {
 /// Seed: "lose idle timers on restart (one extra billed hour)".
 #[test]
 fn idle_timers_survive_a_restart() {
-    // The node has been idle for 20 minutes, written on the node. A freshly started daemon sees
-    // it and tears the node down in this hour's window.
-    let w = idle_fleet(1, 57);
+    // With the seed's five-minute idle timeout configured: the node has been idle for 10
+    // minutes, written on the node. A freshly started daemon sees it and tears the node down in
+    // this hour's window.
+    let with_timeout = |w: &mut World| w.policy_mut(|c| c.pools[0].idle_timeout = mins(5));
+    let mut w = idle_fleet(1, 57);
+    with_timeout(&mut w);
     assert_eq!(kinds(&w.decide()), vec!["begin_teardown"]);
 
     // Had the timer lived in process memory, the restart would restart it: the idle timeout then
     // ends after the window, and one more hour is paid.
     let mut lost = idle_fleet(1, 57);
+    with_timeout(&mut lost);
     lost.node_mut("m00")
         .annotations
         .remove(autoscaler_core::keys::IDLE_SINCE);

@@ -320,9 +320,10 @@ pub(crate) const DEFAULT_AGENT_ARGS: &str =
     "--node-label=managed-by=gitea-ci-autoscaler --node-label=node-role=ci-runner";
 
 /// The variables that shape the one pool of the seed's configuration.
-const POOL_VARIABLES: [&str; 7] = [
+const POOL_VARIABLES: [&str; 8] = [
     "RUNNER_LABELS",
     "IDLE_TIMEOUT_MINS",
+    "TARGET_WAIT_SECS",
     "BILLING_WINDOW_MINS",
     "PROVISIONING_TIMEOUT_SECS",
     "HETZNER_SERVER_TYPE",
@@ -383,6 +384,9 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         let pool = &mut core.pools[0];
         if let Some(m) = r.minutes("IDLE_TIMEOUT_MINS") {
             pool.idle_timeout = m;
+        }
+        if let Some(s) = r.number::<i64>("TARGET_WAIT_SECS") {
+            pool.target_wait = jiff::SignedDuration::from_secs(s);
         }
         if let Some(m) = r.minutes("BILLING_WINDOW_MINS") {
             pool.teardown_window = m;

@@ -26,7 +26,7 @@ max_nodes = 3
 [[autoscaler.pools]]
 name = "linux"
 max_nodes = 3
-reuse_within = "0s"
+cold_start = "0s"
 idle_timeout = "3s"
 billing_period = "60s"
 teardown_window = "30s"

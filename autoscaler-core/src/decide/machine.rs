@@ -93,17 +93,21 @@ impl Decision<'_> {
                 let reusable = acc.configured.is_some()
                     && m.node.is_some_and(|n| n.ready && !n.cordoned)
                     && m.runners.iter().any(|r| r.runner.online);
-                let missed = reusable
+                // Past the point of no return's deadline (a restart, a slow step), finishing
+                // would delete the server in its next paid period: keep it for the next window.
+                let late = reusable
                     && match (started, m.server) {
                         (Stored::At(t), Some(s)) => {
-                            billing::period_end(s.created, t, pool.billing_period) <= now
+                            let end = billing::period_end(s.created, t, pool.billing_period);
+                            now > time::sub(end, pool.no_return_lead(base.confirm))
                         }
                         _ => false,
                     };
-                let reclaim = reusable && !missed && acc.need > 0;
-                let abort = if missed {
+                let reclaim = reusable && !late && acc.need > 0;
+                let abort = if late {
                     Some(
-                        "it did not finish within its paid period and the next one is paid already"
+                        "it can no longer finish inside its paid period; it is kept for the next \
+                         teardown window"
                             .to_owned(),
                     )
                 } else if reclaim {
@@ -419,7 +423,10 @@ impl Decision<'_> {
                 },
                 busy: m.busy_runners(),
                 upcoming,
-                ending_soon: m.ending_soon,
+                ending_soon: {
+                    let soon = time::add(self.now, pool.cold_start.max(jiff::SignedDuration::ZERO));
+                    count(m.frees_at.iter().filter(|&&t| t <= soon))
+                },
             },
             paid_until: m
                 .server

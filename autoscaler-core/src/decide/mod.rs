@@ -278,7 +278,7 @@ impl<'a> Decision<'a> {
             reports.push(self.report(m, state, reason));
         }
 
-        self.scale_down(
+        let wake_at = self.scale_down(
             &inv.machines,
             &classes,
             &evidence.holds,
@@ -326,6 +326,7 @@ impl<'a> Decision<'a> {
             pools: accs.into_iter().map(pool_report).collect(),
             unservable: demand.unservable,
             warnings: self.warnings,
+            wake_at,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Slot accounting per pool, and matching waiting jobs to free runners.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use std::collections::BTreeMap;
 
 use super::Decision;
@@ -9,6 +9,7 @@ use crate::demand::{self, Owner};
 use crate::inventory::{self, Machine, PoolRef, count};
 use crate::lifecycle::Class;
 use crate::plan::{PoolReport, Slots};
+use crate::{queue, time};
 
 /// One pool's running totals.
 #[derive(Debug, Default)]
@@ -23,7 +24,11 @@ pub(super) struct PoolAcc {
     pub(super) waiting: u32,
     pub(super) unmet: u32,
     pub(super) warm: u32,
-    /// Slots still wanted: unmet + warm − upcoming − spare; negative means surplus.
+    /// When each slot on the way is free: servers booting, runners registering, busy runners
+    /// at their job's expected end.
+    pub(super) frees: Vec<Timestamp>,
+    /// Slots still wanted: those of the servers waiting jobs need (see `queue`), plus the warm
+    /// target, less the free and soon-free slots no job takes; negative means surplus.
     pub(super) need: i64,
     pub(super) creating: u32,
     pub(super) tearing_down: u32,
@@ -89,7 +94,8 @@ impl<'a> Decision<'a> {
             .collect();
         for (i, m) in inv.machines.iter().enumerate() {
             let acc = &mut accs[acc_of[i]];
-            let rpn = self.pool_config(m.pool).runners_per_node;
+            let pool = self.pool_config(m.pool);
+            let rpn = pool.runners_per_node;
             if let Some(server) = m.server {
                 acc.servers += 1;
                 acc.last_created = Some(
@@ -109,21 +115,33 @@ impl<'a> Decision<'a> {
                     acc.slots.idle += 1;
                 }
             };
+            let now = self.now;
+            let on_the_way = |acc: &mut PoolAcc, n: u32, at: Timestamp| {
+                acc.slots.upcoming += n;
+                acc.frees.extend(std::iter::repeat_n(at, n as usize));
+            };
             match classes[i] {
                 Class::Provisioning => {
                     acc.healthy += 1;
-                    acc.slots.upcoming += rpn;
+                    // Expected a cold start after its creation; one that is late is expected
+                    // any moment.
+                    let ready = m.server.map_or(now, |s| {
+                        time::add(s.created, pool.cold_start.max(SignedDuration::ZERO)).max(now)
+                    });
+                    on_the_way(acc, rpn, ready);
                 }
                 Class::Joining => {
                     acc.healthy += 1;
                     supply(acc, &mut free);
                     let online = count(m.runners.iter().filter(|r| r.runner.online));
-                    acc.slots.upcoming += rpn.saturating_sub(online);
+                    on_the_way(acc, rpn.saturating_sub(online), now);
                 }
                 Class::Idle { .. } | Class::Busy => {
                     acc.healthy += 1;
                     supply(acc, &mut free);
-                    acc.slots.ending_soon += m.ending_soon;
+                    let soon = time::add(now, pool.cold_start.max(SignedDuration::ZERO));
+                    acc.slots.ending_soon += count(m.frees_at.iter().filter(|&&t| t <= soon));
+                    acc.frees.extend(m.frees_at.iter().copied());
                 }
                 // With the node or runner list unreadable or disagreeing, a machine that looks
                 // broken may be fine: count it as capacity rather than buy a replacement on no
@@ -131,21 +149,30 @@ impl<'a> Decision<'a> {
                 Class::NodeMissing { .. }
                     if !(self.trust.nodes && self.trust.pods) || holds[i].is_some() =>
                 {
-                    acc.slots.upcoming += rpn;
+                    on_the_way(acc, rpn, now);
                 }
                 Class::NoRunner if !self.trust.runners || holds[i].is_some() => {
-                    acc.slots.upcoming += rpn;
+                    on_the_way(acc, rpn, now);
                 }
                 _ => {}
             }
         }
         let demand = demand::match_jobs(self.policy, &inv.queued, free.into_iter());
         for (p, acc) in accs.iter_mut().enumerate().take(self.policy.pools().len()) {
+            let pool = &self.policy.pools()[p].config;
             acc.waiting = demand.waiting[p];
             acc.unmet = demand.unmet[p];
-            acc.need = i64::from(acc.unmet) + i64::from(acc.warm)
-                - i64::from(acc.slots.upcoming)
-                - i64::from(acc.slots.ending_soon)
+            let placed = queue::place(
+                self.now,
+                pool.cold_start,
+                pool.target_wait,
+                pool.runners_per_node,
+                &demand.unmet_since[p],
+                std::mem::take(&mut acc.frees),
+            );
+            acc.need = i64::from(placed.buy) * i64::from(pool.runners_per_node)
+                + i64::from(acc.warm)
+                - i64::from(placed.left)
                 - i64::from(demand.spare[p]);
         }
         demand

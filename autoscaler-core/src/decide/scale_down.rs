@@ -9,6 +9,7 @@ use crate::inventory::{Machine, count};
 use crate::lifecycle::Class;
 use crate::plan::{Action, NodeReport};
 use crate::render::Text;
+use crate::time;
 
 impl Decision<'_> {
     #[allow(clippy::too_many_arguments)]
@@ -22,8 +23,14 @@ impl Decision<'_> {
         candidates: &mut Vec<(Timestamp, usize)>,
         per_machine: &mut [MachineActions],
         reports: &mut [NodeReport],
-    ) {
+    ) -> Option<Timestamp> {
         let now = self.now;
+        let mut wake: Option<Timestamp> = None;
+        let mut wake_at = |t: Timestamp| {
+            if t > now {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+        };
         let mut ready: Vec<(Timestamp, usize)> = Vec::new();
         for &(idle_since, i) in candidates.iter() {
             let m = &machines[i];
@@ -32,6 +39,7 @@ impl Decision<'_> {
             debug_assert!(matches!(classes[i], Class::Idle { .. }));
             let idle_for = now.duration_since(idle_since);
             if idle_for < pool.idle_timeout {
+                wake_at(time::add(idle_since, pool.idle_timeout));
                 reports[i].reason = Text::new("idle for ")
                     .dur(idle_for)
                     .s("; kept until idle for ")
@@ -47,6 +55,7 @@ impl Decision<'_> {
                 pool.teardown_lead,
             ) {
                 Window::Before { opens } => {
+                    wake_at(opens);
                     reports[i].reason = Text::new("idle for ")
                         .dur(idle_for)
                         .s("; the teardown window opens at ")
@@ -54,6 +63,7 @@ impl Decision<'_> {
                         .done();
                 }
                 Window::Missed { next_opens } => {
+                    wake_at(next_opens);
                     reports[i].reason = Text::new("idle for ")
                         .dur(idle_for)
                         .s("; too late to finish teardown in this paid period, kept (next window opens at ")
@@ -134,5 +144,6 @@ impl Decision<'_> {
                 }
             }
         }
+        wake
     }
 }

@@ -75,8 +75,9 @@ pub(crate) struct Machine<'a> {
     pub(crate) runners: SmallVec<[MachineRunner<'a>; 2]>,
     /// Running jobs placed on this machine's runners.
     pub(crate) jobs: u32,
-    /// Of those, jobs expected to end within the pool's `reuse_within`.
-    pub(crate) ending_soon: u32,
+    /// When those of them with an estimate are expected to end, where that is still ahead: a
+    /// job past its expected end proves the estimate wrong and is not counted on.
+    pub(crate) frees_at: SmallVec<[jiff::Timestamp; 2]>,
     /// The node's `runners` annotation should read this (a pod's runner was bound anew).
     pub(crate) record_runners: Option<String>,
     /// Runner pods on it with several runners of their name and none known to be theirs.
@@ -276,7 +277,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             pods: SmallVec::new(),
             runners: SmallVec::new(),
             jobs: 0,
-            ending_soon: 0,
+            frees_at: SmallVec::new(),
             record_runners: None,
             unclear_pods: 0,
         });
@@ -560,10 +561,8 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
             Some(Home::Machine(i)) => {
                 let m = &mut machines[i];
                 m.jobs += 1;
-                if let PoolRef::Configured(p) = m.pool
-                    && ends_within(job, snapshot.now, policy.pools()[p].config.reuse_within)
-                {
-                    m.ending_soon += 1;
+                if let Some(end) = expected_end(job, snapshot.now) {
+                    m.frees_at.push(end);
                 }
             }
             Some(Home::Elsewhere) => {}
@@ -664,18 +663,15 @@ impl<'p> OurLabels<'p> {
     }
 }
 
-/// The job is expected to end after `now` and no later than `now + horizon`. A job past its
-/// expected end proves the estimate wrong and no longer counts.
-fn ends_within(job: &Job, now: jiff::Timestamp, horizon: jiff::SignedDuration) -> bool {
+/// When the job is expected to end, if that is after `now`. A job past its expected end proves
+/// the estimate wrong and is not counted on.
+fn expected_end(job: &Job, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
     let (Some(started), Some(expected)) = (job.started, job.expected_duration) else {
-        return false;
+        return None;
     };
-    if horizon.is_zero() {
-        return false;
-    }
-    // Any instants and any expectation may arrive; the difference saturates instead of panicking.
-    let left = time::minus(expected, time::between(started, now));
-    left.is_positive() && left <= horizon
+    // Any instants and any expectation may arrive; the sum saturates instead of panicking.
+    let end = time::add(started, expected.max(jiff::SignedDuration::ZERO));
+    (end > now).then_some(end)
 }
 
 fn note(duplicates: &mut Vec<&'static str>, source: &'static str) {

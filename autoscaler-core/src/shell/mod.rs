@@ -210,9 +210,10 @@ impl Shell {
 
     /// Takes what became of `plan`'s actions (in the plan's order, one per action; none when
     /// the plan was not carried out) and says when the next decision is due sooner than the
-    /// regular poll: the plan's `next_decision` when every action went through, `None`
-    /// otherwise. A failed call or a drain still waiting waits for the poll, so a stuck teardown
-    /// cannot turn the loop into one read of every service a second.
+    /// regular poll: the plan's `next_decision` when every action went through, and its
+    /// `wake_at` deadline in any case. A failed call or a drain still waiting waits for the poll
+    /// (or the deadline), so a stuck teardown cannot turn the loop into one read of every
+    /// service a second.
     ///
     /// A failed creation is remembered: a capacity error moves the pool to its next server type
     /// or location, any other failure backs the pool off.
@@ -227,7 +228,11 @@ impl Shell {
         let through = !outcomes.is_empty()
             && outcomes.len() == plan.actions.len()
             && outcomes.iter().all(|o| *o == Outcome::Done);
-        plan.next_decision.filter(|_| through)
+        let early = plan.next_decision.filter(|_| through);
+        match (early, plan.wake_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 

@@ -94,6 +94,14 @@ impl World {
         self.truth.now
     }
 
+    /// Changes the configuration in place (it must stay valid).
+    #[allow(dead_code)]
+    pub fn policy_mut(&mut self, change: impl FnOnce(&mut Config)) {
+        let mut c = self.policy.config().clone();
+        change(&mut c);
+        self.policy = c.validate().expect("test configuration is valid");
+    }
+
     pub fn advance(&mut self, d: SignedDuration) {
         self.truth.now += d;
     }

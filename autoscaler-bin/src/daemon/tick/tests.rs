@@ -340,6 +340,7 @@ fn plan_of(actions: Vec<Action>) -> Plan {
         unservable: vec![],
         warnings: vec![],
         next_decision: None,
+        wake_at: None,
     }
 }
 

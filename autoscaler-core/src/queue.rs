@@ -1,0 +1,164 @@
+//! Queue-aware scale-up: the waiting jobs of a pool placed, oldest first, on the runners that
+//! will be free soon (servers booting, busy runners at their job's expected end), and a server
+//! bought only for a job none of them would start within its allowed wait.
+//!
+//! A job's allowed start is the later of two instants: when a server bought now would take it
+//! (`now + cold_start`), and its arrival plus the pool's target wait. Waiting for a runner that
+//! is free by then is never slower than a new server at a target of zero, and at a larger target
+//! it is the wait the user chose to trade for money. Every job takes the earliest slot left;
+//! since allowed starts grow with arrival, that greedy order buys the fewest servers.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::time;
+
+/// What placing a pool's waiting jobs gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Placement {
+    /// Servers to buy so every job starts by its allowed start.
+    pub(crate) buy: u32,
+    /// Slots no job took that are free by the time a server bought now would be: capacity the
+    /// warm target may count on, or a surplus that lets an idle node go.
+    pub(crate) left: u32,
+}
+
+/// Places `waiting` (arrival instants, oldest first) on `slots` (when each will be free) under
+/// the pool's timings. `runners_per_node` slots come with every server bought.
+pub(crate) fn place(
+    now: Timestamp,
+    cold_start: SignedDuration,
+    target_wait: SignedDuration,
+    runners_per_node: u32,
+    waiting: &[Timestamp],
+    slots: Vec<Timestamp>,
+) -> Placement {
+    let new_ready = time::add(now, cold_start.max(SignedDuration::ZERO));
+    let target = target_wait.max(SignedDuration::ZERO);
+    let mut free: BinaryHeap<Reverse<Timestamp>> = slots.into_iter().map(Reverse).collect();
+    let mut buy = 0u32;
+    for &arrived in waiting {
+        let allowed = new_ready.max(time::add(arrived, target));
+        match free.peek() {
+            Some(&Reverse(at)) if at <= allowed => {
+                free.pop();
+            }
+            _ => {
+                buy = buy.saturating_add(1);
+                // The job takes one of the new server's slots; the others are free when it is.
+                for _ in 1..runners_per_node {
+                    free.push(Reverse(new_ready));
+                }
+            }
+        }
+    }
+    let left = free.iter().filter(|Reverse(at)| *at <= new_ready).count();
+    Placement {
+        buy,
+        left: u32::try_from(left).unwrap_or(u32::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).expect("in range")
+    }
+
+    const MIN: SignedDuration = SignedDuration::from_mins(1);
+
+    #[test]
+    fn a_runner_free_before_a_new_server_would_be_is_waited_for() {
+        // Now is 0; a new server takes a job at 60; the busy runner is free at 30.
+        let p = place(t(0), MIN, SignedDuration::ZERO, 1, &[t(-5)], vec![t(30)]);
+        assert_eq!(p, Placement { buy: 0, left: 0 });
+    }
+
+    #[test]
+    fn a_runner_free_after_a_new_server_would_be_is_not_waited_for_at_target_zero() {
+        let p = place(t(0), MIN, SignedDuration::ZERO, 1, &[t(-5)], vec![t(90)]);
+        assert_eq!(p, Placement { buy: 1, left: 0 });
+    }
+
+    #[test]
+    fn a_target_wait_lets_a_job_wait_for_a_later_runner() {
+        // Arrived at -5 with 120 s allowed: a runner free at 90 starts it at 95 s of wait.
+        let p = place(
+            t(0),
+            MIN,
+            SignedDuration::from_secs(120),
+            1,
+            &[t(-5)],
+            vec![t(90)],
+        );
+        assert_eq!(p.buy, 0);
+        // An older job has used up its allowance: it gets a server.
+        let p = place(
+            t(0),
+            MIN,
+            SignedDuration::from_secs(120),
+            1,
+            &[t(-60)],
+            vec![t(90)],
+        );
+        assert_eq!(p.buy, 1);
+    }
+
+    #[test]
+    fn each_slot_serves_one_job_oldest_first() {
+        let p = place(
+            t(0),
+            MIN,
+            SignedDuration::ZERO,
+            1,
+            &[t(-3), t(-2), t(-1)],
+            vec![t(10), t(20)],
+        );
+        assert_eq!(p, Placement { buy: 1, left: 0 });
+    }
+
+    #[test]
+    fn a_bought_server_brings_all_its_slots() {
+        let p = place(t(0), MIN, SignedDuration::ZERO, 4, &[t(-3), t(-2)], vec![]);
+        assert_eq!(p, Placement { buy: 1, left: 2 });
+    }
+
+    #[test]
+    fn slots_no_job_takes_count_only_when_free_by_a_cold_start() {
+        let p = place(
+            t(0),
+            MIN,
+            SignedDuration::ZERO,
+            1,
+            &[],
+            vec![t(0), t(59), t(60), t(61), t(3600)],
+        );
+        assert_eq!(p, Placement { buy: 0, left: 3 });
+    }
+
+    #[test]
+    fn extreme_instants_and_durations_do_not_panic() {
+        let p = place(
+            Timestamp::MAX,
+            SignedDuration::MAX,
+            SignedDuration::MAX,
+            64,
+            &[Timestamp::MIN, Timestamp::MAX],
+            vec![Timestamp::MIN, Timestamp::MAX],
+        );
+        assert_eq!(p.buy, 0);
+        let p = place(
+            Timestamp::MIN,
+            SignedDuration::MIN,
+            SignedDuration::MIN,
+            1,
+            &[Timestamp::MAX],
+            vec![],
+        );
+        assert_eq!(p.buy, 1);
+    }
+}
