@@ -97,11 +97,17 @@ pub struct PoolConfig {
     #[serde(with = "crate::duration", alias = "reuse_within")]
     pub cold_start: SignedDuration,
     /// How long a waiting job may wait for a runner that is busy or booting before a server is
-    /// bought for it: the one knob that trades wait for cost. At zero (the default) no job
-    /// waits longer than a cold start because of it; at 300 s, servers are bought only for jobs
-    /// that no runner already paid for would start within five minutes of their arrival.
-    #[serde(with = "crate::duration")]
-    pub target_wait: SignedDuration,
+    /// bought for it: the one knob that trades wait for cost. Unset (the default), a quarter
+    /// longer than a cold start: a new server costs a whole billing period, and a job that waits
+    /// a few seconds longer than a boot for a runner already paid for saves it. `"0s"` never
+    /// lets a job wait longer than a cold start for one; at `"5m"`, servers are bought only for
+    /// jobs no runner already paid for would start within five minutes of their arrival.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::duration::option"
+    )]
+    pub target_wait: Option<SignedDuration>,
     /// How long a node must have been idle before it may be torn down. The default is zero: a
     /// started period is paid in full, so an idle node is kept to its period's teardown window
     /// and torn down there however briefly it was idle (keeping it longer means paying another
@@ -218,10 +224,10 @@ impl Default for PoolConfig {
             warm_schedule: Vec::new(),
             runners_per_node: 1,
             cold_start: SignedDuration::from_secs(60),
-            target_wait: SignedDuration::ZERO,
+            target_wait: None,
             idle_timeout: SignedDuration::ZERO,
             billing_period: SignedDuration::from_hours(1),
-            teardown_window: SignedDuration::from_mins(5),
+            teardown_window: SignedDuration::from_secs(90),
             teardown_lead: SignedDuration::from_secs(45),
             provisioning_timeout: SignedDuration::from_secs(600),
             join_timeout: SignedDuration::from_mins(5),
@@ -422,7 +428,9 @@ fn validate_pool(
         }
     }
     p.non_negative(&format!("{at}.cold_start"), pool.cold_start);
-    p.non_negative(&format!("{at}.target_wait"), pool.target_wait);
+    if let Some(t) = pool.target_wait {
+        p.non_negative(&format!("{at}.target_wait"), t);
+    }
     p.non_negative(&format!("{at}.idle_timeout"), pool.idle_timeout);
     if pool.billing_period < SignedDuration::from_mins(1) {
         p.add(

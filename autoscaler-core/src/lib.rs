@@ -92,7 +92,7 @@ pub use plan::{
     UnservableJob, Warning, WarningKind,
 };
 pub use snapshot::{
-    ApiBudget, CreateFailure, CreateFailureKind, ForgeCapabilities, Job, JobStatus, Node, PodPhase,
-    Runner, RunnerPod, SNAPSHOT_VERSION, Server, ServerStatus, Snapshot,
+    ApiBudget, ColdStart, CreateFailure, CreateFailureKind, ForgeCapabilities, Job, JobStatus,
+    Node, PodPhase, Runner, RunnerPod, SNAPSHOT_VERSION, Server, ServerStatus, Snapshot,
 };
 pub use source::Source;

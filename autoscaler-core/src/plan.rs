@@ -682,6 +682,10 @@ pub enum TeardownStep {
     DisableRunners,
     /// Runners disabled; waiting to see them idle on a later snapshot.
     ConfirmIdle,
+    /// Steered: the runners are disabled so new jobs go to machines with more of their paid
+    /// period left, and the node waits idle for its teardown window. Enabled again the moment
+    /// demand needs it.
+    Steered,
     /// Delete the node's runners.
     DeleteRunners,
     /// Cordon the node.
@@ -706,6 +710,7 @@ impl TeardownStep {
         match self {
             Self::DisableRunners => "disable_runners",
             Self::ConfirmIdle => "confirm_idle",
+            Self::Steered => "steered",
             Self::DeleteRunners => "delete_runners",
             Self::Cordon => "cordon",
             Self::Drain => "drain",

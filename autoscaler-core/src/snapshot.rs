@@ -54,6 +54,22 @@ pub struct Snapshot {
     /// What is left of the Hetzner request budget, when known.
     #[serde(default)]
     pub hetzner_budget: Option<ApiBudget>,
+    /// How long new servers of each pool took lately from their creation until a runner on
+    /// them was online, as the shell measured it; a pool not listed uses its configured
+    /// `cold_start`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cold_starts: Vec<ColdStart>,
+}
+
+/// One pool's measured cold start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColdStart {
+    /// The pool.
+    pub pool: String,
+    /// From a server's creation until its first runner was online (75th percentile of recent
+    /// servers).
+    #[serde(with = "crate::duration")]
+    pub expected: SignedDuration,
 }
 
 fn snapshot_version() -> u32 {
@@ -75,6 +91,7 @@ impl Snapshot {
             pods: Source::default(),
             create_failures: Vec::new(),
             hetzner_budget: None,
+            cold_starts: Vec::new(),
         }
     }
 

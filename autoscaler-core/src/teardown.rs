@@ -29,6 +29,9 @@ pub(crate) struct Context<'r> {
     pub(crate) abort: Option<&'r str>,
     /// How long a missing node must stay missing before the server goes.
     pub(crate) confirm: SignedDuration,
+    /// A teardown begun early to steer jobs away waits, runners disabled, until the teardown
+    /// window opens at this instant before it passes the point of no return.
+    pub(crate) window_opens: Option<Timestamp>,
 }
 
 /// The step this tick, its actions and reason, and anything a person should know.
@@ -70,6 +73,18 @@ pub(crate) fn progress(m: &Machine<'_>, ctx: &Context<'_>) -> Progress {
             return abort(m, ctx, why);
         }
         if let Some(mut p) = retire_runners(m, ctx) {
+            if let (TeardownStep::DeleteRunners, Some(opens)) = (p.step, ctx.window_opens)
+                && ctx.now < opens
+            {
+                return Progress::new(
+                    TeardownStep::Steered,
+                    Vec::new(),
+                    format!(
+                        "steered: its runners are disabled so new jobs go to machines with more of \
+                         their paid period left; it waits idle for its teardown window at {opens}"
+                    ),
+                );
+            }
             if p.step == TeardownStep::DeleteRunners {
                 // Deleting the runners is the point of no return; the cordon goes with it, so
                 // the next snapshot shows that the runners are gone because we deleted them,

@@ -157,6 +157,8 @@ fn build(spec: &FleetSpec) -> (autoscaler_core::Policy, Truth) {
             labels: labels(true),
             max_nodes: 20,
             runners_per_node: spec.rpn,
+            // The seed's five-minute window: the fleet's "due" machines are 57 minutes old.
+            teardown_window: SignedDuration::from_mins(5),
             ..PoolConfig::default()
         }],
         ..Config::default()

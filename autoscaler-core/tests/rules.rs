@@ -105,6 +105,24 @@ fn by_default_a_node_idle_for_moments_goes_at_its_window() {
 }
 
 #[test]
+fn by_default_the_call_is_made_in_the_last_90_seconds() {
+    let mut w = World::new(autoscaler_core::Config {
+        pools: vec![PoolConfig {
+            labels: vec!["linux".into()],
+            ..PoolConfig::default()
+        }],
+        ..config(&["linux"])
+    });
+    w.machine("linux", "m1", mins(57));
+    w.idle_for("m1", mins(10));
+    let plan = w.decide();
+    assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
+    assert_eq!(plan.wake_at, Some(w.now() + secs(90)));
+    w.advance(secs(90));
+    assert_eq!(kinds(&w.decide()), vec!["begin_teardown"]);
+}
+
+#[test]
 fn an_idle_node_before_its_window_wakes_the_decision_when_it_opens() {
     let w = one_idle(30, 10);
     let plan = w.decide();
@@ -349,7 +367,7 @@ fn creates_at_target(
     waited: SignedDuration,
 ) -> usize {
     let mut w = default_world();
-    w.policy_mut(|c| c.pools[0].target_wait = target);
+    w.policy_mut(|c| c.pools[0].target_wait = Some(target));
     w.machine("linux", "m1", mins(10));
     let runner = w.runners_of("m1")[0].name.clone();
     w.advance(mins(-2));
@@ -900,7 +918,8 @@ fn duplicated_items_make_a_source_incomplete() {
 #[test]
 fn a_machine_of_a_removed_pool_drains() {
     let mut w = default_world();
-    w.machine("linux", "m1", mins(57));
+    // In the default window (a removed pool has the default timings).
+    w.machine("linux", "m1", secs(58 * 60 + 40));
     w.server_mut("m1")
         .labels
         .insert(keys::POOL.into(), "old".into());

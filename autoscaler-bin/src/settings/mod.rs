@@ -386,7 +386,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
             pool.idle_timeout = m;
         }
         if let Some(s) = r.number::<i64>("TARGET_WAIT_SECS") {
-            pool.target_wait = jiff::SignedDuration::from_secs(s);
+            pool.target_wait = Some(jiff::SignedDuration::from_secs(s));
         }
         if let Some(m) = r.minutes("BILLING_WINDOW_MINS") {
             pool.teardown_window = m;

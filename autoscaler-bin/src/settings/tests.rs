@@ -60,11 +60,12 @@ fn the_seed_variables_alone_give_the_seed_defaults() {
     let s = load(&MapEnv::seed(), None).unwrap();
     let pool = &s.core.pools[0];
     assert_eq!((s.core.max_nodes, pool.max_nodes), (5, 5));
-    // Except the idle minimum: a node goes at the end of its paid period however briefly idle
-    // (the README's migration section says so); IDLE_TIMEOUT_MINS sets one.
+    // Except the teardown timing (the README's migration section says so): a node goes at the
+    // last call of its paid period however briefly idle; IDLE_TIMEOUT_MINS sets a minimum and
+    // BILLING_WINDOW_MINS a wider window.
     assert_eq!(pool.idle_timeout, SignedDuration::ZERO);
-    assert_eq!(pool.target_wait, SignedDuration::ZERO);
-    assert_eq!(pool.teardown_window, SignedDuration::from_mins(5));
+    assert_eq!(pool.teardown_window, SignedDuration::from_secs(90));
+    assert_eq!(pool.target_wait, None);
     assert_eq!(pool.provisioning_timeout, SignedDuration::from_secs(600));
     assert_eq!(
         (

@@ -30,6 +30,7 @@ impl Decision<'_> {
             can_disable: self.snapshot.forge.can_disable_runners,
             abort: None,
             confirm: self.policy.config().node_missing_confirm,
+            window_opens: None,
         };
         // A server without a cluster identity whose node is here is ours: say so on it first,
         // before any other label is written (one label write per server per plan).
@@ -103,7 +104,25 @@ impl Decision<'_> {
                         }
                         _ => false,
                     };
-                let reclaim = reusable && !late && acc.need > 0;
+                // Begun early to steer jobs away: it waits for its window, and the decision is
+                // due when the window opens.
+                let window_opens = m.server.filter(|_| reusable).and_then(|s| {
+                    match billing::teardown_window(
+                        s.created,
+                        now,
+                        pool.billing_period,
+                        pool.teardown_window,
+                        pool.teardown_lead,
+                    ) {
+                        billing::Window::Before { opens } => Some(opens),
+                        billing::Window::Open { .. } | billing::Window::Missed { .. } => None,
+                    }
+                });
+                // A steered node comes back as soon as the pool has no free runner left beyond
+                // its waiting jobs and warm target; any other, when jobs wait for it.
+                let reclaim = reusable
+                    && !late
+                    && (acc.need > 0 || (window_opens.is_some() && acc.need >= 0));
                 let abort = if late {
                     Some(
                         "it can no longer finish inside its paid period; it is kept for the next \
@@ -122,9 +141,15 @@ impl Decision<'_> {
                     m,
                     &Context {
                         abort: abort.as_deref(),
+                        window_opens,
                         ..base
                     },
                 );
+                if progress.step == TeardownStep::Steered
+                    && let Some(opens) = window_opens
+                {
+                    self.wake_at(opens);
+                }
                 if reclaim && progress.step == TeardownStep::Abort {
                     acc.need -= i64::from(pool.runners_per_node);
                     acc.reclaimed += 1;
@@ -424,7 +449,7 @@ impl Decision<'_> {
                 busy: m.busy_runners(),
                 upcoming,
                 ending_soon: {
-                    let soon = time::add(self.now, pool.cold_start.max(jiff::SignedDuration::ZERO));
+                    let soon = time::add(self.now, self.cold_start(pool));
                     count(m.frees_at.iter().filter(|&&t| t <= soon))
                 },
             },

@@ -111,6 +111,8 @@ struct Decision<'a> {
     now: Timestamp,
     trust: Trust,
     warnings: Vec<Warning>,
+    /// The earliest deadline ahead (see `Plan::wake_at`).
+    wake: Option<Timestamp>,
 }
 
 impl<'a> Decision<'a> {
@@ -127,6 +129,34 @@ impl<'a> Decision<'a> {
                 pods: false,
             },
             warnings: Vec::new(),
+            wake: None,
+        }
+    }
+
+    /// How long a server of `pool` bought now takes until its runner takes a job: as measured
+    /// lately (the shell's `cold_starts`), else as configured.
+    fn cold_start(&self, pool: &PoolConfig) -> jiff::SignedDuration {
+        self.snapshot
+            .cold_starts
+            .iter()
+            .find(|c| c.pool == pool.name)
+            .map_or(pool.cold_start, |c| c.expected)
+            .max(jiff::SignedDuration::ZERO)
+    }
+
+    /// How long a waiting job of `pool` may wait for a busy or booting runner before a server
+    /// is bought for it: as configured, else a quarter longer than a cold start.
+    fn target_wait(&self, pool: &PoolConfig) -> jiff::SignedDuration {
+        pool.target_wait.unwrap_or_else(|| {
+            let cold = self.cold_start(pool);
+            cold.saturating_add(cold / 4)
+        })
+    }
+
+    /// Asks for a decision at `at`, if that is ahead.
+    fn wake_at(&mut self, at: Timestamp) {
+        if at > self.now {
+            self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
         }
     }
 
@@ -278,7 +308,7 @@ impl<'a> Decision<'a> {
             reports.push(self.report(m, state, reason));
         }
 
-        let wake_at = self.scale_down(
+        let idle_wake = self.scale_down(
             &inv.machines,
             &classes,
             &evidence.holds,
@@ -326,7 +356,10 @@ impl<'a> Decision<'a> {
             pools: accs.into_iter().map(pool_report).collect(),
             unservable: demand.unservable,
             warnings: self.warnings,
-            wake_at,
+            wake_at: match (self.wake, idle_wake) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
 

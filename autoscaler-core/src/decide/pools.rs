@@ -1,6 +1,6 @@
 //! Slot accounting per pool, and matching waiting jobs to free runners.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use std::collections::BTreeMap;
 
 use super::Decision;
@@ -126,7 +126,7 @@ impl<'a> Decision<'a> {
                     // Expected a cold start after its creation; one that is late is expected
                     // any moment.
                     let ready = m.server.map_or(now, |s| {
-                        time::add(s.created, pool.cold_start.max(SignedDuration::ZERO)).max(now)
+                        time::add(s.created, self.cold_start(pool)).max(now)
                     });
                     on_the_way(acc, rpn, ready);
                 }
@@ -139,7 +139,7 @@ impl<'a> Decision<'a> {
                 Class::Idle { .. } | Class::Busy => {
                     acc.healthy += 1;
                     supply(acc, &mut free);
-                    let soon = time::add(now, pool.cold_start.max(SignedDuration::ZERO));
+                    let soon = time::add(now, self.cold_start(pool));
                     acc.slots.ending_soon += count(m.frees_at.iter().filter(|&&t| t <= soon));
                     acc.frees.extend(m.frees_at.iter().copied());
                 }
@@ -164,8 +164,8 @@ impl<'a> Decision<'a> {
             acc.unmet = demand.unmet[p];
             let placed = queue::place(
                 self.now,
-                pool.cold_start,
-                pool.target_wait,
+                self.cold_start(pool),
+                self.target_wait(pool),
                 pool.runners_per_node,
                 &demand.unmet_since[p],
                 std::mem::take(&mut acc.frees),

@@ -32,6 +32,7 @@ impl Decision<'_> {
             }
         };
         let mut ready: Vec<(Timestamp, usize)> = Vec::new();
+        let mut early: Vec<(Timestamp, usize)> = Vec::new();
         for &(idle_since, i) in candidates.iter() {
             let m = &machines[i];
             let pool = self.pool_config(m.pool);
@@ -56,6 +57,7 @@ impl Decision<'_> {
             ) {
                 Window::Before { opens } => {
                     wake_at(opens);
+                    early.push((opens, i));
                     reports[i].reason = Text::new("idle for ")
                         .dur(idle_for)
                         .s("; the teardown window opens at ")
@@ -144,6 +146,78 @@ impl Decision<'_> {
                 }
             }
         }
+        if self.snapshot.forge.can_disable_runners {
+            self.steer(machines, holds, accs, acc_of, early, per_machine, reports);
+        }
         wake
     }
+
+    /// Steering: of the idle nodes before their window, those closest to the end of their paid
+    /// period have their runners disabled (a teardown begun early, held before its point of no
+    /// return until the window opens) while other free runners take the pool's next jobs. They
+    /// stay idle and go at their window instead of taking a job that carries them into another
+    /// paid period. A job that needs them enables them again (see the teardown's abort), so the
+    /// pool always keeps at least one enabled free runner and its warm target.
+    #[allow(clippy::too_many_arguments)]
+    fn steer(
+        &self,
+        machines: &[Machine<'_>],
+        holds: &[Option<Hold>],
+        accs: &mut [PoolAcc],
+        acc_of: &[usize],
+        mut early: Vec<(Timestamp, usize)>,
+        per_machine: &mut [MachineActions],
+        reports: &mut [NodeReport],
+    ) {
+        // Closest to its window first.
+        early.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| machines[a.1].name.cmp(machines[b.1].name))
+        });
+        for (opens, i) in early {
+            let m = &machines[i];
+            let acc = &mut accs[acc_of[i]];
+            let pool = self.pool_config(m.pool);
+            let slots = count(m.free_runners());
+            let Some(server) = m.server else { continue };
+            let left = time::between(
+                self.now,
+                billing::period_end(server.created, self.now, pool.billing_period),
+            );
+            // Another free slot stays enabled after this one goes, beyond the waiting jobs and
+            // the warm target.
+            let surplus = acc.need + i64::from(slots) < 0;
+            if holds[i].is_some()
+                || acc.configured.is_none()
+                || slots == 0
+                || left > steering_horizon(pool.billing_period)
+                || acc.healthy <= pool.min_nodes
+                || !surplus
+            {
+                continue;
+            }
+            let why = Text::new("steering: other free runners with more of their paid period left take new jobs; its runners are disabled until its teardown window opens at ")
+                .clock(opens)
+                .done()
+                .into_owned();
+            if per_machine[i].push(
+                Action::BeginTeardown {
+                    server_id: server.id,
+                    at: self.now,
+                },
+                why.clone(),
+            ) {
+                acc.need += i64::from(slots);
+                acc.healthy -= 1;
+                acc.tearing_down += 1;
+                reports[i].reason = why.into();
+            }
+        }
+    }
+}
+
+/// How close to the end of its paid period an idle node must be to be steered: a job started
+/// on it then would likely still run when the period ends.
+fn steering_horizon(period: jiff::SignedDuration) -> jiff::SignedDuration {
+    period / 4
 }

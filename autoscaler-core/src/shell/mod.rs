@@ -11,7 +11,7 @@
 //! hands what it read to [`Shell::decide`], carries the plan's actions out, and reports what
 //! became of each to [`Shell::settle`], which says when the next decision is due. Everything in
 //! between is here: the memory of failed creations and its retention, the per-repository
-//! duration estimate, the forge's capabilities when they cannot be read, the cluster identity
+//! duration estimate, each pool's measured cold start, the forge's capabilities when they cannot be read, the cluster identity
 //! read once, what an unknown identity means for the server list, and which outcomes a failed
 //! creation is remembered for. There is no IO and no clock: `now` comes with the reading.
 
@@ -29,7 +29,7 @@ use crate::snapshot::{
 };
 use crate::source::Source;
 
-use memory::{Durations, Failures};
+use memory::{ColdStarts, Durations, Failures};
 
 /// What was read from the services for one decision. A list that could not be read is
 /// [`Source::Unavailable`] with the reason, never an empty list.
@@ -116,6 +116,7 @@ pub struct Shell {
     policy: Policy,
     failures: Failures,
     durations: Durations,
+    cold_starts: ColdStarts,
     capabilities: Option<ForgeCapabilities>,
     cluster: Option<String>,
 }
@@ -130,6 +131,7 @@ impl Shell {
             policy,
             failures: Failures::new(keep),
             durations: Durations::default(),
+            cold_starts: ColdStarts::default(),
             capabilities: None,
             cluster: None,
         }
@@ -198,14 +200,17 @@ impl Shell {
             self.capabilities = Some(c);
         }
         self.durations.learn(&snapshot.jobs, now);
-        self.durations.annotate(&mut snapshot.jobs);
+        self.durations.annotate(&mut snapshot.jobs, now);
         // Without knowing, assume the older Gitea: no runner is disabled.
         snapshot.forge = self.capabilities.unwrap_or(ForgeCapabilities {
             can_disable_runners: false,
         });
         snapshot.cluster.clone_from(&self.cluster);
         snapshot.create_failures = self.failures.at(now);
-        crate::decide(&self.policy, snapshot)
+        snapshot.cold_starts = self.cold_starts.estimates();
+        let plan = crate::decide(&self.policy, snapshot);
+        self.cold_starts.learn(&plan, &snapshot.servers);
+        plan
     }
 
     /// Takes what became of `plan`'s actions (in the plan's order, one per action; none when

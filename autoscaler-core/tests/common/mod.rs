@@ -358,6 +358,9 @@ pub fn config(labels: &[&str]) -> Config {
             name: "linux".into(),
             labels: labels.iter().map(|s| (*s).to_owned()).collect(),
             max_nodes: 20,
+            // The seed's five-minute window, wider than the default 90 s: a machine 57 minutes
+            // into its hour is in it, with time for a whole teardown.
+            teardown_window: SignedDuration::from_mins(5),
             ..PoolConfig::default()
         }],
         ..Config::default()
