@@ -36,8 +36,9 @@ pub(crate) struct Demand {
     pub(crate) waiting: Vec<u32>,
     /// Per configured pool: of those, jobs no free runner takes.
     pub(crate) unmet: Vec<u32>,
-    /// Per configured pool: when each of those jobs arrived, oldest first.
-    pub(crate) unmet_since: Vec<Vec<jiff::Timestamp>>,
+    /// Per configured pool: when each of those jobs arrived and how long it is expected to
+    /// run, oldest first.
+    pub(crate) unmet_since: Vec<Vec<crate::queue::Waiting>>,
     /// Per configured pool: free slots no waiting job takes.
     pub(crate) spare: Vec<u32>,
     /// Jobs that no free runner takes and no pool serves.
@@ -235,7 +236,10 @@ pub(crate) fn match_jobs<'a>(
                 demand.unmet_since[p].extend(
                     members[start[g] + taken as usize..start[g + 1]]
                         .iter()
-                        .map(|j| j.created),
+                        .map(|j| crate::queue::Waiting {
+                            arrived: j.created,
+                            runs: j.expected_duration,
+                        }),
                 );
             }
             None => demand.unservable.extend(

@@ -6,7 +6,9 @@
 //! (`now + cold_start`), and its arrival plus the pool's target wait. Waiting for a runner that
 //! is free by then is never slower than a new server at a target of zero, and at a larger target
 //! it is the wait the user chose to trade for money. Every job takes the earliest slot left;
-//! since allowed starts grow with arrival, that greedy order buys the fewest servers.
+//! since allowed starts grow with arrival, that greedy order buys the fewest servers. A job
+//! with an expected duration frees its slot again when it is expected to end, for the jobs
+//! behind it: under a target wait of minutes, one runner serves several short jobs in turn.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -14,6 +16,15 @@ use std::collections::BinaryHeap;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::time;
+
+/// One waiting job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Waiting {
+    /// When it arrived.
+    pub(crate) arrived: Timestamp,
+    /// How long it is expected to run, when known.
+    pub(crate) runs: Option<SignedDuration>,
+}
 
 /// What placing a pool's waiting jobs gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,18 +43,19 @@ pub(crate) fn place(
     cold_start: SignedDuration,
     target_wait: SignedDuration,
     runners_per_node: u32,
-    waiting: &[Timestamp],
+    waiting: &[Waiting],
     slots: Vec<Timestamp>,
 ) -> Placement {
     let new_ready = time::add(now, cold_start.max(SignedDuration::ZERO));
     let target = target_wait.max(SignedDuration::ZERO);
     let mut free: BinaryHeap<Reverse<Timestamp>> = slots.into_iter().map(Reverse).collect();
     let mut buy = 0u32;
-    for &arrived in waiting {
-        let allowed = new_ready.max(time::add(arrived, target));
-        match free.peek() {
+    for job in waiting {
+        let allowed = new_ready.max(time::add(job.arrived, target));
+        let start = match free.peek() {
             Some(&Reverse(at)) if at <= allowed => {
                 free.pop();
+                at.max(now)
             }
             _ => {
                 buy = buy.saturating_add(1);
@@ -51,7 +63,11 @@ pub(crate) fn place(
                 for _ in 1..runners_per_node {
                     free.push(Reverse(new_ready));
                 }
+                new_ready
             }
+        };
+        if let Some(runs) = job.runs {
+            free.push(Reverse(time::add(start, runs.max(SignedDuration::ZERO))));
         }
     }
     let left = free.iter().filter(|Reverse(at)| *at <= new_ready).count();
@@ -69,18 +85,67 @@ mod tests {
         Timestamp::from_second(1_800_000_000 + s).expect("in range")
     }
 
+    /// Jobs that arrived at these instants, with no estimate.
+    fn arrived(at: &[Timestamp]) -> Vec<Waiting> {
+        at.iter()
+            .map(|&arrived| Waiting {
+                arrived,
+                runs: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_short_job_frees_its_runner_for_the_next_under_a_long_target() {
+        let jobs: Vec<Waiting> = [t(-3), t(-2), t(-1)]
+            .into_iter()
+            .map(|arrived| Waiting {
+                arrived,
+                runs: Some(SignedDuration::from_secs(60)),
+            })
+            .collect();
+        // One runner free at 10: the jobs start at 10, 70 and 130, within a 5-minute target.
+        let p = place(
+            t(0),
+            MIN,
+            SignedDuration::from_mins(5),
+            1,
+            &jobs,
+            vec![t(10)],
+        );
+        assert_eq!(p.buy, 0);
+        // At the default target only the first waits for it; the others get servers, and the
+        // runner is expected free again at 70, later than a cold start.
+        let p = place(t(0), MIN, SignedDuration::ZERO, 1, &jobs, vec![t(10)]);
+        assert_eq!(p, Placement { buy: 2, left: 0 });
+    }
+
     const MIN: SignedDuration = SignedDuration::from_mins(1);
 
     #[test]
     fn a_runner_free_before_a_new_server_would_be_is_waited_for() {
         // Now is 0; a new server takes a job at 60; the busy runner is free at 30.
-        let p = place(t(0), MIN, SignedDuration::ZERO, 1, &[t(-5)], vec![t(30)]);
+        let p = place(
+            t(0),
+            MIN,
+            SignedDuration::ZERO,
+            1,
+            &arrived(&[t(-5)]),
+            vec![t(30)],
+        );
         assert_eq!(p, Placement { buy: 0, left: 0 });
     }
 
     #[test]
     fn a_runner_free_after_a_new_server_would_be_is_not_waited_for_at_target_zero() {
-        let p = place(t(0), MIN, SignedDuration::ZERO, 1, &[t(-5)], vec![t(90)]);
+        let p = place(
+            t(0),
+            MIN,
+            SignedDuration::ZERO,
+            1,
+            &arrived(&[t(-5)]),
+            vec![t(90)],
+        );
         assert_eq!(p, Placement { buy: 1, left: 0 });
     }
 
@@ -92,7 +157,7 @@ mod tests {
             MIN,
             SignedDuration::from_secs(120),
             1,
-            &[t(-5)],
+            &arrived(&[t(-5)]),
             vec![t(90)],
         );
         assert_eq!(p.buy, 0);
@@ -102,7 +167,7 @@ mod tests {
             MIN,
             SignedDuration::from_secs(120),
             1,
-            &[t(-60)],
+            &arrived(&[t(-60)]),
             vec![t(90)],
         );
         assert_eq!(p.buy, 1);
@@ -115,7 +180,7 @@ mod tests {
             MIN,
             SignedDuration::ZERO,
             1,
-            &[t(-3), t(-2), t(-1)],
+            &arrived(&[t(-3), t(-2), t(-1)]),
             vec![t(10), t(20)],
         );
         assert_eq!(p, Placement { buy: 1, left: 0 });
@@ -123,7 +188,14 @@ mod tests {
 
     #[test]
     fn a_bought_server_brings_all_its_slots() {
-        let p = place(t(0), MIN, SignedDuration::ZERO, 4, &[t(-3), t(-2)], vec![]);
+        let p = place(
+            t(0),
+            MIN,
+            SignedDuration::ZERO,
+            4,
+            &arrived(&[t(-3), t(-2)]),
+            vec![],
+        );
         assert_eq!(p, Placement { buy: 1, left: 2 });
     }
 
@@ -147,7 +219,7 @@ mod tests {
             SignedDuration::MAX,
             SignedDuration::MAX,
             64,
-            &[Timestamp::MIN, Timestamp::MAX],
+            &arrived(&[Timestamp::MIN, Timestamp::MAX]),
             vec![Timestamp::MIN, Timestamp::MAX],
         );
         assert_eq!(p.buy, 0);
@@ -156,7 +228,7 @@ mod tests {
             SignedDuration::MIN,
             SignedDuration::MIN,
             1,
-            &[Timestamp::MAX],
+            &arrived(&[Timestamp::MAX]),
             vec![],
         );
         assert_eq!(p.buy, 1);
