@@ -122,7 +122,7 @@ impl Decision<'_> {
                 // its waiting jobs and warm target; any other, when jobs wait for it.
                 let reclaim = reusable
                     && !late
-                    && (acc.need > 0 || (window_opens.is_some() && acc.need >= 0));
+                    && (acc.need > 0 || (window_opens.is_some() && acc.spare < acc.warm.max(1)));
                 let abort = if late {
                     Some(
                         "it can no longer finish inside its paid period; it is kept for the next \
@@ -152,6 +152,7 @@ impl Decision<'_> {
                 }
                 if reclaim && progress.step == TeardownStep::Abort {
                     acc.need -= i64::from(pool.runners_per_node);
+                    acc.spare += pool.runners_per_node;
                     acc.reclaimed += 1;
                 }
                 if let Some(w) = progress.warning {

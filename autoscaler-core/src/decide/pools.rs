@@ -30,6 +30,9 @@ pub(super) struct PoolAcc {
     /// Slots still wanted: those of the servers waiting jobs need (see `queue`), plus the warm
     /// target, less the free and soon-free slots no job takes; negative means surplus.
     pub(super) need: i64,
+    /// Enabled free runner slots no waiting job takes: what the warm target and the next job
+    /// find at once. Steering never takes the last of them, nor any the warm target counts on.
+    pub(super) spare: u32,
     pub(super) creating: u32,
     pub(super) tearing_down: u32,
     pub(super) reclaimed: u32,
@@ -162,6 +165,7 @@ impl<'a> Decision<'a> {
             let pool = &self.policy.pools()[p].config;
             acc.waiting = demand.waiting[p];
             acc.unmet = demand.unmet[p];
+            acc.spare = demand.spare[p];
             let placed = queue::place(
                 self.now,
                 self.cold_start(pool),

@@ -136,6 +136,7 @@ impl Decision<'_> {
                         why.clone(),
                     ) {
                         acc.need += i64::from(slots);
+                        acc.spare = acc.spare.saturating_sub(slots);
                         acc.healthy -= 1;
                         acc.tearing_down += 1;
                         reports[i].reason = why.clone().into();
@@ -184,9 +185,10 @@ impl Decision<'_> {
                 self.now,
                 billing::period_end(server.created, self.now, pool.billing_period),
             );
-            // Another free slot stays enabled after this one goes, beyond the waiting jobs and
-            // the warm target.
-            let surplus = acc.need + i64::from(slots) < 0;
+            // Another free slot stays enabled after this one goes, beyond the waiting jobs, and
+            // the warm target stays on enabled idle runners.
+            let surplus = acc.need + i64::from(slots) < 0
+                && acc.spare.saturating_sub(slots) >= acc.warm.max(1);
             if holds[i].is_some()
                 || acc.configured.is_none()
                 || slots == 0
@@ -208,6 +210,7 @@ impl Decision<'_> {
                 why.clone(),
             ) {
                 acc.need += i64::from(slots);
+                acc.spare = acc.spare.saturating_sub(slots);
                 acc.healthy -= 1;
                 acc.tearing_down += 1;
                 reports[i].reason = why.into();
