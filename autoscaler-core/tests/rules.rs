@@ -807,6 +807,64 @@ fn a_reversible_teardown_past_its_point_of_no_return_is_kept_for_the_next_window
     assert_eq!(kinds(&on_time.step()), vec!["delete_runner", "cordon"]);
 }
 
+#[test]
+fn idle_nodes_near_the_end_of_their_hour_are_steered_away_from_new_jobs_and_come_back_on_demand() {
+    let mut w = default_world();
+    // m1 has 10 minutes of its hour left (within the last quarter), m2 40: m1 is steered.
+    w.machine("linux", "m1", mins(50));
+    w.machine("linux", "m2", mins(20));
+    w.idle_for("m1", mins(3));
+    w.idle_for("m2", mins(3));
+    let plan = w.step();
+    assert_eq!(kinds(&plan), vec!["begin_teardown"]);
+    assert!(
+        plan.actions[0].reason.contains("steering"),
+        "{}",
+        plan.actions[0].reason
+    );
+    assert_eq!(kinds(&w.step()), vec!["disable_runner"]);
+    // Held before its point of no return until its window opens, and woken for it.
+    let plan = w.decide();
+    assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
+    assert_eq!(
+        state_of(&plan, "m1"),
+        NodeState::Teardown {
+            step: TeardownStep::Steered
+        }
+    );
+    assert!(plan.wake_at.is_some());
+    // A job takes m2, the last enabled free runner: m1 comes back at once.
+    w.queue(&["linux"]);
+    w.assign_waiting();
+    assert_eq!(w.running().len(), 1);
+    let plan = w.step();
+    assert!(
+        kinds(&plan).contains(&"enable_runner"),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert_eq!(kinds(&w.step()), vec!["abort_teardown"]);
+    assert!(w.killed.is_empty());
+}
+
+#[test]
+fn without_runner_disabling_nothing_is_steered() {
+    let mut w = default_world();
+    w.truth.forge = ForgeCapabilities {
+        can_disable_runners: false,
+    };
+    w.machine("linux", "m1", mins(50));
+    w.machine("linux", "m2", mins(20));
+    w.idle_for("m1", mins(3));
+    w.idle_for("m2", mins(3));
+    let plan = w.decide();
+    assert!(
+        plan.action_list()
+            .all(|a| !matches!(a, Action::BeginTeardown { .. }))
+    );
+    assert!(plan.has_warning(WarningKind::WeakTeardownOrder));
+}
+
 // --- Fail-static -----------------------------------------------------------------------------
 
 fn with_source_broken(w: &World, which: &str, partial: bool) -> Snapshot {
