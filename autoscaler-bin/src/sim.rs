@@ -41,6 +41,14 @@ pub(crate) struct SimulateArgs {
     /// Seed of the world's random draws (boot times, faults); overrides the scenario's.
     #[arg(long)]
     seed: Option<u64>,
+    /// The cost/wait curve instead: replay ours once per target wait (seconds, comma
+    /// separated, set on every pool) next to the baseline, and print cost, its ratio to the
+    /// baseline and to the tight bound, and the p50/p95/p99/max waits per point.
+    #[arg(long, value_name = "SECS,…", value_delimiter = ',', num_args = 1..)]
+    sweep: Vec<u32>,
+    /// With `--sweep`, also draw the curve (cost against p95 wait, with the tight bound) as SVG.
+    #[arg(long, value_name = "FILE.svg", requires = "sweep")]
+    sweep_chart: Option<PathBuf>,
 }
 
 fn read(path: &Path, what: &str) -> Result<String, Failure> {
@@ -63,6 +71,9 @@ pub(crate) fn simulate(args: &SimulateArgs) -> Result<(), Failure> {
         scenario.world.seed = seed;
     }
     scenario.check()?;
+    if !args.sweep.is_empty() {
+        return sweep(args, &trace, &scenario);
+    }
     let started = Instant::now();
     let runs = run_policies(&trace, &scenario, args.policy)?;
     let elapsed = started.elapsed();
@@ -90,6 +101,47 @@ pub(crate) fn simulate(args: &SimulateArgs) -> Result<(), Failure> {
         if !args.json {
             println!("\nchart: {}", path.display());
         }
+    }
+    Ok(())
+}
+
+fn sweep(args: &SimulateArgs, trace: &Trace, scenario: &Scenario) -> Result<(), Failure> {
+    let targets: Vec<autoscaler_core::SignedDuration> = args
+        .sweep
+        .iter()
+        .map(|&s| autoscaler_core::SignedDuration::from_secs(i64::from(s)))
+        .collect();
+    let live = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let curve = autoscaler_sim::sweep(trace, scenario, &targets, &mut |done| {
+        if live {
+            eprint!("\r  sweeping: {:3.0} %", done * 100.0);
+        }
+    })?;
+    if live {
+        eprint!("\r{:40}\r", "");
+    }
+    if let Some(path) = &args.sweep_chart {
+        std::fs::write(
+            path,
+            curve.svg(&format!("{}: cost against wait", trace.name)),
+        )
+        .map_err(|e| Failure::Output(format!("cannot write the chart {}: {e}", path.display())))?;
+    }
+    if args.json {
+        let doc = serde_json::json!({ "trace": trace.stats(), "sweep": curve });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "{}: the cost/wait curve, {} replays in {:.2} s\n\n{}",
+        trace.name,
+        targets.len() + 1,
+        started.elapsed().as_secs_f64(),
+        curve.table()
+    );
+    if let Some(path) = &args.sweep_chart {
+        println!("chart: {}", path.display());
     }
     Ok(())
 }

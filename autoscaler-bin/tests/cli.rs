@@ -55,6 +55,55 @@ fn simulate_prints_both_reports_as_json_and_writes_the_chart() {
 }
 
 #[test]
+fn simulate_sweep_prints_the_cost_wait_curve_and_draws_it() {
+    let trace = temp("sweep.csv");
+    let rows: String = (0..40)
+        .map(|i| format!("{},{},a,o/r\n", 1_700_000_000 + i * 90, 240))
+        .collect();
+    std::fs::write(
+        &trace,
+        format!("arrival_unix_s,duration_s,labels,repo\n{rows}"),
+    )
+    .unwrap();
+    let chart = temp("sweep.svg");
+    let doc = json_of(
+        bin()
+            .args(["simulate", "--json", "--sweep", "0,300", "--trace"])
+            .arg(&trace)
+            .arg("--sweep-chart")
+            .arg(&chart),
+    );
+    let points = doc["sweep"]["points"].as_array().unwrap();
+    let targets: Vec<i64> = points
+        .iter()
+        .map(|p| p["target_wait_s"].as_i64().unwrap())
+        .collect();
+    assert_eq!(targets, [0, 300]);
+    for p in points {
+        assert_eq!(p["report"]["served"], 40);
+        assert_eq!(p["report"]["killed"], 0);
+    }
+    assert_eq!(doc["sweep"]["baseline"]["policy"], "baseline");
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("tight bound"),
+        "{svg}"
+    );
+    // The table form names every point.
+    let out = bin()
+        .args(["simulate", "--sweep", "0,300", "--trace"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("300 s") && text.contains("baseline"),
+        "{text}"
+    );
+}
+
+#[test]
 fn bad_input_is_named_and_exits_2() {
     let trace = temp("bad.csv");
     std::fs::write(&trace, "arrival_unix_s,duration_s,labels,repo\n1,0,a,o/r\n").unwrap();

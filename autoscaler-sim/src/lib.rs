@@ -29,6 +29,7 @@ mod engine;
 mod policy;
 mod report;
 mod scenario;
+mod sweep;
 pub mod trace;
 mod world;
 
@@ -37,6 +38,7 @@ pub use engine::{Run, Sample, replay};
 pub use policy::{Autoscaler, Ours};
 pub use report::{Report, Waits, table};
 pub use scenario::{Faults, Route, Scenario, WorldConfig, default_prices};
+pub use sweep::{Point, Sweep, sweep};
 pub use trace::{Trace, TraceJob, TraceStats};
 
 /// Everything that can go wrong before a replay starts; a replay itself cannot fail.
