@@ -31,29 +31,35 @@ pub(crate) struct Waiting {
 pub(crate) struct Placement {
     /// Servers to buy so every job starts by its allowed start.
     pub(crate) buy: u32,
-    /// Slots no job took that are free by the time a server bought now would be: capacity the
-    /// warm target may count on, or a surplus that lets an idle node go.
+    /// Slots of servers on the way (booting, registering, bought now) that no job took and that
+    /// are free by the time a server bought now would be: idle runners soon, so capacity the
+    /// warm target may count on, or a surplus that lets an idle node go. A busy runner about
+    /// to free up is no idle runner for the warm target and is not counted here.
     pub(crate) left: u32,
 }
 
-/// Places `waiting` (arrival instants, oldest first) on `slots` (when each will be free) under
-/// the pool's timings. `runners_per_node` slots come with every server bought.
+/// A slot on the way: when it is free, and whether it is a new runner (a server booting or
+/// registering) rather than a busy one finishing its job.
+pub(crate) type Slot = (Timestamp, bool);
+
+/// Places `waiting` (arrival instants, oldest first) on `slots` under the pool's timings.
+/// `runners_per_node` slots come with every server bought.
 pub(crate) fn place(
     now: Timestamp,
     cold_start: SignedDuration,
     target_wait: SignedDuration,
     runners_per_node: u32,
     waiting: &[Waiting],
-    slots: Vec<Timestamp>,
+    slots: Vec<Slot>,
 ) -> Placement {
     let new_ready = time::add(now, cold_start.max(SignedDuration::ZERO));
     let target = target_wait.max(SignedDuration::ZERO);
-    let mut free: BinaryHeap<Reverse<Timestamp>> = slots.into_iter().map(Reverse).collect();
+    let mut free: BinaryHeap<Reverse<Slot>> = slots.into_iter().map(Reverse).collect();
     let mut buy = 0u32;
     for job in waiting {
         let allowed = new_ready.max(time::add(job.arrived, target));
         let start = match free.peek() {
-            Some(&Reverse(at)) if at <= allowed => {
+            Some(&Reverse((at, _))) if at <= allowed => {
                 free.pop();
                 at.max(now)
             }
@@ -61,16 +67,22 @@ pub(crate) fn place(
                 buy = buy.saturating_add(1);
                 // The job takes one of the new server's slots; the others are free when it is.
                 for _ in 1..runners_per_node {
-                    free.push(Reverse(new_ready));
+                    free.push(Reverse((new_ready, true)));
                 }
                 new_ready
             }
         };
         if let Some(runs) = job.runs {
-            free.push(Reverse(time::add(start, runs.max(SignedDuration::ZERO))));
+            free.push(Reverse((
+                time::add(start, runs.max(SignedDuration::ZERO)),
+                false,
+            )));
         }
     }
-    let left = free.iter().filter(|Reverse(at)| *at <= new_ready).count();
+    let left = free
+        .iter()
+        .filter(|Reverse((at, new))| *new && *at <= new_ready)
+        .count();
     Placement {
         buy,
         left: u32::try_from(left).unwrap_or(u32::MAX),
@@ -83,6 +95,11 @@ mod tests {
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).expect("in range")
+    }
+
+    /// Busy runners free at these instants.
+    fn busy(at: &[Timestamp]) -> Vec<Slot> {
+        at.iter().map(|&t| (t, false)).collect()
     }
 
     /// Jobs that arrived at these instants, with no estimate.
@@ -111,12 +128,12 @@ mod tests {
             SignedDuration::from_mins(5),
             1,
             &jobs,
-            vec![t(10)],
+            busy(&[t(10)]),
         );
         assert_eq!(p.buy, 0);
         // At the default target only the first waits for it; the others get servers, and the
         // runner is expected free again at 70, later than a cold start.
-        let p = place(t(0), MIN, SignedDuration::ZERO, 1, &jobs, vec![t(10)]);
+        let p = place(t(0), MIN, SignedDuration::ZERO, 1, &jobs, busy(&[t(10)]));
         assert_eq!(p, Placement { buy: 2, left: 0 });
     }
 
@@ -131,7 +148,7 @@ mod tests {
             SignedDuration::ZERO,
             1,
             &arrived(&[t(-5)]),
-            vec![t(30)],
+            busy(&[t(30)]),
         );
         assert_eq!(p, Placement { buy: 0, left: 0 });
     }
@@ -144,7 +161,7 @@ mod tests {
             SignedDuration::ZERO,
             1,
             &arrived(&[t(-5)]),
-            vec![t(90)],
+            busy(&[t(90)]),
         );
         assert_eq!(p, Placement { buy: 1, left: 0 });
     }
@@ -158,7 +175,7 @@ mod tests {
             SignedDuration::from_secs(120),
             1,
             &arrived(&[t(-5)]),
-            vec![t(90)],
+            busy(&[t(90)]),
         );
         assert_eq!(p.buy, 0);
         // An older job has used up its allowance: it gets a server.
@@ -168,7 +185,7 @@ mod tests {
             SignedDuration::from_secs(120),
             1,
             &arrived(&[t(-60)]),
-            vec![t(90)],
+            busy(&[t(90)]),
         );
         assert_eq!(p.buy, 1);
     }
@@ -181,7 +198,7 @@ mod tests {
             SignedDuration::ZERO,
             1,
             &arrived(&[t(-3), t(-2), t(-1)]),
-            vec![t(10), t(20)],
+            busy(&[t(10), t(20)]),
         );
         assert_eq!(p, Placement { buy: 1, left: 0 });
     }
@@ -200,16 +217,16 @@ mod tests {
     }
 
     #[test]
-    fn slots_no_job_takes_count_only_when_free_by_a_cold_start() {
-        let p = place(
-            t(0),
-            MIN,
-            SignedDuration::ZERO,
-            1,
-            &[],
-            vec![t(0), t(59), t(60), t(61), t(3600)],
-        );
+    fn slots_no_job_takes_count_only_when_new_and_free_by_a_cold_start() {
+        let booting: Vec<Slot> = [t(0), t(59), t(60), t(61), t(3600)]
+            .into_iter()
+            .map(|at| (at, true))
+            .collect();
+        let p = place(t(0), MIN, SignedDuration::ZERO, 1, &[], booting);
         assert_eq!(p, Placement { buy: 0, left: 3 });
+        // A busy runner about to free up is no idle runner for the warm target.
+        let p = place(t(0), MIN, SignedDuration::ZERO, 1, &[], busy(&[t(10)]));
+        assert_eq!(p, Placement { buy: 0, left: 0 });
     }
 
     #[test]
@@ -220,7 +237,7 @@ mod tests {
             SignedDuration::MAX,
             64,
             &arrived(&[Timestamp::MIN, Timestamp::MAX]),
-            vec![Timestamp::MIN, Timestamp::MAX],
+            busy(&[Timestamp::MIN, Timestamp::MAX]),
         );
         assert_eq!(p.buy, 0);
         let p = place(

@@ -26,7 +26,7 @@ pub(super) struct PoolAcc {
     pub(super) warm: u32,
     /// When each slot on the way is free: servers booting, runners registering, busy runners
     /// at their job's expected end.
-    pub(super) frees: Vec<Timestamp>,
+    pub(super) frees: Vec<queue::Slot>,
     /// Slots still wanted: those of the servers waiting jobs need (see `queue`), plus the warm
     /// target, less the free and soon-free slots no job takes; negative means surplus.
     pub(super) need: i64,
@@ -121,7 +121,8 @@ impl<'a> Decision<'a> {
             let now = self.now;
             let on_the_way = |acc: &mut PoolAcc, n: u32, at: Timestamp| {
                 acc.slots.upcoming += n;
-                acc.frees.extend(std::iter::repeat_n(at, n as usize));
+                acc.frees
+                    .extend(std::iter::repeat_n((at, true), n as usize));
             };
             match classes[i] {
                 Class::Provisioning => {
@@ -144,7 +145,7 @@ impl<'a> Decision<'a> {
                     supply(acc, &mut free);
                     let soon = time::add(now, self.cold_start(pool));
                     acc.slots.ending_soon += count(m.frees_at.iter().filter(|&&t| t <= soon));
-                    acc.frees.extend(m.frees_at.iter().copied());
+                    acc.frees.extend(m.frees_at.iter().map(|&t| (t, false)));
                 }
                 // With the node or runner list unreadable or disagreeing, a machine that looks
                 // broken may be fine: count it as capacity rather than buy a replacement on no
