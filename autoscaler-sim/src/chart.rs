@@ -258,7 +258,7 @@ fn ticks(t0: i64, t1: i64) -> Vec<(i64, String)> {
         .collect()
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

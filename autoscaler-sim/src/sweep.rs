@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use autoscaler_core::SignedDuration;
 
+use crate::chart::esc;
 use crate::{Baseline, Error, Ours, Report, Scenario, Trace, replay};
 
 /// One point of the curve.
@@ -213,12 +214,6 @@ impl Sweep {
         );
         s
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -128,18 +128,8 @@ impl Decision<'_> {
                             .done()
                             .into_owned()
                     };
-                    if per_machine[i].push(
-                        Action::BeginTeardown {
-                            server_id: server.id,
-                            at: self.now,
-                        },
-                        why.clone(),
-                    ) {
-                        acc.need += i64::from(slots);
-                        acc.spare = acc.spare.saturating_sub(slots);
-                        acc.healthy -= 1;
-                        acc.tearing_down += 1;
-                        reports[i].reason = why.clone().into();
+                    if self.begin(&mut per_machine[i], acc, server.id, slots, &why) {
+                        reports[i].reason = why.into();
                     } else {
                         reports[i].reason =
                             "idle in its teardown window; its labels are updated first".into();
@@ -151,6 +141,32 @@ impl Decision<'_> {
             self.steer(machines, holds, accs, acc_of, early, per_machine, reports);
         }
         wake
+    }
+
+    /// Begins a teardown of a machine with `slots` free runner slots, and takes them out of its
+    /// pool's account; false when its labels are written by another action first.
+    fn begin(
+        &self,
+        ma: &mut MachineActions,
+        acc: &mut PoolAcc,
+        server_id: u64,
+        slots: u32,
+        why: &str,
+    ) -> bool {
+        let begun = ma.push(
+            Action::BeginTeardown {
+                server_id,
+                at: self.now,
+            },
+            why.to_owned(),
+        );
+        if begun {
+            acc.need += i64::from(slots);
+            acc.spare = acc.spare.saturating_sub(slots);
+            acc.healthy -= 1;
+            acc.tearing_down += 1;
+        }
+        begun
     }
 
     /// Steering: of the idle nodes before their window, those closest to the end of their paid
@@ -202,17 +218,7 @@ impl Decision<'_> {
                 .clock(opens)
                 .done()
                 .into_owned();
-            if per_machine[i].push(
-                Action::BeginTeardown {
-                    server_id: server.id,
-                    at: self.now,
-                },
-                why.clone(),
-            ) {
-                acc.need += i64::from(slots);
-                acc.spare = acc.spare.saturating_sub(slots);
-                acc.healthy -= 1;
-                acc.tearing_down += 1;
+            if self.begin(&mut per_machine[i], acc, server.id, slots, &why) {
                 reports[i].reason = why.into();
             }
         }
