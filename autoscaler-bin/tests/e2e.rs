@@ -247,7 +247,15 @@ async fn soak() {
         "soak: {minutes} min, {pushed} jobs, {kills} kills, {} servers created, peak {}",
         v.created, v.peak_servers
     );
-    assert!(emptied, "{v:?}; {} servers left", w.servers());
+    let tail: String = {
+        let lines: Vec<&str> = logs.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
+    assert!(
+        emptied,
+        "{v:?}; {} servers left; the daemon {status}; its last lines:\n{tail}",
+        w.servers()
+    );
     assert_promises(&w, 3);
     assert!(status.success(), "{logs}");
     assert_no_secret(&logs);

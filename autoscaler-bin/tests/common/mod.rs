@@ -227,13 +227,16 @@ pub async fn until(daemon: &mut Daemon, limit: Duration, mut done: impl FnMut() 
     false
 }
 
-/// SIGTERM, then the daemon's exit status and log.
+/// SIGTERM, then the daemon's exit status and log. A daemon that already exited on its own is
+/// not signalled: its own status and log come back, for the caller to show.
 pub async fn stop(mut daemon: Daemon) -> (ExitStatus, String) {
-    let killed = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    if !daemon.exited() {
+        let killed = Command::new("kill")
+            .args(["-TERM", &daemon.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
     tokio::task::spawn_blocking(move || daemon.wait())
         .await
         .unwrap()
