@@ -63,6 +63,36 @@ pub(crate) fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
     })
 }
 
+/// Connects for the daemon: what cannot be read at start (a service down, a 503 on the K3s
+/// version or the project's SSH keys) is retried with backoff, 1 s doubling to 60 s, each
+/// failure logged with its cause, so a blip at pod start is not a crash loop. Bad settings end
+/// it at once; so does a signal (then `None`).
+async fn connect_patiently(s: &Settings) -> Result<Option<wiring::Wired>, Failure> {
+    let stop = CancellationToken::new();
+    let signals = tokio::spawn(on_signal(stop.clone()));
+    let mut wait = std::time::Duration::from_secs(1);
+    let result = loop {
+        match wiring::connect(s).await {
+            Ok(w) => break Ok(Some(w)),
+            Err(Failure::Service(why)) => {
+                tracing::warn!(
+                    error = %why,
+                    retry_in_secs = wait.as_secs(),
+                    "cannot start yet; retrying"
+                );
+                tokio::select! {
+                    () = stop.cancelled() => break Ok(None),
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(std::time::Duration::from_secs(60));
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    signals.abort();
+    result
+}
+
 /// Cancels `token` on SIGINT or SIGTERM.
 async fn on_signal(token: CancellationToken) {
     #[cfg(unix)]
@@ -142,7 +172,9 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
         .validate()
         .map_err(|e| Failure::Input(e.to_string()))?;
     runtime()?.block_on(async move {
-        let wired = wiring::connect(&s).await?;
+        let Some(wired) = connect_patiently(&s).await? else {
+            return Ok(());
+        };
         refuse_a_shared_name(&s, &wired.providers).await?;
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new(

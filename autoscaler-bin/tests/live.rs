@@ -150,6 +150,38 @@ async fn plan_without_a_cluster_says_so_and_exits_1() {
     assert!(err.contains("Kubernetes"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_waits_for_a_cluster_it_cannot_reach_at_start_instead_of_exiting() {
+    let s = services().await;
+    let mut cmd = command(&s, &["run"]);
+    cmd.env("KUBECONFIG", s.dir.join("missing-kubeconfig"))
+        .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("WEBHOOK_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the daemon gave up instead of retrying"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("cannot start yet; retrying") && err.contains("Kubernetes"),
+        "{err}"
+    );
+}
+
 /// A free loopback port (released again for the daemon to take).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
