@@ -449,10 +449,7 @@ impl Decision<'_> {
                 },
                 busy: m.busy_runners(),
                 upcoming,
-                ending_soon: {
-                    let soon = time::add(self.now, self.cold_start(pool));
-                    count(m.frees_at.iter().filter(|&&t| t <= soon))
-                },
+                ending_soon: m.free_by(time::add(self.now, self.cold_start(pool))),
             },
             paid_until: m
                 .server

@@ -308,7 +308,7 @@ impl<'a> Decision<'a> {
             reports.push(self.report(m, state, reason));
         }
 
-        let idle_wake = self.scale_down(
+        self.scale_down(
             &inv.machines,
             &classes,
             &evidence.holds,
@@ -356,10 +356,7 @@ impl<'a> Decision<'a> {
             pools: accs.into_iter().map(pool_report).collect(),
             unservable: demand.unservable,
             warnings: self.warnings,
-            wake_at: match (self.wake, idle_wake) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
+            wake_at: self.wake,
         }
     }
 

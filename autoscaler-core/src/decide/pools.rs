@@ -143,8 +143,7 @@ impl<'a> Decision<'a> {
                 Class::Idle { .. } | Class::Busy => {
                     acc.healthy += 1;
                     supply(acc, &mut free);
-                    let soon = time::add(now, self.cold_start(pool));
-                    acc.slots.ending_soon += count(m.frees_at.iter().filter(|&&t| t <= soon));
+                    acc.slots.ending_soon += m.free_by(time::add(now, self.cold_start(pool)));
                     acc.frees.extend(m.frees_at.iter().map(|&t| (t, false)));
                 }
                 // With the node or runner list unreadable or disagreeing, a machine that looks

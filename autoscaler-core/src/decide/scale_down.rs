@@ -14,7 +14,7 @@ use crate::time;
 impl Decision<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn scale_down(
-        &self,
+        &mut self,
         machines: &[Machine<'_>],
         classes: &[Class],
         holds: &[Option<Hold>],
@@ -23,14 +23,8 @@ impl Decision<'_> {
         candidates: &mut Vec<(Timestamp, usize)>,
         per_machine: &mut [MachineActions],
         reports: &mut [NodeReport],
-    ) -> Option<Timestamp> {
+    ) {
         let now = self.now;
-        let mut wake: Option<Timestamp> = None;
-        let mut wake_at = |t: Timestamp| {
-            if t > now {
-                wake = Some(wake.map_or(t, |w| w.min(t)));
-            }
-        };
         let mut ready: Vec<(Timestamp, usize)> = Vec::new();
         let mut early: Vec<(Timestamp, usize)> = Vec::new();
         for &(idle_since, i) in candidates.iter() {
@@ -40,7 +34,7 @@ impl Decision<'_> {
             debug_assert!(matches!(classes[i], Class::Idle { .. }));
             let idle_for = now.duration_since(idle_since);
             if idle_for < pool.idle_timeout {
-                wake_at(time::add(idle_since, pool.idle_timeout));
+                self.wake_at(time::add(idle_since, pool.idle_timeout));
                 reports[i].reason = Text::new("idle for ")
                     .dur(idle_for)
                     .s("; kept until idle for ")
@@ -56,7 +50,7 @@ impl Decision<'_> {
                 pool.teardown_lead,
             ) {
                 Window::Before { opens } => {
-                    wake_at(opens);
+                    self.wake_at(opens);
                     early.push((opens, i));
                     reports[i].reason = Text::new("idle for ")
                         .dur(idle_for)
@@ -65,7 +59,7 @@ impl Decision<'_> {
                         .done();
                 }
                 Window::Missed { next_opens } => {
-                    wake_at(next_opens);
+                    self.wake_at(next_opens);
                     reports[i].reason = Text::new("idle for ")
                         .dur(idle_for)
                         .s("; too late to finish teardown in this paid period, kept (next window opens at ")
@@ -140,7 +134,6 @@ impl Decision<'_> {
         if self.snapshot.forge.can_disable_runners {
             self.steer(machines, holds, accs, acc_of, early, per_machine, reports);
         }
-        wake
     }
 
     /// Begins a teardown of a machine with `slots` free runner slots, and takes them out of its

@@ -93,6 +93,11 @@ impl Machine<'_> {
         self.runners.iter().filter(|r| r.is_free())
     }
 
+    /// Its busy runners expected to be free by `at`.
+    pub(crate) fn free_by(&self, at: jiff::Timestamp) -> u32 {
+        count(self.frees_at.iter().filter(|&&t| t <= at))
+    }
+
     /// At least one of its runners has a job: never touched.
     pub(crate) fn is_busy(&self) -> bool {
         self.jobs > 0 || self.runners.iter().any(|r| r.busy)
