@@ -1,11 +1,13 @@
 //! `gitea-ci-autoscaler`: the daemon's binary. `demo` replays a built-in busy day with no
-//! credentials and no network, `simulate` replays a CI trace file, `check-config` validates and
+//! credentials and no network, `simulate` replays a CI trace file, `trace` writes one from
+//! Gitea's history, `check-config` validates and
 //! prints the configuration, and `decide` runs the core on a snapshot file.
 
 mod config_cmds;
 mod daemon;
 mod failure;
 mod health;
+mod history;
 mod http;
 mod live;
 mod logging;
@@ -49,6 +51,10 @@ enum Command {
     },
     /// Replay a CI trace (CSV: arrival_unix_s,duration_s,labels,repo) and report cost and waits.
     Simulate(sim::SimulateArgs),
+    /// Write the finished Actions jobs of the configured Gitea scope (GITEA_API_URL,
+    /// GITEA_SCOPE, GITEA_ADMIN_TOKEN) created in a period as a trace for `simulate`: your own
+    /// traffic, replayed. Reads Gitea only; needs Gitea 1.25 or newer.
+    Trace(history::TraceArgs),
     /// Validate the configuration (environment variables and CONFIG_FILE) and print the
     /// effective configuration as TOML, secrets redacted. Exit code 2 lists every problem.
     CheckConfig {
@@ -96,6 +102,7 @@ fn main() -> ExitCode {
         Command::Run { config } => live::run(config.as_deref()),
         Command::Demo { chart, json } => sim::demo(&chart, json),
         Command::Simulate(args) => sim::simulate(&args),
+        Command::Trace(args) => history::trace(&args),
         Command::Plan { config, json } => live::plan(config.as_deref(), json),
         Command::CheckConfig { config } => config_cmds::check_config(config.as_deref()),
         Command::Decide { snapshot, config } => {

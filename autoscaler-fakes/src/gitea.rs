@@ -79,6 +79,44 @@ pub fn job(id: u64, status: &str, labels: &[&str], runner: Option<(u64, &str)>) 
     j
 }
 
+/// A finished job of run `run` in `repo` (`owner/name`): created at `created`, started `wait`
+/// seconds later and done `runs` seconds after that (never started when `runs` is `None`).
+pub fn finished(
+    id: u64,
+    run: u64,
+    repo: &str,
+    created: &str,
+    wait: i64,
+    runs: Option<i64>,
+) -> Value {
+    let at = |offset: i64| {
+        let t: jiff::Timestamp = created.parse().expect("an RFC 3339 time");
+        (t + jiff::SignedDuration::from_secs(offset)).to_string()
+    };
+    let (started, completed, conclusion) = match runs {
+        Some(r) => (at(wait), at(wait + r), "success"),
+        None => ("1970-01-01T00:00:00Z".to_owned(), at(wait), "cancelled"),
+    };
+    json!({
+        "id": id,
+        "url": format!("https://git.example.com/api/v1/repos/{repo}/actions/jobs/{id}"),
+        "html_url": format!("https://git.example.com/{repo}/actions/runs/{run}/jobs/{id}"),
+        "run_id": run,
+        "run_url": format!("https://git.example.com/api/v1/repos/{repo}/actions/runs/{run}"),
+        "name": format!("job-{id}"),
+        "labels": ["ubuntu-latest"],
+        "run_attempt": i64::from(runs.is_some()),
+        "head_sha": "3f1c2a9d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39",
+        "head_branch": "main",
+        "status": "completed",
+        "conclusion": conclusion,
+        "steps": [],
+        "created_at": created,
+        "started_at": started,
+        "completed_at": completed,
+    })
+}
+
 pub fn runner(id: u64, name: &str, online: bool, busy: bool) -> Value {
     json!({
         "id": id,

@@ -103,6 +103,30 @@ impl GiteaClient {
         &self.scope
     }
 
+    /// Items asked for per page.
+    pub(crate) fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    /// One page of a jobs list, its `X-Total-Count` (newer Gitea) checked against the body.
+    pub(crate) async fn get_page(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<JobsPage, GiteaError> {
+        let (p, header): (JobsPage, _) = self.get_counted(path, query).await?;
+        match header {
+            Some(h) if h != p.total_count => Err(GiteaError::Decode {
+                call: format!("GET {path}"),
+                problem: format!(
+                    "X-Total-Count {h} disagrees with total_count {}",
+                    p.total_count
+                ),
+            }),
+            _ => Ok(p),
+        }
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -342,17 +366,8 @@ impl GiteaClient {
                     }
                     let path = &path;
                     async move {
-                        let (p, header): (JobsPage, _) = self.get_counted(path, &query).await?;
-                        match header {
-                            Some(h) if h != p.total_count => Err(GiteaError::Decode {
-                                call: format!("GET {path}"),
-                                problem: format!(
-                                    "X-Total-Count {h} disagrees with total_count {}",
-                                    p.total_count
-                                ),
-                            }),
-                            _ => Ok((p.jobs, p.total_count)),
-                        }
+                        let p = self.get_page(path, &query).await?;
+                        Ok((p.jobs, p.total_count))
                     }
                 },
             )

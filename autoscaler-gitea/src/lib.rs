@@ -10,6 +10,8 @@
 //! - demand is `status=queued` (runnable), not `waiting` (blocked on `needs`);
 //! - the version is read once from `GET /api/v1/version`, and runner disabling (1.26) is used only
 //!   where it exists;
+//! - the finished jobs of a period can be read whole ([`GiteaClient::finished_jobs`]), for
+//!   replaying a team's own traffic in the simulator;
 //! - webhook deliveries are accepted only with a valid HMAC-SHA256 signature over the raw body;
 //! - the token is a [`SecretString`](secrecy::SecretString): it never reaches `Debug` or a log.
 //!
@@ -18,6 +20,7 @@
 
 mod client;
 mod error;
+mod history;
 mod scope;
 mod version;
 pub mod webhook;
@@ -25,5 +28,6 @@ mod wire;
 
 pub use client::{GiteaClient, GiteaConfig};
 pub use error::GiteaError;
+pub use history::{FinishedJob, History};
 pub use scope::Scope;
 pub use version::GiteaVersion;

@@ -40,8 +40,16 @@ pub(crate) struct WorkflowJob {
     pub(crate) id: u64,
     #[serde(default)]
     pub(crate) url: String,
+    /// The run's database id (not its number): jobs of one run share it.
+    #[serde(default)]
+    pub(crate) run_id: u64,
+    #[serde(default)]
+    pub(crate) name: String,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub(crate) labels: Vec<String>,
+    /// 0 until a runner first picks the job (1.24–1.26), then 1, more after a re-run.
+    #[serde(default)]
+    pub(crate) run_attempt: u64,
     #[serde(default)]
     pub(crate) status: String,
     #[serde(default)]
@@ -51,6 +59,11 @@ pub(crate) struct WorkflowJob {
     pub(crate) created_at: String,
     #[serde(default)]
     pub(crate) started_at: Option<String>,
+    #[serde(default)]
+    pub(crate) completed_at: Option<String>,
+    /// `success`, `failure`, `cancelled`, `skipped`; absent until done.
+    #[serde(default)]
+    pub(crate) conclusion: Option<String>,
 }
 
 /// `ActionRunner`.
@@ -86,7 +99,7 @@ where
 }
 
 /// Gitea writes an unset time as the Unix epoch.
-fn time(field: &str, raw: &str) -> Result<Option<Timestamp>, String> {
+pub(crate) fn time(field: &str, raw: &str) -> Result<Option<Timestamp>, String> {
     let t: Timestamp = raw
         .parse()
         .map_err(|e| format!("`{field}` is not an RFC 3339 time ({raw:?}): {e}"))?;
@@ -94,7 +107,7 @@ fn time(field: &str, raw: &str) -> Result<Option<Timestamp>, String> {
 }
 
 /// `owner/name` from the job's API url `…/api/v1/repos/{owner}/{repo}/actions/jobs/{id}`.
-fn repo_of(url: &str) -> String {
+pub(crate) fn repo_of(url: &str) -> String {
     url.split_once("/repos/")
         .and_then(|(_, rest)| {
             let mut parts = rest.splitn(3, '/');

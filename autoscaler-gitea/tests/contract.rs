@@ -3,17 +3,21 @@
 
 use autoscaler_contract::{Request, Spec};
 use autoscaler_core::ports::Forge;
-use autoscaler_fakes::gitea::{FakeGitea, State, TOKEN, job, query_of, runner};
+use autoscaler_fakes::gitea::{FakeGitea, State, TOKEN, finished, job, query_of, runner};
 use autoscaler_gitea::{GiteaClient, GiteaConfig, Scope};
 use secrecy::SecretString;
 use wiremock::{Mock, MockServer};
 
-/// 61 jobs and 55 runners: more than one page of each.
+/// 61 live jobs, 52 finished ones and 55 runners: more than one page of each.
 fn state() -> State {
     let mut jobs: Vec<_> = (1..=60)
         .map(|i| job(i, "queued", &["ubuntu-latest"], None))
         .collect();
     jobs.push(job(61, "in_progress", &["ubuntu-latest"], Some((3, "r3"))));
+    jobs.extend((100..152).map(|i| {
+        let runs = (i % 7 != 0).then_some(90);
+        finished(i, i / 3, "acme/widgets", "2026-11-20T08:00:00Z", 4, runs)
+    }));
     let runners = (1..=55)
         .map(|i| runner(i, &format!("r{i}"), true, i == 3))
         .collect();
@@ -40,6 +44,11 @@ async fn exercise(scope: Scope) -> (Vec<wiremock::Request>, FakeGitea) {
     c.capabilities().await.unwrap();
     assert!(c.jobs().await.unwrap().is_complete());
     assert!(c.runners().await.unwrap().is_complete());
+    let history = c
+        .finished_jobs(jiff::Timestamp::MIN, jiff::Timestamp::MAX, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((history.jobs.len(), history.pages), (52, 2));
     c.set_runner_disabled(4, true).await.unwrap();
     c.set_runner_disabled(4, false).await.unwrap();
     c.delete_runner(4).await.unwrap();

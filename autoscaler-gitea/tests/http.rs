@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use autoscaler_core::ports::{ErrorKind, Forge};
 use autoscaler_core::{JobStatus, RunnerId, Source};
-use autoscaler_fakes::gitea::{FakeGitea, State, TOKEN, job, runner};
+use autoscaler_fakes::gitea::{self, FakeGitea, State, TOKEN, job, runner};
 use autoscaler_gitea::{GiteaClient, GiteaConfig, Scope};
 use secrecy::SecretString;
 use serde_json::json;
@@ -511,4 +511,148 @@ async fn an_answer_larger_than_8_mib_is_refused_not_read() {
         .await
         .expect_err("too large");
     assert!(e.to_string().contains("larger than 8 MiB"), "{e}");
+}
+
+fn history_jobs(n: u64) -> Vec<serde_json::Value> {
+    (1..=n)
+        .map(|i| {
+            // One job a minute from 2026-11-01, three jobs a run; every tenth never started.
+            let created = jiff::Timestamp::from_second(1_793_491_200 + 60 * i as i64)
+                .unwrap()
+                .to_string();
+            let runs = (i % 10 != 0).then_some(100 + i as i64);
+            gitea::finished(i, 1 + (i - 1) / 3, "acme/widgets", &created, 5, runs)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn finished_jobs_are_read_on_every_page_and_kept_in_the_period() {
+    let mut jobs = history_jobs(120);
+    // Demand that has not finished is not history.
+    jobs.push(job(900, "queued", &["ubuntu-latest"], None));
+    let (server, _) = serve(State {
+        jobs,
+        ..State::default()
+    })
+    .await;
+    let c = client(&server, Scope::Org("acme".into()));
+    let from = jiff::Timestamp::from_second(1_793_491_200 + 60 * 11).unwrap();
+    let to = jiff::Timestamp::from_second(1_793_491_200 + 60 * 101).unwrap();
+    let mut heard = Vec::new();
+    let h = c
+        .finished_jobs(from, to, |page, total| heard.push((page, total)))
+        .await
+        .unwrap();
+    assert_eq!(heard, [(1, 120), (2, 120), (3, 120)]);
+    assert_eq!((h.read, h.pages), (120, 3));
+    assert!(h.problems.is_empty(), "{:?}", h.problems);
+    let ids: Vec<u64> = h.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(
+        ids,
+        (11..=100).collect::<Vec<_>>(),
+        "[from, to) by creation"
+    );
+    let j = &h.jobs[0];
+    assert_eq!(
+        (j.run_id, j.name.as_str(), j.repo.as_str(), j.attempt),
+        (4, "job-11", "acme/widgets", 1)
+    );
+    assert_eq!(
+        j.started.unwrap().duration_since(j.created),
+        jiff::SignedDuration::from_secs(5)
+    );
+    assert_eq!(
+        j.completed.unwrap().duration_since(j.started.unwrap()),
+        jiff::SignedDuration::from_secs(111)
+    );
+    let never = h.jobs.iter().find(|j| j.id == 20).unwrap();
+    assert_eq!(
+        (never.started, never.conclusion.as_str()),
+        (None, "cancelled")
+    );
+    let urls: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}?{}", r.url.path(), r.url.query().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "/api/v1/version?",
+            "/api/v1/orgs/acme/actions/jobs?status=completed&limit=50&page=1",
+            "/api/v1/orgs/acme/actions/jobs?status=completed&limit=50&page=2",
+            "/api/v1/orgs/acme/actions/jobs?status=completed&limit=50&page=3",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_history_page_that_fails_is_tried_again_and_then_ends_the_read() {
+    let (server, fake) = serve(State {
+        jobs: history_jobs(120),
+        ..State::default()
+    })
+    .await;
+    let c = client(&server, Scope::Admin);
+    let (from, to) = (jiff::Timestamp::MIN, jiff::Timestamp::MAX);
+    // Two failures are retried: the history is whole.
+    fake.0.lock().unwrap().fail_next = 0;
+    c.version().await.unwrap();
+    fake.0.lock().unwrap().fail_next = 2;
+    let h = c.finished_jobs(from, to, |_, _| {}).await.unwrap();
+    assert_eq!(h.read, 120);
+    // A page failing every time ends the read, naming the page: no history with a hole.
+    fake.0.lock().unwrap().failing_pages = vec![2];
+    let e = c.finished_jobs(from, to, |_, _| {}).await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("page 2 failed 3 times"), "{text}");
+}
+
+#[tokio::test]
+async fn history_rows_that_break_the_contract_are_named_and_a_shifting_list_is_said() {
+    let mut jobs = history_jobs(60);
+    jobs[4]["created_at"] = json!("yesterday");
+    let (server, _) = serve(State {
+        jobs,
+        reorder_next: 1,
+        ..State::default()
+    })
+    .await;
+    let c = client(&server, Scope::Admin);
+    let h = c
+        .finished_jobs(jiff::Timestamp::MIN, jiff::Timestamp::MAX, |_, _| {})
+        .await
+        .unwrap();
+    // The list shifted by one after page 1: job 50 came twice and job 60 was never seen; the
+    // bad row is skipped and the rest kept.
+    assert_eq!(h.jobs.len(), 58);
+    assert!(!h.jobs.iter().any(|j| j.id == 5 || j.id == 60));
+    assert!(
+        h.problems.iter().any(|p| p.contains("job 5: `created_at`")),
+        "{:?}",
+        h.problems
+    );
+    assert!(
+        h.problems.iter().any(|p| p.contains("came on two pages")),
+        "{:?}",
+        h.problems
+    );
+}
+
+#[tokio::test]
+async fn a_gitea_without_the_jobs_list_is_refused_for_history() {
+    let (server, _) = serve(State {
+        version: "1.24.6".into(),
+        jobs: history_jobs(3),
+        ..State::default()
+    })
+    .await;
+    let e = client(&server, Scope::Admin)
+        .finished_jobs(jiff::Timestamp::MIN, jiff::Timestamp::MAX, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("1.25 or newer"), "{e}");
 }

@@ -39,6 +39,53 @@ pub struct TraceStats {
 
 const COLUMNS: [&str; 4] = ["arrival_unix_s", "duration_s", "labels", "repo"];
 
+/// The trailing columns a recorded trace adds (readers that do not know them ignore them):
+/// jobs of one run are demand an autoscaler can see coming when some wait on `needs`.
+const RECORDED_COLUMNS: [&str; 2] = ["run_id", "job_name"];
+
+/// A job recorded from a forge's history, with the columns the format carries beyond the
+/// simulator's four.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// What the simulator replays.
+    pub job: TraceJob,
+    /// The run it belongs to.
+    pub run_id: u64,
+    /// The job's name in its workflow.
+    pub name: String,
+}
+
+/// The CSV text of recorded jobs, sorted by arrival (ties keep their order), with the run id
+/// and job name as trailing columns. A label holding `;` cannot be written (the format separates
+/// labels with it): such a job is an error naming it, so the caller decides.
+pub fn write_recorded(rows: &mut [Recorded]) -> Result<String, String> {
+    rows.sort_by_key(|r| r.job.arrival);
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let header = COLUMNS.iter().chain(RECORDED_COLUMNS.iter());
+    w.write_record(header).map_err(|e| e.to_string())?;
+    for r in rows.iter() {
+        if let Some(l) = r.job.labels.iter().find(|l| l.contains(';')) {
+            return Err(format!(
+                "job {:?} of run {} asks for the label {l:?}, which holds `;`",
+                r.name, r.run_id
+            ));
+        }
+        w.write_record([
+            r.job.arrival.to_string(),
+            r.job.duration.to_string(),
+            r.job.labels.join(";"),
+            r.job.repo.clone(),
+            r.run_id.to_string(),
+            r.name.clone(),
+        ])
+        .map_err(|e| e.to_string())?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|e| e.to_string())
+}
+
 impl Trace {
     /// Parses the CSV text of a trace. Extra trailing columns are ignored (the format allows
     /// adding e.g. `queue_s`); a missing column, a bad number or rows out of arrival order are
@@ -193,6 +240,41 @@ mod tests {
         let e = err("arrival_unix_s,duration_s,labels,repo\n5,1,x\n");
         assert!(e.contains("columns"), "{e}");
         assert!(err("arrival_unix_s,duration_s,labels,repo\n").contains("no jobs"));
+    }
+
+    #[test]
+    fn recorded_jobs_write_a_trace_that_reads_back() {
+        let job = |arrival, name: &str, labels: &[&str]| Recorded {
+            job: TraceJob {
+                arrival,
+                duration: 60,
+                labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+                repo: "acme/widgets".into(),
+            },
+            run_id: 7,
+            name: name.into(),
+        };
+        let mut rows = vec![
+            job(20, "test, \"unit\"", &["ubuntu-latest", "x64"]),
+            job(10, "lint", &["ubuntu-latest"]),
+        ];
+        let text = write_recorded(&mut rows).unwrap();
+        assert_eq!(
+            text.lines().next(),
+            Some("arrival_unix_s,duration_s,labels,repo,run_id,job_name")
+        );
+        assert!(
+            text.contains("10,60,ubuntu-latest,acme/widgets,7,lint\n"),
+            "{text}"
+        );
+        let t = Trace::parse("t", &text).unwrap();
+        assert_eq!(
+            t.jobs.iter().map(|j| j.arrival).collect::<Vec<_>>(),
+            [10, 20]
+        );
+        assert_eq!(t.jobs[1], rows[1].job);
+        let e = write_recorded(&mut [job(1, "bad", &["a;b"])]).unwrap_err();
+        assert!(e.contains("\"a;b\""), "{e}");
     }
 
     #[test]

@@ -338,26 +338,97 @@ fn placeholder() -> Secret {
     }
 }
 
+/// The TOML file `config_file`, else `CONFIG_FILE`, else an empty one.
+fn read_file(r: &Reader<'_>, config_file: Option<&str>) -> Result<file::File, Problems> {
+    let path = config_file
+        .map(str::to_owned)
+        .or_else(|| r.text("CONFIG_FILE"));
+    match &path {
+        Some(p) => r
+            .env
+            .read(p)
+            .map_err(|e| format!("cannot read {p}: {e}"))
+            .and_then(|text| file::parse(p, &text))
+            .map_err(|e| Problems(vec![format!("CONFIG_FILE: {e}")])),
+        None => Ok(file::File::default()),
+    }
+}
+
+/// Where Gitea is, which scope, and the token: what every command that reads Gitea needs.
+fn gitea_access(
+    r: &mut Reader<'_>,
+    section: file::GiteaSection,
+) -> (Option<String>, Option<Scope>, Option<Secret>) {
+    let url = r.text("GITEA_API_URL").or(section.url);
+    if url.is_none() {
+        r.problems
+            .push("GITEA_API_URL is required (e.g. https://git.example.com/api/v1)".to_owned());
+    }
+    let scope_raw = r
+        .text("GITEA_SCOPE")
+        .or(section.scope)
+        .unwrap_or_else(|| "admin".to_owned());
+    let scope = match scope_raw.parse::<Scope>() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            r.problems.push(format!("GITEA_SCOPE: {e}"));
+            None
+        }
+    };
+    let token = r.secret("GITEA_ADMIN_TOKEN", true);
+    (url, scope, token)
+}
+
+/// Only what reading Gitea needs (for `trace`): `GITEA_API_URL`, `GITEA_SCOPE`, the token, and
+/// `CALL_TIMEOUT_SECS`, from the environment and the configuration file; nothing about Hetzner or
+/// the cluster is asked for.
+pub(crate) fn load_gitea(
+    env: &dyn Env,
+    config_file: Option<&str>,
+) -> Result<(GiteaSettings, Duration), Problems> {
+    let mut r = Reader {
+        env,
+        problems: Vec::new(),
+    };
+    let file = read_file(&r, config_file)?;
+    let (url, scope, token) = gitea_access(&mut r, file.gitea);
+    let allow_insecure_http = r.boolean(transport::ALLOW_INSECURE_HTTP).unwrap_or(false);
+    if let Some(u) = &url
+        && let Err(problem) = transport::check("GITEA_API_URL", u, allow_insecure_http)
+    {
+        r.problems.push(problem);
+    }
+    let call_timeout = r
+        .number::<u64>("CALL_TIMEOUT_SECS")
+        .or(file.daemon.call_timeout_secs)
+        .unwrap_or(30);
+    r.within(
+        "CALL_TIMEOUT_SECS (or daemon.call_timeout_secs)",
+        call_timeout,
+        1,
+        MAX_CALL_TIMEOUT_SECS,
+    );
+    match (url, scope, token) {
+        (Some(url), Some(scope), Some(token)) if r.problems.is_empty() => Ok((
+            GiteaSettings {
+                url,
+                token,
+                scope,
+                webhook_secret: None,
+            },
+            Duration::from_secs(call_timeout),
+        )),
+        _ => Err(Problems(r.problems)),
+    }
+}
+
 /// Loads the configuration from `env` and the TOML file `CONFIG_FILE` (or `config_file`).
 pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings, Problems> {
     let mut r = Reader {
         env,
         problems: Vec::new(),
     };
-    let path = config_file
-        .map(str::to_owned)
-        .or_else(|| r.text("CONFIG_FILE"));
-    let file = match &path {
-        Some(p) => match env
-            .read(p)
-            .map_err(|e| format!("cannot read {p}: {e}"))
-            .and_then(|text| file::parse(p, &text))
-        {
-            Ok(f) => f,
-            Err(e) => return Err(Problems(vec![format!("CONFIG_FILE: {e}")])),
-        },
-        None => file::File::default(),
-    };
+    let file = read_file(&r, config_file)?;
     let pools_from_file = file.autoscaler.is_some();
     let mut core = file.autoscaler.unwrap_or_default();
     if let Some(name) = r.text("INSTALLATION") {
@@ -421,23 +492,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
     };
 
     // Gitea.
-    let gitea_url = r.text("GITEA_API_URL").or(file.gitea.url);
-    if gitea_url.is_none() {
-        r.problems
-            .push("GITEA_API_URL is required (e.g. https://git.example.com/api/v1)".to_owned());
-    }
-    let scope_raw = r
-        .text("GITEA_SCOPE")
-        .or(file.gitea.scope)
-        .unwrap_or_else(|| "admin".to_owned());
-    let scope = match scope_raw.parse::<Scope>() {
-        Ok(s) => Some(s),
-        Err(e) => {
-            r.problems.push(format!("GITEA_SCOPE: {e}"));
-            None
-        }
-    };
-    let gitea_token = r.secret("GITEA_ADMIN_TOKEN", true);
+    let (gitea_url, scope, gitea_token) = gitea_access(&mut r, file.gitea);
     let webhook_secret = r.secret("GITEA_WEBHOOK_SECRET", false);
 
     // Hetzner.
