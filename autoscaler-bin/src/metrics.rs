@@ -521,11 +521,13 @@ mod tests {
             outcomes: vec![
                 Outcome {
                     action: create("nbg1"),
+                    reason: String::new(),
                     result: Ok(Done::Ok),
                     call: call.clone(),
                 },
                 Outcome {
                     action: create("fsn1"),
+                    reason: String::new(),
                     result: Err(ProviderError::new(
                         Service::Hetzner,
                         ErrorKind::Capacity,

@@ -154,10 +154,10 @@ async fn plan_without_a_cluster_says_so_and_exits_1() {
 async fn run_waits_for_a_cluster_it_cannot_reach_at_start_instead_of_exiting() {
     let s = services().await;
     let mut cmd = command(&s, &["run"]);
+    // Human logs (the default) into a pipe: no colour codes.
     cmd.env("KUBECONFIG", s.dir.join("missing-kubeconfig"))
         .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("WEBHOOK_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("LOG_FORMAT", "json")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
@@ -180,6 +180,7 @@ async fn run_waits_for_a_cluster_it_cannot_reach_at_start_instead_of_exiting() {
         err.contains("cannot start yet; retrying") && err.contains("Kubernetes"),
         "{err}"
     );
+    assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
 }
 
 /// A free loopback port (released again for the daemon to take).
@@ -244,6 +245,20 @@ async fn run_serves_acts_and_stops_cleanly_on_sigterm() {
             serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         assert!(v.get("level").is_some(), "{line}");
     }
+    // The create is logged at info with its target and reason.
+    let created: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["action"] == "create_server")
+        .collect();
+    assert_eq!(created.len(), 1, "{logs}");
+    let message = created[0]["message"].as_str().unwrap_or("");
+    assert_eq!(created[0]["level"], "INFO");
+    assert!(
+        message.starts_with("done: create ci-linux-") && message.contains("(ccx33, nbg1): "),
+        "{message}"
+    );
+    assert!(created[0]["server"].as_u64().is_some(), "{}", created[0]);
     for secret in [gitea::TOKEN, hetzner::TOKEN, "K10-join-secret"] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }

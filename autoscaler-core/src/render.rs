@@ -9,7 +9,7 @@ impl Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "plan at {} ({} action(s))", self.now, self.actions.len())?;
         for a in &self.actions {
-            writeln!(f, "  {:<34} {}", describe(&a.action), a.reason)?;
+            writeln!(f, "  {:<34} {}", a.action, a.reason)?;
         }
         writeln!(f, "pools:")?;
         writeln!(
@@ -180,6 +180,14 @@ fn state(s: &NodeState) -> String {
         NodeState::Teardown { step } => format!("teardown: {}", step.name()),
         NodeState::Busy { jobs } => format!("busy ({jobs} job(s))"),
         other => other.name().to_owned(),
+    }
+}
+
+/// What an action does and to what, for people: `create ci-linux-… (cx33, nbg1)`,
+/// `delete_runner ci-linux-…-0`, `cordon ci-linux-…`. Width and alignment flags apply.
+impl Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&describe(self))
     }
 }
 

@@ -21,6 +21,8 @@ use super::{Call, Providers, timed};
 pub(crate) struct Outcome {
     /// The action.
     pub(crate) action: Action,
+    /// Why the core planned it.
+    pub(crate) reason: String,
     /// What happened.
     pub(crate) result: Result<Done, ProviderError>,
     /// The call, for the metrics.
@@ -164,6 +166,7 @@ pub(crate) async fn execute(
     let mut set = JoinSet::new();
     for (i, planned) in plan.actions.iter().enumerate() {
         let action = planned.action.clone();
+        let reason = planned.reason.to_string();
         let service = action.effect().service();
         let (p, expiries) = (p.clone(), Arc::clone(&expiries));
         set.spawn(async move {
@@ -174,6 +177,7 @@ pub(crate) async fn execute(
                 i,
                 Outcome {
                     action,
+                    reason,
                     result,
                     call,
                 },

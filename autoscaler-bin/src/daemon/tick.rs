@@ -60,6 +60,42 @@ fn settled(o: &Outcome) -> shell::Outcome {
     }
 }
 
+/// Every action carried out is logged at info with its target and the core's reason, so the
+/// default log says which server was created or deleted and why; a failed one is a warning with
+/// the cause.
+fn log_outcome(o: &Outcome) {
+    let a = &o.action;
+    let server = a.server_id();
+    let node = a.node();
+    let runner = a.runner_id();
+    match &o.result {
+        Ok(Done::Created(s)) => {
+            tracing::info!(action = a.kind(), server = s.id, "done: {a}: {}", o.reason)
+        }
+        Ok(Done::Drain(DrainProgress::Pending { .. })) => {
+            tracing::info!(action = a.kind(), node, "under way: {a}: {}", o.reason)
+        }
+        Ok(_) => tracing::info!(
+            action = a.kind(),
+            server,
+            node,
+            runner,
+            "done: {a}: {}",
+            o.reason
+        ),
+        Err(e) => tracing::warn!(
+            action = a.kind(),
+            server,
+            node,
+            runner,
+            kind = e.kind.as_str(),
+            error = %e,
+            "failed: {a} ({}): {e}",
+            o.reason
+        ),
+    }
+}
+
 /// Runs one tick at `now`. Only a leading replica carries the plan out.
 pub(crate) async fn tick(
     p: &Providers,
@@ -79,9 +115,7 @@ pub(crate) async fn tick(
     let mut calls = observation.calls;
     for o in &outcomes {
         calls.push(o.call.clone());
-        if let Err(e) = &o.result {
-            tracing::warn!(action = o.action.kind(), kind = e.kind.as_str(), error = %e, "action failed");
-        }
+        log_outcome(o);
     }
     for e in &observation.errors {
         tracing::warn!(service = %e.service, kind = e.kind.as_str(), error = %e, "could not read");

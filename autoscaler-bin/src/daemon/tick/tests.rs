@@ -417,6 +417,7 @@ fn outcome(action: Action, result: Result<Done, ProviderError>) -> Outcome {
             error: result.as_ref().err().map(|e| e.kind),
         },
         action,
+        reason: "a test".into(),
         result,
     }
 }
