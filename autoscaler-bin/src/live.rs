@@ -15,7 +15,7 @@ use crate::health::Health;
 use crate::http::{AppState, Hook, router, webhook_router};
 use crate::metrics::Metrics;
 use crate::settings::{self, ProcessEnv, Settings};
-use crate::{logging, wiring};
+use crate::{logging, preflight, wiring};
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
@@ -30,7 +30,9 @@ fn settings(config: Option<&Path>) -> Result<Settings, Failure> {
 }
 
 /// One read-only tick against the real services: prints the plan with its reasons and every
-/// node's state, and changes nothing.
+/// node's state, and changes nothing. A preflight too: when any source could not be read or
+/// refused the credentials, every problem is listed once with what to do, and the exit code is 1
+/// (bad configuration stays 2), so `plan && …` stops.
 pub(crate) fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
     let s = settings(config)?;
     let policy = s
@@ -38,7 +40,7 @@ pub(crate) fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
         .validate()
         .map_err(|e| Failure::Input(e.to_string()))?;
     runtime()?.block_on(async {
-        let wired = wiring::connect(&s).await?;
+        let wired = wiring::connect(&s, wiring::Purpose::Plan).await?;
         let mut shell = Shell::new(policy);
         let report = tick(
             &wired.providers,
@@ -48,18 +50,27 @@ pub(crate) fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
             s.daemon.call_timeout,
         )
         .await;
+        let problems = preflight::problems(&report, &s, &wired.problems);
         if json {
             let text = serde_json::to_string_pretty(&report.plan)
                 .map_err(|e| Failure::Output(e.to_string()))?;
             println!("{text}");
         } else {
-            print!("{}", report.plan);
-            for e in &report.read_errors {
-                println!("could not read: {e}");
-            }
+            print!("{}", preflight::without_repeats(&report.plan, &report));
             println!("(read-only: nothing was changed)");
         }
-        Ok(())
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let mut text = format!(
+            "preflight failed: {} problem(s), so this plan is not what the daemon would do:",
+            problems.len()
+        );
+        for p in &problems {
+            text.push_str("\n  - ");
+            text.push_str(p);
+        }
+        Err(Failure::Service(text))
     })
 }
 
@@ -72,7 +83,7 @@ async fn connect_patiently(s: &Settings) -> Result<Option<wiring::Wired>, Failur
     let signals = tokio::spawn(on_signal(stop.clone()));
     let mut wait = std::time::Duration::from_secs(1);
     let result = loop {
-        match wiring::connect(s).await {
+        match wiring::connect(s, wiring::Purpose::Run).await {
             Ok(w) => break Ok(Some(w)),
             Err(Failure::Service(why)) => {
                 tracing::warn!(

@@ -12,6 +12,7 @@ mod http;
 mod live;
 mod logging;
 mod metrics;
+mod preflight;
 mod settings;
 mod sim;
 mod wiring;
@@ -63,7 +64,9 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// One read-only tick against the real services: print the plan with its reasons and every
-    /// node's state. Changes nothing.
+    /// node's state. Changes nothing. A preflight: exits 1 when a source could not be read or
+    /// refused the credentials (each problem listed once, with what to do), 2 on bad
+    /// configuration, 0 when everything was read.
     Plan {
         /// A TOML configuration file (instead of CONFIG_FILE).
         #[arg(long, value_name = "FILE.toml")]

@@ -18,6 +18,19 @@ pub(crate) struct Wired {
     /// The HTTP client the providers share (for the Pushgateway too).
     pub(crate) http: reqwest::Client,
     pub(crate) lease: Option<LeaseLock>,
+    /// What `plan` could not read while connecting (the K3s version, the server URL): each a
+    /// problem of the preflight. Always empty for `run`, which retries instead.
+    pub(crate) problems: Vec<String>,
+}
+
+/// What the connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// The daemon: everything a create needs must be there, or connecting fails (and is retried).
+    Run,
+    /// `plan`: read-only, so what only creates need (the join data, the project's SSH keys) is not
+    /// asked for or, when it cannot be read, noted as a problem while the rest is still read.
+    Plan,
 }
 
 /// Installs the process's one rustls crypto provider. Idempotent.
@@ -27,7 +40,8 @@ pub(crate) fn install_crypto() {
 }
 
 /// Connects to the three services.
-pub(crate) async fn connect(s: &Settings) -> Result<Wired, Failure> {
+pub(crate) async fn connect(s: &Settings, purpose: Purpose) -> Result<Wired, Failure> {
+    let mut problems = Vec::new();
     install_crypto();
     let http = reqwest::Client::builder()
         .user_agent(concat!("gitea-ci-autoscaler/", env!("CARGO_PKG_VERSION")))
@@ -40,20 +54,33 @@ pub(crate) async fn connect(s: &Settings) -> Result<Wired, Failure> {
     let cluster = K3sCluster::connect(cluster_config)
         .await
         .map_err(|e| Failure::Service(format!("Kubernetes: {e}")))?;
+    // Only a create uses these; `plan` notes what it could not read and reads the rest.
+    let mut needed = |what: Result<String, String>, placeholder: &str| match what {
+        Ok(v) => Ok(v),
+        Err(problem) if purpose == Purpose::Plan => {
+            problems.push(problem);
+            Ok(placeholder.to_owned())
+        }
+        Err(problem) => Err(Failure::Service(problem)),
+    };
     let version = match &s.k3s.version {
         Some(v) => v.clone(),
-        None => cluster.version().await.map_err(|e| {
-            Failure::Service(format!(
-                "cannot read the K3s version (set K3S_VERSION): {e}"
-            ))
-        })?,
+        None => needed(
+            cluster.version().await.map_err(|e| {
+                format!("cannot read the K3s version (or set K3S_VERSION): Kubernetes: {e}")
+            }),
+            // Never used: `plan` creates nothing. Well-formed, so the client can be built.
+            "v0.0.0+k3s0",
+        )?,
     };
     let server_url = match &s.k3s.server_url {
         Some(u) => u.clone(),
-        None => cluster
-            .control_plane()
-            .await
-            .map_err(|e| Failure::Service(format!("cannot find the K3s server URL: {e}")))?,
+        None => needed(
+            cluster.control_plane().await.map_err(|e| {
+                format!("cannot find the K3s server URL (or set K3S_URL): Kubernetes: {e}")
+            }),
+            "https://unknown:6443",
+        )?,
     };
     if s.k3s.join.static_token().is_none()
         && let Err(e) = cluster.cluster_ca_hash().await
@@ -83,7 +110,7 @@ pub(crate) async fn connect(s: &Settings) -> Result<Wired, Failure> {
     hetzner.firewalls = s.hetzner.firewalls.clone();
     let mut cloud =
         HetznerClient::new(http.clone(), hetzner).map_err(|e| Failure::Input(e.to_string()))?;
-    if s.hetzner.ssh_keys.is_empty() {
+    if s.hetzner.ssh_keys.is_empty() && purpose == Purpose::Run {
         // As the seed did: every SSH key of the project goes on new servers.
         let keys = cloud
             .ssh_key_names()
@@ -121,5 +148,6 @@ pub(crate) async fn connect(s: &Settings) -> Result<Wired, Failure> {
             mint_join_tokens: s.k3s.join.static_token().is_none(),
         },
         lease,
+        problems,
     })
 }

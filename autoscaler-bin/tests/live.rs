@@ -8,8 +8,8 @@ use std::process::Command;
 
 use autoscaler_fakes::{gitea, hetzner, kube};
 use serde_json::json;
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer};
+use wiremock::matchers::{any, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 struct Services {
     gitea: MockServer,
@@ -103,6 +103,89 @@ async fn plan_prints_the_plan_and_changes_nothing() {
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["actions"][0]["action"], json!("create_server"));
     assert_eq!(plan["actions"][0]["location"], json!("nbg1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_is_a_preflight_that_stops_on_refused_credentials_with_what_to_do() {
+    let s = services().await;
+    // Gitea knows the token but the scope is not its to read; Hetzner refuses its token.
+    Mock::given(path_regex("^/api/v1/admin/actions/"))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(json!({"message": "token does not have at least one of required scope(s): [read:admin]", "url": ""})),
+        )
+        .with_priority(1)
+        .mount(&s.gitea)
+        .await;
+    let mut cmd = plan_command(&s, true);
+    cmd.env("HETZNER_API_TOKEN", "a-refused-hetzner-token");
+    let out = output(cmd).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // The plan is still printed (JSON on stdout), the problems go to stderr, each once.
+    let _: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(err.contains("preflight failed"), "{err}");
+    assert!(
+        err.contains("HTTP 403")
+            && err.contains("GITEA_SCOPE=admin needs a token with write:admin"),
+        "{err}"
+    );
+    assert!(
+        err.contains("HTTP 401") && err.contains("Read & Write API token"),
+        "{err}"
+    );
+    assert_eq!(err.matches("HTTP 401").count(), 1, "{err}");
+    assert!(!err.contains("before 1.26"), "{err}");
+    assert!(!err.contains("a-refused-hetzner-token"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_with_every_service_unreachable_names_the_root_cause_once_per_service() {
+    let s = services().await;
+    let mut cmd = plan_command(&s, false);
+    cmd.env("GITEA_API_URL", "http://127.0.0.1:9")
+        .env("HETZNER_API_URL", "http://127.0.0.1:9/v1");
+    let out = output(cmd).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(
+        err.contains("is GITEA_API_URL=http://127.0.0.1:9 right"),
+        "{err}"
+    );
+    assert!(
+        err.contains("is HETZNER_API_URL=http://127.0.0.1:9/v1 right"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("gitea: ").count(),
+        1,
+        "one problem for Gitea: {err}"
+    );
+    // The plan does not say each failure again, nor claims an old Gitea.
+    assert!(
+        !text.contains("Connection refused") && !text.contains("before 1.26"),
+        "{text}"
+    );
+    assert!(text.contains("version is unknown"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_needs_no_ssh_keys() {
+    let s = services().await;
+    Mock::given(path("/v1/ssh_keys"))
+        .respond_with(ResponseTemplate::new(503))
+        .with_priority(1)
+        .mount(&s.hetzner)
+        .await;
+    let out = output(plan_command(&s, false)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let asked = s.hetzner.received_requests().await.unwrap();
+    assert!(!asked.iter().any(|r| r.url.path() == "/v1/ssh_keys"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

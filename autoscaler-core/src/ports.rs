@@ -138,6 +138,23 @@ impl ProviderError {
     }
 }
 
+/// An error and its causes on one line, `outer: inner: root` (a cause whose text the line
+/// already holds is skipped), so the root cause of a failed call ("Connection refused", a DNS
+/// failure, a certificate problem) reaches the operator instead of only "error sending request".
+pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
 /// A join credential minted for one server: a Kubernetes bootstrap token that expires shortly
 /// after the server's provisioning timeout and is revoked once its node has joined.
 #[derive(Debug, Clone)]
@@ -306,4 +323,30 @@ pub trait Leadership: Send + Sync {
     async fn acquire_or_renew(&self, now: Timestamp) -> Result<bool, ProviderError>;
     /// Give the lease up so another replica can lead at once (on shutdown).
     async fn release(&self) -> Result<(), ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_causes;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request for url (http://127.0.0.1:2/)")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn the_root_cause_is_on_the_line_once() {
+        let e = Outer(Middle(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        )));
+        assert_eq!(
+            with_causes(&e),
+            "error sending request for url (http://127.0.0.1:2/): client error (Connect): \
+             Connection refused (os error 111)"
+        );
+    }
 }

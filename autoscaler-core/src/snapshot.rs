@@ -124,13 +124,42 @@ impl Snapshot {
 pub struct ForgeCapabilities {
     /// Gitea 1.26+ can disable a runner so that it takes no new job while it is checked once more.
     pub can_disable_runners: bool,
+    /// False while the forge's version has never been read: the capabilities are then the safe
+    /// assumption (no runner is disabled), not a fact, and the plan says it does not know.
+    #[serde(default = "known", skip_serializing_if = "is_known")]
+    pub known: bool,
+}
+
+fn known() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_known(k: &bool) -> bool {
+    *k
+}
+
+impl ForgeCapabilities {
+    /// What a forge whose version was read can do.
+    pub fn read(can_disable_runners: bool) -> Self {
+        Self {
+            can_disable_runners,
+            known: true,
+        }
+    }
+
+    /// The safe assumption while the version has never been read: nothing is disabled.
+    pub fn unknown() -> Self {
+        Self {
+            can_disable_runners: false,
+            known: false,
+        }
+    }
 }
 
 impl Default for ForgeCapabilities {
     fn default() -> Self {
-        Self {
-            can_disable_runners: true,
-        }
+        Self::read(true)
     }
 }
 

@@ -432,9 +432,7 @@ fn build(spec: &WorldSpec) -> (Policy, Snapshot) {
 
     let mut snapshot = Snapshot::new(now);
     snapshot.cluster = spec.clusters.0.then(|| OUR_CLUSTER.to_owned());
-    snapshot.forge = ForgeCapabilities {
-        can_disable_runners: spec.can_disable,
-    };
+    snapshot.forge = ForgeCapabilities::read(spec.can_disable);
     snapshot.jobs = source(jobs, spec.sources[0], spec.duplicate == Some(0));
     snapshot.runners = source(runners, spec.sources[1], spec.duplicate == Some(1));
     snapshot.servers = source(servers, spec.sources[2], spec.duplicate == Some(2));

@@ -734,9 +734,7 @@ fn the_full_teardown_order() {
 #[test]
 fn without_disable_the_order_skips_disabling_and_warns() {
     let mut w = one_idle(57, 10);
-    w.truth.forge = ForgeCapabilities {
-        can_disable_runners: false,
-    };
+    w.truth.forge = ForgeCapabilities::read(false);
     let mut seen = Vec::new();
     for _ in 0..10 {
         let plan = w.step();
@@ -850,9 +848,7 @@ fn idle_nodes_near_the_end_of_their_hour_are_steered_away_from_new_jobs_and_come
 #[test]
 fn without_runner_disabling_nothing_is_steered() {
     let mut w = default_world();
-    w.truth.forge = ForgeCapabilities {
-        can_disable_runners: false,
-    };
+    w.truth.forge = ForgeCapabilities::read(false);
     w.machine("linux", "m1", mins(50));
     w.machine("linux", "m2", mins(20));
     w.idle_for("m1", mins(3));

@@ -139,9 +139,17 @@ fn unreadable_capabilities_are_the_last_read_or_the_older_gitea() {
     let now = t(NOW);
     let mut r = reading(&s, now, vec![]);
     r.forge = None;
-    assert!(!s.decide(r).snapshot.forge.can_disable_runners);
+    let d = s.decide(r);
+    assert!(!d.snapshot.forge.can_disable_runners && !d.snapshot.forge.known);
+    // Said as unknown, never as an old Gitea.
+    let said: Vec<&str> = d.plan.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert!(
+        said.iter().any(|w| w.contains("version is unknown")),
+        "{said:?}"
+    );
+    assert!(!said.iter().any(|w| w.contains("before 1.26")), "{said:?}");
     let d = s.decide(reading(&s, now, vec![]));
-    assert!(d.snapshot.forge.can_disable_runners);
+    assert!(d.snapshot.forge.can_disable_runners && d.snapshot.forge.known);
     let mut r = reading(&s, now, vec![]);
     r.forge = None;
     assert!(s.decide(r).snapshot.forge.can_disable_runners);

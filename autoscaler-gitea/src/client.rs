@@ -483,9 +483,7 @@ fn source<T>(items: Vec<T>, problems: Vec<String>) -> Source<T> {
 impl Forge for GiteaClient {
     async fn capabilities(&self) -> Result<ForgeCapabilities, ProviderError> {
         let v = self.version().await?;
-        Ok(ForgeCapabilities {
-            can_disable_runners: v.disables_runners(),
-        })
+        Ok(ForgeCapabilities::read(v.disables_runners()))
     }
 
     async fn jobs(&self) -> Result<Source<Job>, ProviderError> {

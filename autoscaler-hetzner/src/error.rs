@@ -20,7 +20,7 @@ pub enum HetznerError {
         message: String,
     },
     /// The request did not get an answer: connection refused, reset, or timed out.
-    #[error("{call}: {source}")]
+    #[error("{call}: {}", autoscaler_core::ports::with_causes(source))]
     Transport {
         /// The call.
         call: String,

@@ -19,7 +19,7 @@ pub enum K3sError {
         message: String,
     },
     /// The call failed before an answer: connection, TLS, or a body kube could not read.
-    #[error("{call}: {source}")]
+    #[error("{call}: {}", autoscaler_core::ports::with_causes(source))]
     Client {
         /// The call.
         call: String,

@@ -242,7 +242,14 @@ impl<'a> Decision<'a> {
                 ),
             );
         }
-        if !self.snapshot.forge.can_disable_runners {
+        if !self.snapshot.forge.known {
+            self.warn(
+                WarningKind::WeakTeardownOrder,
+                "the forge's version is unknown (it could not be read yet), so runners are not \
+                 disabled before they are deleted: a job assigned between the last snapshot and a \
+                 runner deletion would be lost",
+            );
+        } else if !self.snapshot.forge.can_disable_runners {
             self.warn(
                 WarningKind::WeakTeardownOrder,
                 "the forge cannot disable runners (Gitea before 1.26): a job assigned between the last \

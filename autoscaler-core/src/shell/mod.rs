@@ -202,9 +202,7 @@ impl Shell {
         self.durations.learn(&snapshot.jobs, now);
         self.durations.annotate(&mut snapshot.jobs, now);
         // Without knowing, assume the older Gitea: no runner is disabled.
-        snapshot.forge = self.capabilities.unwrap_or(ForgeCapabilities {
-            can_disable_runners: false,
-        });
+        snapshot.forge = self.capabilities.unwrap_or_else(ForgeCapabilities::unknown);
         snapshot.cluster.clone_from(&self.cluster);
         snapshot.create_failures = self.failures.at(now);
         snapshot.cold_starts = self.cold_starts.estimates();

@@ -21,11 +21,8 @@ fn providers(waiting_job: bool) -> (Providers, World) {
     let reads = Arc::new(AtomicUsize::new(0));
     let creates = Arc::new(AtomicUsize::new(0));
     let mut f = MockForge::new();
-    f.expect_capabilities().returning(|| {
-        Ok(ForgeCapabilities {
-            can_disable_runners: true,
-        })
-    });
+    f.expect_capabilities()
+        .returning(|| Ok(ForgeCapabilities::read(true)));
     let r = reads.clone();
     f.expect_jobs().returning(move || {
         r.fetch_add(1, Ordering::SeqCst);

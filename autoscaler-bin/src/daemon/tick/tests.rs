@@ -28,11 +28,8 @@ fn labels() -> Vec<String> {
 
 fn forge(jobs: Vec<Job>) -> MockForge {
     let mut f = MockForge::new();
-    f.expect_capabilities().returning(|| {
-        Ok(ForgeCapabilities {
-            can_disable_runners: true,
-        })
-    });
+    f.expect_capabilities()
+        .returning(|| Ok(ForgeCapabilities::read(true)));
     f.expect_jobs()
         .returning(move || Ok(Source::complete(jobs.clone())));
     f.expect_runners()
@@ -230,11 +227,8 @@ async fn a_capacity_error_is_fed_back_and_the_next_location_is_tried() {
 async fn an_unreadable_source_is_unavailable_and_nothing_is_created() {
     let config = config();
     let mut f = MockForge::new();
-    f.expect_capabilities().returning(|| {
-        Ok(ForgeCapabilities {
-            can_disable_runners: true,
-        })
-    });
+    f.expect_capabilities()
+        .returning(|| Ok(ForgeCapabilities::read(true)));
     f.expect_jobs().returning(|| {
         Err(ProviderError::new(
             Service::Gitea,
