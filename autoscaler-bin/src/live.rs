@@ -78,7 +78,10 @@ pub(crate) fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
 /// version or the project's SSH keys) is retried with backoff, 1 s doubling to 60 s, each
 /// failure logged with its cause, so a blip at pod start is not a crash loop. Bad settings end
 /// it at once; so does a signal (then `None`).
-async fn connect_patiently(s: &Settings) -> Result<Option<wiring::Wired>, Failure> {
+async fn connect_patiently(
+    s: &Settings,
+    health: &Health,
+) -> Result<Option<wiring::Wired>, Failure> {
     let stop = CancellationToken::new();
     let signals = tokio::spawn(on_signal(stop.clone()));
     let mut wait = std::time::Duration::from_secs(1);
@@ -86,6 +89,7 @@ async fn connect_patiently(s: &Settings) -> Result<Option<wiring::Wired>, Failur
         match wiring::connect(s, wiring::Purpose::Run).await {
             Ok(w) => break Ok(Some(w)),
             Err(Failure::Service(why)) => {
+                health.connecting(&why);
                 tracing::warn!(
                     error = %why,
                     retry_in_secs = wait.as_secs(),
@@ -183,10 +187,6 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
         .validate()
         .map_err(|e| Failure::Input(e.to_string()))?;
     runtime()?.block_on(async move {
-        let Some(wired) = connect_patiently(&s).await? else {
-            return Ok(());
-        };
-        refuse_a_shared_name(&s, &wired.providers).await?;
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new(
             Timestamp::now(),
@@ -218,6 +218,20 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
             webhook_router(state),
             shutdown.clone(),
         ));
+        // Serving first: while it connects, /healthz says alive and /readyz says why not ready.
+        let Some(wired) = connect_patiently(&s, &health).await? else {
+            shutdown.cancel();
+            let _ = server.await;
+            let _ = webhook_server.await;
+            return Ok(());
+        };
+        if let Err(e) = refuse_a_shared_name(&s, &wired.providers).await {
+            shutdown.cancel();
+            let _ = server.await;
+            let _ = webhook_server.await;
+            return Err(e);
+        }
+        health.connected(Timestamp::now());
         tokio::spawn(on_signal(shutdown.clone()));
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),

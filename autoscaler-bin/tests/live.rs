@@ -238,8 +238,9 @@ async fn run_waits_for_a_cluster_it_cannot_reach_at_start_instead_of_exiting() {
     let s = services().await;
     let mut cmd = command(&s, &["run"]);
     // Human logs (the default) into a pipe: no colour codes.
+    let port = free_port();
     cmd.env("KUBECONFIG", s.dir.join("missing-kubeconfig"))
-        .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("WEBHOOK_ADDR", format!("127.0.0.1:{}", free_port()))
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null());
@@ -248,6 +249,26 @@ async fn run_waits_for_a_cluster_it_cannot_reach_at_start_instead_of_exiting() {
     assert!(
         child.try_wait().unwrap().is_none(),
         "the daemon gave up instead of retrying"
+    );
+    // Served meanwhile: alive (no restart would help), not ready, and saying why.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let healthz = http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(healthz.status().is_success());
+    let readyz = http
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readyz.status().as_u16(), 503);
+    let why = readyz.text().await.unwrap();
+    assert!(
+        why.starts_with("not ready: cannot start yet (retrying): Kubernetes"),
+        "{why}"
     );
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

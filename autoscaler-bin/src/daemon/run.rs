@@ -110,7 +110,7 @@ impl Loop {
             let report = tick(&self.providers, &mut shell, now, leading, self.call_timeout).await;
             ticks += 1;
             self.metrics.record(&report, now);
-            self.health.ticked(now, report.read_everything());
+            self.health.ticked(now, report.unread());
             let failed = report.outcomes.iter().filter(|o| o.result.is_err()).count();
             tracing::info!(
                 actions = report.plan.actions.len(),

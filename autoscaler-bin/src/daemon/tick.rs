@@ -31,6 +31,30 @@ pub(crate) struct TickReport {
 }
 
 impl TickReport {
+    /// What this tick could not read, for `/readyz`; `None` when it read every source.
+    pub(crate) fn unread(&self) -> Option<String> {
+        if self.read_everything() {
+            return None;
+        }
+        let mut said: Vec<String> = self.read_errors.iter().map(ToString::to_string).collect();
+        let lists = [
+            ("jobs", self.snapshot.jobs.is_complete()),
+            ("runners", self.snapshot.runners.is_complete()),
+            ("servers", self.snapshot.servers.is_complete()),
+            ("nodes", self.snapshot.nodes.is_complete()),
+            ("runner pods", self.snapshot.pods.is_complete()),
+        ];
+        if said.is_empty() {
+            let partial: Vec<&str> = lists
+                .iter()
+                .filter(|(_, complete)| !complete)
+                .map(|(name, _)| *name)
+                .collect();
+            said.push(format!("incomplete lists: {}", partial.join(", ")));
+        }
+        Some(said.join("; "))
+    }
+
     /// Every source was read (actions may still have failed; they are retried by design).
     pub(crate) fn read_everything(&self) -> bool {
         self.read_errors.is_empty()

@@ -65,11 +65,15 @@ async fn healthz(State(s): State<Arc<AppState>>) -> StatusCode {
     }
 }
 
-async fn readyz(State(s): State<Arc<AppState>>) -> StatusCode {
-    if s.health.ready(Timestamp::now()) {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+/// 200 `ready`, or 503 with why not (what could not be read, since when), for `kubectl describe`
+/// and whoever curls it.
+async fn readyz(State(s): State<Arc<AppState>>) -> (StatusCode, String) {
+    match s.health.readiness(Timestamp::now()) {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 
@@ -249,11 +253,15 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND, "not on the webhook's port");
         let get = |path: &str| client().get(format!("{url}{path}")).send();
         assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+        let not_ready = get("/readyz").await.unwrap();
+        assert_eq!(not_ready.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
-            get("/readyz").await.unwrap().status(),
-            StatusCode::SERVICE_UNAVAILABLE
+            not_ready.text().await.unwrap(),
+            "not ready: connecting to Gitea, Hetzner and Kubernetes\n",
+            "it says why"
         );
-        state.health.ticked(Timestamp::now(), true);
+        state.health.connected(Timestamp::now());
+        state.health.ticked(Timestamp::now(), None);
         assert_eq!(get("/readyz").await.unwrap().status(), StatusCode::OK);
         let resp = get("/metrics").await.unwrap();
         assert!(
