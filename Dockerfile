@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
 # A minimal, non-root image: the static parts of Debian 12 (glibc, CA certificates) and the
-# binary. Build: docker build -t gitea-ci-autoscaler .
+# binary. Build: docker build --build-arg GIT_COMMIT="$(git rev-parse --short=12 HEAD)" -t gitea-ci-autoscaler .
+# (the build context holds no .git, so --version names the commit only when it is passed).
 
 FROM rust:1.95-bookworm AS build
+ARG GIT_COMMIT=""
+ENV GCA_GIT_COMMIT=${GIT_COMMIT}
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -234,7 +234,7 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
         health.connected(Timestamp::now());
         tokio::spawn(on_signal(shutdown.clone()));
         tracing::info!(
-            version = env!("CARGO_PKG_VERSION"),
+            version = crate::VERSION,
             installation = %s.core.installation,
             pools = s.core.pools.len(),
             max_nodes = s.core.max_nodes,

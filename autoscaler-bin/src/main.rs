@@ -22,9 +22,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The release and the commit it was built from (see build.rs).
+pub(crate) const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GCA_COMMIT"),
+    ")"
+);
+
 /// Autoscales Gitea Actions runners on Hetzner Cloud servers that join a K3s cluster.
 #[derive(Debug, Parser)]
-#[command(name = "gitea-ci-autoscaler", version, about)]
+#[command(name = "gitea-ci-autoscaler", version = VERSION, about)]
 struct Cli {
     /// What to do; without a command, `run`.
     #[command(subcommand)]
@@ -75,6 +83,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a completion script for a shell: e.g. `gitea-ci-autoscaler completions bash >
+    /// /etc/bash_completion.d/gitea-ci-autoscaler`, or `… completions zsh > "${fpath[1]}/_gitea-ci-autoscaler"`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Run the decision core on a snapshot (JSON) and print the plan as JSON. Reads no service.
     Decide {
         /// The snapshot file, or `-` for standard input.
@@ -106,6 +121,16 @@ fn main() -> ExitCode {
         Command::Demo { chart, json } => sim::demo(&chart, json),
         Command::Simulate(args) => sim::simulate(&args),
         Command::Trace(args) => history::trace(&args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(
+                shell,
+                &mut cmd,
+                "gitea-ci-autoscaler",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Plan { config, json } => live::plan(config.as_deref(), json),
         Command::CheckConfig { config } => config_cmds::check_config(config.as_deref()),
         Command::Decide { snapshot, config } => {

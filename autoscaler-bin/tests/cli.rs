@@ -291,3 +291,48 @@ fn decide_gives_a_plan_for_a_snapshot_at_the_end_of_time() {
     );
     assert!(plan["actions"].is_array(), "{plan}");
 }
+
+#[test]
+fn version_names_the_commit_and_completions_cover_every_command() {
+    let out = bin().arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.starts_with(&format!(
+            "gitea-ci-autoscaler {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    let commit = text
+        .trim()
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap();
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{text}"
+    );
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = bin().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for command in [
+            "run",
+            "plan",
+            "simulate",
+            "trace",
+            "check-config",
+            "decide",
+            "demo",
+        ] {
+            assert!(
+                script.contains(command),
+                "{shell} completion lacks {command}"
+            );
+        }
+    }
+    let out = bin().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is refused");
+}
