@@ -15,6 +15,9 @@ pub(crate) fn check_config(config: Option<&Path>) -> Result<(), Failure> {
     let s =
         settings::load(&ProcessEnv, path.as_deref()).map_err(|p| Failure::Input(p.to_string()))?;
     print!("{}", s.render());
+    for w in &s.warnings {
+        eprintln!("warning: {w}");
+    }
     eprintln!(
         "configuration is valid: {} pool(s), at most {} servers",
         s.core.pools.len(),
@@ -64,5 +67,10 @@ pub(crate) fn decide_snapshot(snapshot: &str, config: Option<&Path>) -> Result<(
     let json = serde_json::to_string_pretty(&plan)
         .map_err(|e| Failure::Output(format!("cannot write the plan: {e}")))?;
     println!("{json}");
+    // The plan's warnings for people too (standard output stays the JSON plan): an empty plan
+    // with a reason is not an empty plan with none.
+    for w in &plan.warnings {
+        eprintln!("warning ({}): {}", w.kind.name(), w.message);
+    }
     Ok(())
 }

@@ -244,6 +244,9 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
             webhook = s.gitea.webhook_secret.is_some(),
             "starting"
         );
+        for w in &s.warnings {
+            tracing::warn!("configuration: {w}");
+        }
         if s.daemon.allow_insecure_http {
             tracing::warn!(
                 "ALLOW_INSECURE_HTTP is set: tokens may travel in cleartext to http:// service URLs"

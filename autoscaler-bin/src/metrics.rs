@@ -405,7 +405,13 @@ impl Metrics {
         if r.snapshot.jobs.is_complete() {
             seen.started_jobs.retain(|id| running.contains(id));
         }
+        // Our machines only: the node list holds other installations' nodes too.
+        let ours: std::collections::BTreeSet<&str> =
+            r.plan.nodes.iter().map(|n| n.name.as_str()).collect();
         for n in r.snapshot.nodes.items() {
+            if !ours.contains(n.name.as_str()) {
+                continue;
+            }
             if let (true, Some(ready), Some(created)) = (n.ready, n.ready_since, n.created)
                 && seen.joined_nodes.insert(n.name.clone())
             {

@@ -185,6 +185,39 @@ fn decide_prints_the_plan_of_a_snapshot_file_or_stdin() {
 }
 
 #[test]
+fn decide_without_the_config_says_the_servers_belong_to_another_installation() {
+    let out = bin()
+        .args(["decide", "--snapshot"])
+        .arg(data("snapshot.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warning = plan["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "other_installations")
+        .unwrap_or_else(|| panic!("{plan}"));
+    let text = warning["message"].as_str().unwrap();
+    assert!(
+        text.contains("gitea-ci-autoscaler/owner=ci: ") && text.contains("(\"default\")"),
+        "{text}"
+    );
+    assert!(err.contains("warning (other_installations): "), "{err}");
+    // With the installation's own configuration, no such warning.
+    let plan = json_of(
+        bin()
+            .args(["decide", "--snapshot"])
+            .arg(data("snapshot.json"))
+            .arg("--config")
+            .arg(data("config.json")),
+    );
+    assert!(!plan.to_string().contains("other_installations"), "{plan}");
+}
+
+#[test]
 fn decide_refuses_a_broken_snapshot_with_exit_code_2() {
     let bad = temp("bad-snapshot.json");
     std::fs::write(&bad, r#"{"now": "yesterday"}"#).unwrap();
@@ -335,4 +368,45 @@ fn version_names_the_commit_and_completions_cover_every_command() {
     }
     let out = bin().args(["completions", "tcsh"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "an unknown shell is refused");
+}
+
+#[test]
+fn check_config_output_reads_back_and_the_example_file_passes() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config.example.toml");
+    let out = seed_env(bin().args(["check-config", "--config", example]))
+        .env_remove("GITEA_API_URL")
+        .env("POLL_INTERVAL_SEC", "3")
+        .output()
+        .unwrap();
+    let first = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: POLL_INTERVAL_SEC is set but read by nothing: did you mean POLL_INTERVAL_SECS?"),
+        "{err}"
+    );
+    let file = temp("effective.toml");
+    std::fs::write(&file, &first).unwrap();
+    let out = seed_env(bin().arg("check-config").arg("--config").arg(&file))
+        .env_remove("GITEA_API_URL")
+        .env("POLL_INTERVAL_SEC", "3")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        first,
+        "it reads back as itself"
+    );
+    for secret in [
+        "hz-token-never-printed",
+        "gitea-token-never-printed",
+        "K10-join-never-printed",
+    ] {
+        assert!(!first.contains(secret));
+    }
 }

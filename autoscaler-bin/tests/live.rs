@@ -171,6 +171,33 @@ async fn plan_with_every_service_unreachable_names_the_root_cause_once_per_servi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_says_when_servers_carry_another_installations_name() {
+    let s = services().await;
+    for (id, name) in [(71, "seed-linux-a"), (72, "seed-linux-b")] {
+        s.hetzner_fake
+            .0
+            .lock()
+            .unwrap()
+            .servers
+            .push(hetzner::server(
+                id,
+                name,
+                json!({"gitea-ci-autoscaler/owner": "default", "gitea-ci-autoscaler/pool": "linux"}),
+                "running",
+            ));
+    }
+    let out = output(plan_command(&s, false)).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("2 server(s) and 0 node(s) carry another installation's ownership label (gitea-ci-autoscaler/owner=default: 2 server(s), 0 node(s))")
+            && text.contains("(\"ci\")"),
+        "{text}"
+    );
+    assert!(!text.contains("seed-linux-a "), "never one of ours: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_needs_no_ssh_keys() {
     let s = services().await;
     Mock::given(path("/v1/ssh_keys"))

@@ -809,6 +809,9 @@ pub enum WarningKind {
     /// foreign ones are never counted or deleted; while it is unclear which one is the pod's,
     /// none counts as capacity and a job on any of them keeps the machine.
     NamesakeRunners,
+    /// Servers or nodes carry another installation's ownership label: not ours, never counted
+    /// or changed; said so that a mistyped `INSTALLATION` is seen instead of met with silence.
+    OtherInstallations,
 }
 
 impl WarningKind {
@@ -829,6 +832,7 @@ impl WarningKind {
             Self::IdentityConflict => "identity_conflict",
             Self::ForeignCluster => "foreign_cluster",
             Self::NamesakeRunners => "namesake_runners",
+            Self::OtherInstallations => "other_installations",
         }
     }
 }

@@ -254,12 +254,15 @@ impl HetznerClient {
             })
     }
 
-    /// The label selector that finds exactly this installation's servers.
+    /// The label selector of the servers listed: every server with an ownership label, this
+    /// installation's and any other's. The core keeps only its own (by the label's value) and
+    /// says how many carry another installation's name, so a mistyped `INSTALLATION` is seen
+    /// instead of met with silence.
     pub fn selector(&self) -> String {
-        format!("{}=={}", keys::OWNER, self.config.installation)
+        keys::OWNER.to_owned()
     }
 
-    /// This installation's servers, every page.
+    /// The servers carrying an ownership label (see [`Self::selector`]), every page.
     pub async fn list_servers(&self) -> Result<Source<Server>, HetznerError> {
         let selector = self.selector();
         let mut servers = Vec::new();

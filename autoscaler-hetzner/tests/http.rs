@@ -110,8 +110,8 @@ async fn only_owned_servers_are_listed_and_every_page_is_read() {
     assert_eq!(
         urls,
         [
-            "GET /v1/servers?label_selector=gitea-ci-autoscaler%2Fowner%3D%3Dci&per_page=50&page=1",
-            "GET /v1/servers?label_selector=gitea-ci-autoscaler%2Fowner%3D%3Dci&per_page=50&page=2",
+            "GET /v1/servers?label_selector=gitea-ci-autoscaler%2Fowner&per_page=50&page=1",
+            "GET /v1/servers?label_selector=gitea-ci-autoscaler%2Fowner&per_page=50&page=2",
         ]
     );
     assert_eq!(

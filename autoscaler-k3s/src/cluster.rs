@@ -179,11 +179,11 @@ impl K3sCluster {
         Api::all(self.client.clone())
     }
 
-    /// Nodes carrying this installation's ownership label.
+    /// Nodes carrying an ownership label, this installation's or another's: the core keeps its
+    /// own and says how many belong to another installation.
     pub async fn list_nodes(&self) -> Result<Source<CoreNode>, K3sError> {
         let api = self.nodes_api();
-        let base =
-            ListParams::default().labels(&format!("{}={}", keys::OWNER, self.config.installation));
+        let base = ListParams::default().labels(keys::OWNER);
         let listed = list_all("nodes", self.config.page_size, base, |lp| {
             let api = api.clone();
             async move {

@@ -3,6 +3,7 @@
 //! core. Every problem is collected and reported at once, each naming its variable or key.
 
 mod file;
+mod known;
 mod transport;
 
 use std::net::SocketAddr;
@@ -19,6 +20,8 @@ pub(crate) trait Env {
     fn var(&self, name: &str) -> Option<String>;
     /// A file's contents.
     fn read(&self, path: &str) -> Result<String, String>;
+    /// The names of every variable set.
+    fn names(&self) -> Vec<String>;
 }
 
 /// The real environment.
@@ -31,6 +34,12 @@ impl Env for ProcessEnv {
 
     fn read(&self, path: &str) -> Result<String, String> {
         std::fs::read_to_string(path).map_err(|e| e.to_string())
+    }
+
+    fn names(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .collect()
     }
 }
 
@@ -146,6 +155,9 @@ pub(crate) struct Settings {
     pub(crate) hetzner: HetznerSettings,
     pub(crate) k3s: K3sSettings,
     pub(crate) daemon: DaemonSettings,
+    /// What is allowed but probably wrong (a variable no setting reads, a K3s server token):
+    /// shown by `check-config` and logged at start.
+    pub(crate) warnings: Vec<String>,
 }
 
 /// The configuration has problems; every one is listed.
@@ -171,6 +183,7 @@ impl std::fmt::Display for Problems {
 struct Reader<'a> {
     env: &'a dyn Env,
     problems: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Reader<'_> {
@@ -269,6 +282,20 @@ impl Reader<'_> {
         Some(out)
     }
 
+    /// A secret still holding the example's placeholder is refused: every call with it would
+    /// be refused too, each time with a less helpful message.
+    fn real(&mut self, from: &str, value: &str) {
+        if PLACEHOLDERS
+            .iter()
+            .any(|p| value.trim().eq_ignore_ascii_case(p))
+        {
+            self.problems.push(format!(
+                "{from} is still the example's placeholder {:?}: put the real value there",
+                value.trim()
+            ));
+        }
+    }
+
     /// `NAME` or `NAME_FILE` (not both); `required` reports its absence.
     fn secret(&mut self, name: &str, required: bool) -> Option<Secret> {
         let file_var = format!("{name}_FILE");
@@ -278,15 +305,21 @@ impl Reader<'_> {
                     .push(format!("{name} and {file_var} are both set; set one"));
                 None
             }
-            (Some(v), None) if !v.trim().is_empty() => Some(Secret {
-                value: SecretString::from(v.trim().to_owned()),
-                from: name.to_owned(),
-            }),
-            (_, Some(path)) => match self.env.read(&path) {
-                Ok(v) if !v.trim().is_empty() => Some(Secret {
+            (Some(v), None) if !v.trim().is_empty() => {
+                self.real(name, &v);
+                Some(Secret {
                     value: SecretString::from(v.trim().to_owned()),
-                    from: format!("{file_var}={path}"),
-                }),
+                    from: name.to_owned(),
+                })
+            }
+            (_, Some(path)) => match self.env.read(&path) {
+                Ok(v) if !v.trim().is_empty() => {
+                    self.real(&format!("{file_var}={path}"), &v);
+                    Some(Secret {
+                        value: SecretString::from(v.trim().to_owned()),
+                        from: format!("{file_var}={path}"),
+                    })
+                }
                 Ok(_) => {
                     self.problems
                         .push(format!("{file_var}: the file {path} is empty"));
@@ -308,6 +341,9 @@ impl Reader<'_> {
         }
     }
 }
+
+/// The placeholders of the shipped examples (deploy/secret.example.yaml, the chart's values).
+const PLACEHOLDERS: &[&str] = &["replace-me", "changeme", "change-me", "...", "…"];
 
 /// The longest poll interval: an hour. Slower, and teardowns miss their billing windows.
 const MAX_POLL_INTERVAL_SECS: u64 = 3_600;
@@ -389,6 +425,7 @@ pub(crate) fn load_gitea(
     let mut r = Reader {
         env,
         problems: Vec::new(),
+        warnings: known::unread(env.names()),
     };
     let file = read_file(&r, config_file)?;
     let (url, scope, token) = gitea_access(&mut r, file.gitea);
@@ -427,6 +464,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
     let mut r = Reader {
         env,
         problems: Vec::new(),
+        warnings: known::unread(env.names()),
     };
     let file = read_file(&r, config_file)?;
     let pools_from_file = file.autoscaler.is_some();
@@ -548,7 +586,18 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         }
         "static" => r.secret("CLUSTER_SECRET", true).and_then(|secret| {
             match autoscaler_hetzner::check_join_token(secret.value.expose_secret()) {
-                Ok(()) => Some(JoinTokens::Static(secret)),
+                Ok(()) => {
+                    if secret.value.expose_secret().contains("::node:") {
+                        r.warnings.push(format!(
+                            "{} is the cluster's agent token (K10…::node:…): every server gets \
+                             it, it never expires and cannot be revoked for one server; prefer \
+                             per-server tokens (JOIN_TOKENS=per-server) or a bootstrap token \
+                             from `k3s token create`",
+                            secret.from
+                        ));
+                    }
+                    Some(JoinTokens::Static(secret))
+                }
                 Err(problem) => {
                     r.problems.push(format!("{}: {problem}", secret.from));
                     None
@@ -686,13 +735,16 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
                 hetzner,
                 k3s,
                 daemon,
+                warnings: r.warnings,
             })
         }
         _ => Err(Problems(r.problems)),
     }
 }
 
-/// What `check-config` prints.
+/// What `check-config` prints: exactly the keys the file accepts, so the output reads back as
+/// `--config`. What only variables set (the secrets, this replica's name and namespace, the
+/// insecure-HTTP opt-in) is said in comments above it.
 #[derive(Serialize)]
 struct Effective<'a> {
     autoscaler: &'a Config,
@@ -706,14 +758,11 @@ struct Effective<'a> {
 struct EffectiveGitea {
     url: String,
     scope: String,
-    token: String,
-    webhook_secret: String,
 }
 
 #[derive(Serialize)]
 struct EffectiveHetzner<'a> {
-    url: &'a str,
-    token: String,
+    url: String,
     ssh_keys: &'a [String],
     enable_ipv4: bool,
     networks: &'a [u64],
@@ -724,9 +773,9 @@ struct EffectiveHetzner<'a> {
 struct EffectiveK3s<'a> {
     join_tokens: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    join_token: Option<String>,
-    server_url: &'a str,
-    version: &'a str,
+    server_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'a str>,
     agent_args: &'a [String],
     runner_namespace: &'a str,
     runner_selector: &'a str,
@@ -739,32 +788,24 @@ struct EffectiveDaemon<'a> {
     listen: String,
     webhook_listen: String,
     log_format: LogFormat,
-    pushgateway_url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pushgateway_url: Option<String>,
     leader_election: bool,
     lease_name: &'a str,
-    identity: &'a str,
-    namespace: &'a str,
-    allow_insecure_http: bool,
 }
 
 impl Settings {
-    /// The effective configuration as TOML, secrets replaced by where they came from.
+    /// The effective configuration as TOML that reads back as `--config`; secrets are named by
+    /// where they came from, never shown, and a password in a URL is left out.
     pub(crate) fn render(&self) -> String {
         let view = Effective {
             autoscaler: &self.core,
             gitea: EffectiveGitea {
-                url: self.gitea.url.clone(),
+                url: transport::redacted(&self.gitea.url),
                 scope: self.gitea.scope.to_string(),
-                token: self.gitea.token.describe(),
-                webhook_secret: self
-                    .gitea
-                    .webhook_secret
-                    .as_ref()
-                    .map_or_else(|| "(none: the webhook is off)".to_owned(), Secret::describe),
             },
             hetzner: EffectiveHetzner {
-                url: &self.hetzner.url,
-                token: self.hetzner.token.describe(),
+                url: transport::redacted(&self.hetzner.url),
                 ssh_keys: &self.hetzner.ssh_keys,
                 enable_ipv4: self.hetzner.enable_ipv4,
                 networks: &self.hetzner.networks,
@@ -775,17 +816,8 @@ impl Settings {
                     JoinTokens::PerServer => "per-server",
                     JoinTokens::Static(_) => "static",
                 },
-                join_token: self.k3s.join.static_token().map(Secret::describe),
-                server_url: self
-                    .k3s
-                    .server_url
-                    .as_deref()
-                    .unwrap_or("(from the kubernetes service's endpoints)"),
-                version: self
-                    .k3s
-                    .version
-                    .as_deref()
-                    .unwrap_or("(the API server's version)"),
+                server_url: self.k3s.server_url.as_deref(),
+                version: self.k3s.version.as_deref(),
                 agent_args: &self.k3s.agent_args,
                 runner_namespace: &self.k3s.runner_namespace,
                 runner_selector: &self.k3s.runner_selector,
@@ -796,15 +828,64 @@ impl Settings {
                 listen: self.daemon.listen.to_string(),
                 webhook_listen: self.daemon.webhook_listen.to_string(),
                 log_format: self.daemon.log_format,
-                pushgateway_url: self.daemon.pushgateway_url.as_deref().unwrap_or(""),
+                pushgateway_url: self
+                    .daemon
+                    .pushgateway_url
+                    .as_deref()
+                    .map(transport::redacted),
                 leader_election: self.daemon.leader_election,
                 lease_name: &self.daemon.lease_name,
-                identity: &self.daemon.identity,
-                namespace: &self.daemon.namespace,
-                allow_insecure_http: self.daemon.allow_insecure_http,
             },
         };
-        toml::to_string(&view).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        let mut out = String::from(
+            "# The effective configuration. It reads back as --config FILE.toml; what only\n\
+             # variables set is below, secrets never shown.\n",
+        );
+        let mut note = |what: &str, value: String| {
+            out.push_str(&format!("#   {what}: {value}\n"));
+        };
+        note("GITEA_ADMIN_TOKEN", self.gitea.token.describe());
+        note(
+            "GITEA_WEBHOOK_SECRET",
+            self.gitea
+                .webhook_secret
+                .as_ref()
+                .map_or_else(|| "(none: the webhook is off)".to_owned(), Secret::describe),
+        );
+        note("HETZNER_API_TOKEN", self.hetzner.token.describe());
+        if let Some(t) = self.k3s.join.static_token() {
+            note("CLUSTER_SECRET", t.describe());
+        }
+        if self.k3s.server_url.is_none() {
+            note(
+                "K3S_URL",
+                "unset: the kubernetes service's endpoints".to_owned(),
+            );
+        }
+        if self.k3s.version.is_none() {
+            note("K3S_VERSION", "unset: the API server's version".to_owned());
+        }
+        note(
+            "POD_NAME (the lease identity)",
+            self.daemon.identity.clone(),
+        );
+        note(
+            "POD_NAMESPACE (the lease namespace)",
+            self.daemon.namespace.clone(),
+        );
+        note(
+            transport::ALLOW_INSECURE_HTTP,
+            self.daemon.allow_insecure_http.to_string(),
+        );
+        for w in &self.warnings {
+            out.push_str(&format!("# warning: {w}\n"));
+        }
+        out.push('\n');
+        match toml::to_string(&view) {
+            Ok(text) => out.push_str(&text),
+            Err(e) => out.push_str(&format!("# cannot render: {e}\n")),
+        }
+        out
     }
 }
 

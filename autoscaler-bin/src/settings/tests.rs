@@ -49,6 +49,10 @@ impl Env for MapEnv {
             .cloned()
             .ok_or_else(|| "No such file or directory (os error 2)".to_owned())
     }
+
+    fn names(&self) -> Vec<String> {
+        self.vars.keys().cloned().collect()
+    }
 }
 
 fn problems(env: &MapEnv) -> Vec<String> {
@@ -434,4 +438,172 @@ fn static_mode_needs_a_secret_and_refuses_a_server_token() {
     assert!(!p[0].contains("hunter2"), "{p:?}");
     env.set("JOIN_TOKENS", "sometimes");
     assert!(problems(&env)[0].contains("is not per-server or static"));
+}
+
+/// An environment that records every name the loader asks for.
+struct Recording<'a> {
+    inner: &'a MapEnv,
+    asked: std::cell::RefCell<std::collections::BTreeSet<String>>,
+}
+
+impl Env for Recording<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.asked.borrow_mut().insert(name.to_owned());
+        self.inner.var(name)
+    }
+
+    fn read(&self, path: &str) -> Result<String, String> {
+        self.inner.read(path)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.inner.names()
+    }
+}
+
+#[test]
+fn every_variable_the_loader_reads_is_declared_and_every_declared_one_is_read() {
+    let mut asked = std::collections::BTreeSet::new();
+    let mut with_file = MapEnv::seed_static();
+    with_file.set("CONFIG_FILE", "/etc/autoscaler.toml");
+    with_file
+        .files
+        .insert("/etc/autoscaler.toml".into(), "[autoscaler]\n".into());
+    for env in [MapEnv::seed(), MapEnv::seed_static(), with_file] {
+        let rec = Recording {
+            inner: &env,
+            asked: Default::default(),
+        };
+        let _ = load(&rec, None);
+        asked.extend(rec.asked.into_inner());
+    }
+    for name in &asked {
+        assert!(
+            super::known::is_known(name),
+            "{name} is read but not declared in known.rs"
+        );
+    }
+    for name in super::known::VARIABLES {
+        assert!(asked.contains(*name), "{name} is declared but never read");
+    }
+    for name in super::known::SECRETS {
+        assert!(
+            asked.contains(&format!("{name}_FILE")),
+            "{name}_FILE is never read"
+        );
+    }
+}
+
+#[test]
+fn every_declared_variable_is_in_the_readmes_table_and_the_table_names_nothing_else() {
+    let readme = include_str!("../../../README.md");
+    let table: String = readme
+        .split("### The daemon's variables")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n| variable |").nth(1))
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("the README has the variable table")
+        .to_owned();
+    let mut named = std::collections::BTreeSet::new();
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
+        let first = row.split('|').nth(1).unwrap_or("");
+        for name in first.split('`').skip(1).step_by(2) {
+            named.insert(name.trim().to_owned());
+        }
+    }
+    named.remove("*_FILE");
+    for name in super::known::VARIABLES {
+        assert!(
+            named.contains(*name),
+            "{name} is missing from the README's table"
+        );
+    }
+    for name in &named {
+        assert!(
+            super::known::VARIABLES.contains(&name.as_str()),
+            "the README's table names {name}, which nothing reads"
+        );
+    }
+}
+
+#[test]
+fn placeholders_are_refused_and_an_agent_token_is_warned_about() {
+    let mut env = MapEnv::seed();
+    env.set("HETZNER_API_TOKEN", "replace-me");
+    let p = problems(&env);
+    assert!(
+        p.iter()
+            .any(|p| p.contains("HETZNER_API_TOKEN is still the example's placeholder")),
+        "{p:?}"
+    );
+    let mut env = MapEnv::seed_static();
+    env.set("CLUSTER_SECRET", "K10cafe::node:0123456789abcdef");
+    let s = load(&env, None).unwrap();
+    assert!(
+        s.warnings.iter().any(|w| w.contains("agent token")),
+        "{:?}",
+        s.warnings
+    );
+    assert!(
+        s.render()
+            .contains("# warning: CLUSTER_SECRET is the cluster's agent token")
+    );
+}
+
+#[test]
+fn a_mistyped_variable_is_warned_about() {
+    let mut env = MapEnv::seed();
+    env.set("POLL_INTERVAL_SEC", "30");
+    let s = load(&env, None).unwrap();
+    assert_eq!(
+        s.warnings,
+        ["POLL_INTERVAL_SEC is set but read by nothing: did you mean POLL_INTERVAL_SECS?"]
+    );
+}
+
+#[test]
+fn the_rendered_configuration_reads_back_as_the_same_configuration() {
+    let mut env = MapEnv::seed_static();
+    env.set("MAX_NODES", "12")
+        .set("K3S_URL", "https://10.0.0.2:6443")
+        .set("PUSHGATEWAY_URL", "https://user:pushpass@push.example.com")
+        .set("POD_NAME", "replica-1")
+        .set("POD_NAMESPACE", "ci");
+    let first = load(&env, None).unwrap().render();
+    assert!(!first.contains("pushpass"), "{first}");
+    env.set("CONFIG_FILE", "/tmp/effective.toml");
+    env.files
+        .insert("/tmp/effective.toml".into(), first.clone());
+    let second = load(&env, None)
+        .unwrap_or_else(|p| panic!("the output does not read back: {p}\n{first}"))
+        .render();
+    assert_eq!(first, second);
+}
+
+#[test]
+fn the_shipped_example_file_is_valid_and_says_what_it_claims() {
+    let mut env = MapEnv::seed();
+    env.unset("GITEA_API_URL")
+        .set("CONFIG_FILE", "deploy/config.example.toml");
+    env.files.insert(
+        "deploy/config.example.toml".into(),
+        include_str!("../../../deploy/config.example.toml").into(),
+    );
+    let s = load(&env, None).unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(s.core.installation, "ci");
+    assert_eq!(
+        s.core
+            .pools
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["linux", "arm"]
+    );
+    assert_eq!(
+        s.core.pools[0].target_wait,
+        Some(SignedDuration::from_mins(2))
+    );
+    assert_eq!(s.gitea.scope.to_string(), "org:acme");
+    assert!(s.daemon.leader_election);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }

@@ -41,7 +41,8 @@ pub(crate) fn check(name: &str, raw: &str, allow_insecure: bool) -> Result<(), S
              machine is always allowed)"
         )),
         other => Err(format!(
-            "{name}={shown:?} must start with https:// (not {other}://)"
+            "{name}={shown:?} must start with https:// (or http:// to this machine, or anywhere \
+             with {ALLOW_INSECURE_HTTP}=true), not {other}://"
         )),
     }
 }

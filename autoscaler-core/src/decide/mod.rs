@@ -202,6 +202,28 @@ impl<'a> Decision<'a> {
                 ),
             );
         }
+        if !inv.others.is_empty() {
+            let (servers, nodes) = inv.others.iter().fold((0u32, 0u32), |(s, n), o| {
+                (s.saturating_add(o.1), n.saturating_add(o.2))
+            });
+            let each: Vec<String> = inv
+                .others
+                .iter()
+                .map(|(name, s, n)| {
+                    format!("{}={name}: {s} server(s), {n} node(s)", crate::keys::OWNER)
+                })
+                .collect();
+            self.warn(
+                WarningKind::OtherInstallations,
+                format!(
+                    "{servers} server(s) and {nodes} node(s) carry another installation's ownership \
+                     label ({}): they are not this installation's ({:?}) and are never counted or \
+                     changed; if they should be, set INSTALLATION to their name",
+                    each.join("; "),
+                    self.policy.config().installation,
+                ),
+            );
+        }
         for n in &inv.namesakes {
             let ids: Vec<String> = n
                 .runners

@@ -182,6 +182,8 @@ pub(crate) struct Inventory<'a> {
     pub(crate) foreign: Vec<&'a Server>,
     /// Runner pods whose name several runners carry, sorted by machine and pod.
     pub(crate) namesakes: Vec<Namesake<'a>>,
+    /// Other installations whose ownership label servers or nodes carry: name, servers, nodes.
+    pub(crate) others: Vec<(&'a str, u32, u32)>,
 }
 
 pub(crate) fn count<T>(it: impl Iterator<Item = T>) -> u32 {
@@ -216,6 +218,13 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
         .map(|n| keys::node_marks(&n.labels, &n.annotations))
         .collect();
     let node_owned: Vec<bool> = node_marks.iter().map(|(id, _)| id.owner == owner).collect();
+    let mut others: std::collections::BTreeMap<&'a str, (u32, u32)> = Default::default();
+    for (id, _) in &node_marks {
+        if let Some(o) = id.owner.filter(|o| Some(*o) != owner) {
+            let e = others.entry(o).or_default();
+            e.1 = e.1.saturating_add(1);
+        }
+    }
 
     // Our servers, one per id, in id order. One pass reads each server's marks and owner.
     let (servers, repeats) = unique::by_id(snapshot.servers.items(), |s: &Server| s.id);
@@ -229,6 +238,10 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
         .filter_map(|server| {
             let (identity, marks) = keys::server_marks(&server.labels);
             if identity.owner != owner {
+                if let Some(o) = identity.owner {
+                    let e = others.entry(o).or_default();
+                    e.0 = e.0.saturating_add(1);
+                }
                 return None;
             }
             if let (Some(ours), Some(theirs)) = (cluster, identity.cluster)
@@ -609,6 +622,10 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
         unplaced,
         foreign,
         namesakes,
+        others: others
+            .into_iter()
+            .map(|(name, (servers, nodes))| (name, servers, nodes))
+            .collect(),
     }
 }
 
