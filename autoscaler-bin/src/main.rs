@@ -30,6 +30,28 @@ pub(crate) const VERSION: &str = concat!(
     ")"
 );
 
+/// What `plan --help` says about its output; the README's "Reading a plan" says the same.
+const PLAN_COLUMNS: &str = "\
+Reading the output:
+  actions    each action with its target, then the reason the core gave for it.
+  pools:     one line per pool:
+    waiting    runnable jobs this pool serves (Gitea's `queued`)
+    unmet      of those, the jobs no idle runner takes now
+    running    jobs running on the pool's machines
+    idle       online, enabled runners with no job
+    busy       runners with a job
+    upcoming   runners still to come on machines that are provisioning or joining
+    ending     busy runners whose job is expected to end within a cold start
+    servers    the pool's servers, in any state (every one is paid)
+    warm       the warm-slot target now
+    desired    servers after this plan (created counted, torn down not)
+    creating   servers this plan creates
+    teardown   teardowns this plan starts
+  nodes:     one line per machine: name, pool, state (and teardown step), why.
+  warning:   what a person should know (each has a kind in --json).
+Exit codes: 0 every source was read; 1 a source could not be read or refused the
+credentials (each problem is listed on standard error with what to do); 2 bad configuration.";
+
 /// Autoscales Gitea Actions runners on Hetzner Cloud servers that join a K3s cluster.
 #[derive(Debug, Parser)]
 #[command(name = "gitea-ci-autoscaler", version = VERSION, about)]
@@ -75,6 +97,7 @@ enum Command {
     /// node's state. Changes nothing. A preflight: exits 1 when a source could not be read or
     /// refused the credentials (each problem listed once, with what to do), 2 on bad
     /// configuration, 0 when everything was read.
+    #[command(after_long_help = PLAN_COLUMNS)]
     Plan {
         /// A TOML configuration file (instead of CONFIG_FILE).
         #[arg(long, value_name = "FILE.toml")]
@@ -142,6 +165,37 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("gitea-ci-autoscaler: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use autoscaler_core::{Config, Snapshot, Timestamp, decide};
+
+    /// Every column the plan's pool table prints is explained by `plan --help` and the README.
+    #[test]
+    fn every_column_of_the_plan_is_explained() {
+        let policy = Config::default().validate().unwrap();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let text = decide(&policy, &Snapshot::new(now)).to_string();
+        let header = text
+            .lines()
+            .skip_while(|l| *l != "pools:")
+            .nth(1)
+            .expect("a pool table");
+        let readme = include_str!("../../README.md");
+        let columns: Vec<&str> = header.split_whitespace().skip(1).collect();
+        assert_eq!(columns.len(), 12, "{header}");
+        for c in columns {
+            assert!(
+                super::PLAN_COLUMNS.contains(&format!("\n    {c} ")),
+                "plan --help does not explain {c}"
+            );
+            assert!(
+                readme.contains(&format!("`{c}` ")),
+                "the README does not explain {c}"
+            );
         }
     }
 }

@@ -171,7 +171,7 @@ pub(crate) fn demo(chart_path: &Path, json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     println!(
-        "timeline (UTC, 3-hour blocks):\n{}",
+        "timeline (UTC, 3-hour blocks):\n{}  {TIMELINE_LEGEND}\n",
         timeline(&trace, &runs)
     );
     print!(
@@ -270,6 +270,11 @@ fn write_chart(path: &Path, title: &str, runs: &[Run]) -> Result<(), Failure> {
     std::fs::write(path, svg)
         .map_err(|e| Failure::Output(format!("cannot write the chart {}: {e}", path.display())))
 }
+
+/// What the timeline's columns are, printed under it.
+const TIMELINE_LEGEND: &str = "jobs: arriving in the block; nodes: the most machines at once in it \
+    (booting, joining, idle, busy or in teardown);\n  waiting: the longest queue of waiting jobs in \
+    it; €: billed from the start of the day to the block's end";
 
 /// Per 3-hour block: jobs arriving, and per policy the peak nodes, the longest queue and the
 /// euros billed by the block's end.

@@ -410,3 +410,23 @@ fn check_config_output_reads_back_and_the_example_file_passes() {
         assert!(!first.contains(secret));
     }
 }
+
+#[test]
+fn the_demo_timeline_says_what_its_columns_are() {
+    let chart = temp("legend.svg");
+    let out = bin()
+        .args(["demo", "--chart"])
+        .arg(&chart)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for words in [
+        "jobs: arriving in the block",
+        "nodes: the most machines at once",
+        "waiting: the longest queue",
+        "€: billed from the start of the day",
+    ] {
+        assert!(text.contains(words), "{words}: {text}");
+    }
+}

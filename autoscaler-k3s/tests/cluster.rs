@@ -64,11 +64,13 @@ fn state_with_nodes() -> State {
 }
 
 #[tokio::test]
-async fn only_owned_nodes_are_listed_across_pages() {
+async fn nodes_with_an_ownership_label_are_listed_across_pages() {
     let (fake, c) = cluster(state_with_nodes()).await;
     let Source::Complete { items } = c.nodes().await.unwrap() else {
         panic!("expected a complete list")
     };
+    // Ours and the other installation's (the core keeps its own and counts the rest); never
+    // the control plane, which carries no ownership label.
     let names: Vec<&str> = items.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(
         names,
@@ -77,7 +79,8 @@ async fn only_owned_nodes_are_listed_across_pages() {
             "ci-linux-2",
             "ci-linux-3",
             "ci-linux-4",
-            "ci-linux-5"
+            "ci-linux-5",
+            "other-1"
         ]
     );
     assert!(
