@@ -354,16 +354,7 @@ impl GiteaClient {
                 "jobs",
                 |j: &crate::wire::WorkflowJob| j.id,
                 |page| {
-                    let mut query = vec![
-                        ("status", "queued".to_owned()),
-                        ("status", "in_progress".to_owned()),
-                        ("limit", limit.clone()),
-                        ("page", page.to_string()),
-                    ];
-                    if sorted {
-                        query.push(("sort", "id".to_owned()));
-                        query.push(("order", "asc".to_owned()));
-                    }
+                    let query = jobs_query(&["queued", "in_progress"], &limit, page, sorted);
                     let path = &path;
                     async move {
                         let p = self.get_page(path, &query).await?;
@@ -447,6 +438,28 @@ impl GiteaClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The query of one page of a jobs list: each status (repeated, as Gitea reads it), the page,
+/// and on Gitea that sorts on request ascending ids, so jobs added meanwhile land near the end
+/// rather than shift the pages still to read.
+pub(crate) fn jobs_query(
+    statuses: &[&str],
+    limit: &str,
+    page: u32,
+    sorted: bool,
+) -> Vec<(&'static str, String)> {
+    let mut query: Vec<(&'static str, String)> = statuses
+        .iter()
+        .map(|s| ("status", (*s).to_owned()))
+        .collect();
+    query.push(("limit", limit.to_owned()));
+    query.push(("page", page.to_string()));
+    if sorted {
+        query.push(("sort", "id".to_owned()));
+        query.push(("order", "asc".to_owned()));
+    }
+    query
 }
 
 /// The largest answer read. A page of 50 jobs is well under 100 KiB; anything near this is not

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use autoscaler_core::Timestamp;
 
+use crate::client::jobs_query;
 use crate::wire::{JobsPage, WorkflowJob, repo_of, time};
 use crate::{GiteaClient, GiteaError};
 
@@ -82,17 +83,7 @@ impl GiteaClient {
         let mut page = 0u32;
         loop {
             page += 1;
-            let mut query = vec![
-                ("status", "completed".to_owned()),
-                ("limit", limit.to_string()),
-                ("page", page.to_string()),
-            ];
-            if sorted {
-                // Ascending ids: jobs finishing meanwhile land near the end, not before the page
-                // being read.
-                query.push(("sort", "id".to_owned()));
-                query.push(("order", "asc".to_owned()));
-            }
+            let query = jobs_query(&["completed"], &limit.to_string(), page, sorted);
             let got = self.page_with_retries(&path, &query).await.map_err(|e| {
                 if page == 1 {
                     e

@@ -282,6 +282,21 @@ impl Reader<'_> {
         Some(out)
     }
 
+    /// `CALL_TIMEOUT_SECS`, else the file's, else `default`, checked against its bounds.
+    fn call_timeout(&mut self, from_file: Option<u64>, default: u64) -> u64 {
+        let secs = self
+            .number::<u64>("CALL_TIMEOUT_SECS")
+            .or(from_file)
+            .unwrap_or(default);
+        self.within(
+            "CALL_TIMEOUT_SECS (or daemon.call_timeout_secs)",
+            secs,
+            1,
+            MAX_CALL_TIMEOUT_SECS,
+        );
+        secs
+    }
+
     /// A secret still holding the example's placeholder is refused: every call with it would
     /// be refused too, each time with a less helpful message.
     fn real(&mut self, from: &str, value: &str) {
@@ -435,16 +450,8 @@ pub(crate) fn load_gitea(
     {
         r.problems.push(problem);
     }
-    let call_timeout = r
-        .number::<u64>("CALL_TIMEOUT_SECS")
-        .or(file.daemon.call_timeout_secs)
-        .unwrap_or(30);
-    r.within(
-        "CALL_TIMEOUT_SECS (or daemon.call_timeout_secs)",
-        call_timeout,
-        1,
-        MAX_CALL_TIMEOUT_SECS,
-    );
+    // A page of a long history may take longer than the daemon's calls.
+    let call_timeout = r.call_timeout(file.daemon.call_timeout_secs, 30);
     match (url, scope, token) {
         (Some(url), Some(scope), Some(token)) if r.problems.is_empty() => Ok((
             GiteaSettings {
@@ -655,16 +662,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         1,
         MAX_POLL_INTERVAL_SECS,
     );
-    let call_timeout = r
-        .number::<u64>("CALL_TIMEOUT_SECS")
-        .or(file.daemon.call_timeout_secs)
-        .unwrap_or(10);
-    r.within(
-        "CALL_TIMEOUT_SECS (or daemon.call_timeout_secs)",
-        call_timeout,
-        1,
-        MAX_CALL_TIMEOUT_SECS,
-    );
+    let call_timeout = r.call_timeout(file.daemon.call_timeout_secs, 10);
     let listen = r.address(
         "LISTEN_ADDR",
         file.daemon.listen,
