@@ -607,3 +607,42 @@ fn the_shipped_example_file_is_valid_and_says_what_it_claims() {
     assert!(s.daemon.leader_election);
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
+
+#[test]
+fn every_unknown_key_of_the_file_is_reported_at_once_by_its_path() {
+    let mut env = MapEnv::seed();
+    env.set("CONFIG_FILE", "/etc/a.toml");
+    env.files.insert(
+        "/etc/a.toml".into(),
+        r#"
+colour = "blue"
+
+[autoscaler]
+max_node = 3
+
+[[autoscaler.pools]]
+name = "linux"
+idle = "5m"
+warm_schedule = [{ start = "08:00", end = "12:00", slots = 1, weekdays = ["mon"] }]
+
+[[autoscaler.pools]]
+name = "arm"
+
+[daemon]
+poll_interval = 5
+"#
+        .into(),
+    );
+    let p = problems(&env);
+    assert_eq!(p.len(), 1, "{p:?}");
+    for key in [
+        "colour",
+        "autoscaler.max_node",
+        "autoscaler.pools[0].idle",
+        "autoscaler.pools[0].warm_schedule[0].weekdays",
+        "daemon.poll_interval",
+    ] {
+        assert!(p[0].contains(key), "{key} is not named: {}", p[0]);
+    }
+    assert!(p[0].contains("5 key(s) that no setting has"), "{}", p[0]);
+}
