@@ -218,21 +218,6 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
             webhook_router(state),
             shutdown.clone(),
         ));
-        // Serving first: while it connects, /healthz says alive and /readyz says why not ready.
-        let Some(wired) = connect_patiently(&s, &health).await? else {
-            shutdown.cancel();
-            let _ = server.await;
-            let _ = webhook_server.await;
-            return Ok(());
-        };
-        if let Err(e) = refuse_a_shared_name(&s, &wired.providers).await {
-            shutdown.cancel();
-            let _ = server.await;
-            let _ = webhook_server.await;
-            return Err(e);
-        }
-        health.connected(Timestamp::now());
-        tokio::spawn(on_signal(shutdown.clone()));
         tracing::info!(
             version = crate::VERSION,
             installation = %s.core.installation,
@@ -252,6 +237,26 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
                 "ALLOW_INSECURE_HTTP is set: tokens may travel in cleartext to http:// service URLs"
             );
         }
+        // Serving first: while it connects, /healthz says alive and /readyz says why not ready.
+        let started = async {
+            let Some(wired) = connect_patiently(&s, &health).await? else {
+                return Ok(None);
+            };
+            refuse_a_shared_name(&s, &wired.providers).await?;
+            Ok(Some(wired))
+        }
+        .await;
+        let wired = match started {
+            Ok(Some(wired)) => wired,
+            stopped => {
+                shutdown.cancel();
+                let _ = server.await;
+                let _ = webhook_server.await;
+                return stopped.map(drop);
+            }
+        };
+        health.connected(Timestamp::now());
+        tokio::spawn(on_signal(shutdown.clone()));
         let the_loop = Loop {
             providers: wired.providers,
             policy,
