@@ -92,6 +92,10 @@ enum Command {
         /// A TOML configuration file (instead of CONFIG_FILE).
         #[arg(long, value_name = "FILE.toml")]
         config: Option<PathBuf>,
+        /// Print every variable instead: its file key, default and meaning (a Markdown table,
+        /// the README's), and check nothing.
+        #[arg(long)]
+        variables: bool,
     },
     /// One read-only tick against the real services: print the plan with its reasons and every
     /// node's state. Changes nothing. A preflight: exits 1 when a source could not be read or
@@ -155,7 +159,13 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Plan { config, json } => live::plan(config.as_deref(), json),
-        Command::CheckConfig { config } => config_cmds::check_config(config.as_deref()),
+        Command::CheckConfig {
+            variables: true, ..
+        } => {
+            print!("{}", settings::variables());
+            Ok(())
+        }
+        Command::CheckConfig { config, .. } => config_cmds::check_config(config.as_deref()),
         Command::Decide { snapshot, config } => {
             config_cmds::decide_snapshot(&snapshot, config.as_deref())
         }

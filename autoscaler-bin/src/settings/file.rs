@@ -89,7 +89,7 @@ pub(crate) fn parse(path: &str, text: &str) -> Result<File, String> {
 /// `autoscaler.pools[1].idle`). Each table is deserialized on its own, innermost first, and
 /// what its type refuses as unknown is taken out and noted until it refuses nothing more, so
 /// the types stay the one declaration of which keys exist.
-fn unknown_keys(file: &toml::Table) -> Vec<String> {
+pub(crate) fn unknown_keys(file: &toml::Table) -> Vec<String> {
     use autoscaler_core::{Backoff, Config, PoolConfig, WarmWindow};
     let mut out = Vec::new();
     // The sections, each with its content set aside, against the file's shape.

@@ -357,6 +357,11 @@ impl Reader<'_> {
     }
 }
 
+/// Every variable, its file key, default and meaning, as the README's Markdown table.
+pub(crate) fn variables() -> String {
+    known::table()
+}
+
 /// The placeholders of the shipped examples (deploy/secret.example.yaml, the chart's values).
 const PLACEHOLDERS: &[&str] = &["replace-me", "changeme", "change-me", "...", "…"];
 

@@ -483,45 +483,51 @@ fn every_variable_the_loader_reads_is_declared_and_every_declared_one_is_read() 
             "{name} is read but not declared in known.rs"
         );
     }
-    for name in super::known::VARIABLES {
-        assert!(asked.contains(*name), "{name} is declared but never read");
-    }
-    for name in super::known::SECRETS {
+    for v in super::known::VARS {
         assert!(
-            asked.contains(&format!("{name}_FILE")),
-            "{name}_FILE is never read"
+            asked.contains(v.name),
+            "{} is declared but never read",
+            v.name
         );
+        if v.secret {
+            assert!(
+                asked.contains(&format!("{}_FILE", v.name)),
+                "{}_FILE is never read",
+                v.name
+            );
+        }
     }
 }
 
 #[test]
-fn every_declared_variable_is_in_the_readmes_table_and_the_table_names_nothing_else() {
+fn the_readmes_variable_table_is_the_declared_one() {
     let readme = include_str!("../../../README.md");
-    let table: String = readme
-        .split("### The daemon's variables")
-        .nth(1)
-        .and_then(|rest| rest.split("\n\n| variable |").nth(1))
-        .and_then(|rest| rest.split("\n\n").next())
-        .expect("the README has the variable table")
-        .to_owned();
-    let mut named = std::collections::BTreeSet::new();
-    for row in table.lines().filter(|l| l.starts_with("| `")) {
-        let first = row.split('|').nth(1).unwrap_or("");
-        for name in first.split('`').skip(1).step_by(2) {
-            named.insert(name.trim().to_owned());
-        }
-    }
-    named.remove("*_FILE");
-    for name in super::known::VARIABLES {
+    let table = super::known::table();
+    assert!(
+        readme.contains(&table),
+        "the README's variable table is not the one declared in settings/known.rs; it should be:\n{table}"
+    );
+}
+
+#[test]
+fn every_declared_file_key_exists() {
+    for v in super::known::VARS.iter().filter(|v| !v.key.is_empty()) {
+        // Alone in its table, a key is unknown (and reported) or known (its value's type may
+        // still be wrong, which is no unknown key).
+        let text = match v.key.split_once("pools[].") {
+            Some((_, key)) => format!("[[autoscaler.pools]]\n{key} = \"?\"\n"),
+            None => {
+                let (section, key) = v.key.split_once('.').unwrap();
+                format!("[{section}]\n{key} = \"?\"\n")
+            }
+        };
+        let table: toml::Table = text.parse().unwrap();
+        let unknown = super::file::unknown_keys(&table);
         assert!(
-            named.contains(*name),
-            "{name} is missing from the README's table"
-        );
-    }
-    for name in &named {
-        assert!(
-            super::known::VARIABLES.contains(&name.as_str()),
-            "the README's table names {name}, which nothing reads"
+            unknown.is_empty(),
+            "{}: {} is no key of the file",
+            v.name,
+            v.key
         );
     }
 }
