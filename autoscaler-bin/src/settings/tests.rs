@@ -652,3 +652,46 @@ poll_interval = 5
     }
     assert!(p[0].contains("5 key(s) that no setting has"), "{}", p[0]);
 }
+
+/// The README's defaults are what the loader does: each default written as a literal is the
+/// value `check-config` shows for its key with nothing set (durations, shown in another unit,
+/// are left to their own tests).
+#[test]
+fn the_declared_defaults_are_the_loaders() {
+    let rendered: toml::Table = load(&MapEnv::seed(), None)
+        .unwrap()
+        .render()
+        .parse()
+        .unwrap();
+    let mut checked = 0;
+    for v in super::known::VARS.iter().filter(|v| !v.key.is_empty()) {
+        let Some(literal) = v
+            .default
+            .strip_prefix('`')
+            .and_then(|d| d.split_once('`'))
+            .map(|(d, _)| d)
+        else {
+            continue;
+        };
+        let (table, key) = match v.key.split_once(".pools[].") {
+            Some((_, key)) => (rendered["autoscaler"]["pools"][0].as_table().unwrap(), key),
+            None => {
+                let (section, key) = v.key.split_once('.').unwrap();
+                (rendered[section].as_table().unwrap(), key)
+            }
+        };
+        let shown = match &table[key] {
+            toml::Value::String(_) if literal.parse::<f64>().is_ok() => continue,
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => other.to_string(),
+        };
+        assert_eq!(shown, literal, "{}: the README says `{literal}`", v.name);
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} defaults checked");
+}
