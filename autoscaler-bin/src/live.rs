@@ -35,6 +35,9 @@ fn settings(config: Option<&Path>) -> Result<Settings, Failure> {
 /// (bad configuration stays 2), so `plan && …` stops.
 pub(crate) fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
     let s = settings(config)?;
+    for w in &s.warnings {
+        eprintln!("warning: {w}");
+    }
     let policy = s
         .core
         .validate()
