@@ -318,6 +318,21 @@ pub(crate) fn table() -> String {
     out
 }
 
+/// The default of `name` as declared (the literal between its default's first backticks),
+/// parsed: the loader's defaults are these, so each is written once.
+///
+/// # Panics
+/// When `name` is not declared with a literal default of that type: a mistake in this file,
+/// which the loader's tests (they take every default) find before any user does.
+pub(crate) fn default<T: std::str::FromStr>(name: &str) -> T {
+    VARS.iter()
+        .find(|v| v.name == name)
+        .and_then(|v| v.default.strip_prefix('`'))
+        .and_then(|d| d.split_once('`'))
+        .and_then(|(literal, _)| literal.parse().ok())
+        .unwrap_or_else(|| panic!("{name} has no default of this type in settings/known.rs"))
+}
+
 /// Whether `name` is a variable of [`VARS`] (not its `_FILE` twin).
 fn declared(name: &str) -> bool {
     VARS.iter().any(|v| v.name == name)

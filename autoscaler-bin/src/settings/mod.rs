@@ -423,7 +423,7 @@ fn gitea_access(
     let scope_raw = r
         .text("GITEA_SCOPE")
         .or(section.scope)
-        .unwrap_or_else(|| "admin".to_owned());
+        .unwrap_or_else(|| known::default("GITEA_SCOPE"));
     let scope = match scope_raw.parse::<Scope>() {
         Ok(s) => Some(s),
         Err(e) => {
@@ -449,7 +449,9 @@ pub(crate) fn load_gitea(
     };
     let file = read_file(&r, config_file)?;
     let (url, scope, token) = gitea_access(&mut r, file.gitea);
-    let allow_insecure_http = r.boolean(transport::ALLOW_INSECURE_HTTP).unwrap_or(false);
+    let allow_insecure_http = r
+        .boolean(transport::ALLOW_INSECURE_HTTP)
+        .unwrap_or_else(|| known::default(transport::ALLOW_INSECURE_HTTP));
     if let Some(u) = &url
         && let Err(problem) = transport::check("GITEA_API_URL", u, allow_insecure_http)
     {
@@ -560,7 +562,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         enable_ipv4: r
             .boolean("HETZNER_ENABLE_IPV4")
             .or(file.hetzner.enable_ipv4)
-            .unwrap_or(true),
+            .unwrap_or_else(|| known::default("HETZNER_ENABLE_IPV4")),
         networks: r
             .ids("HETZNER_NETWORKS")
             .or(file.hetzner.networks)
@@ -570,7 +572,9 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
             .or(file.hetzner.firewalls)
             .unwrap_or_default(),
     };
-    let allow_insecure_http = r.boolean(transport::ALLOW_INSECURE_HTTP).unwrap_or(false);
+    let allow_insecure_http = r
+        .boolean(transport::ALLOW_INSECURE_HTTP)
+        .unwrap_or_else(|| known::default(transport::ALLOW_INSECURE_HTTP));
     for (what, url) in [
         ("GITEA_API_URL", gitea_url.as_deref()),
         ("HETZNER_API_URL", Some(hetzner.url.as_str())),
@@ -584,7 +588,8 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
 
     // K3s.
     let mode = r.text("JOIN_TOKENS").or(file.k3s.join_tokens);
-    let join = match mode.as_deref().unwrap_or("per-server") {
+    let mode: String = mode.unwrap_or_else(|| known::default("JOIN_TOKENS"));
+    let join = match mode.as_str() {
         "per-server" => {
             if r.secret("CLUSTER_SECRET", false).is_some() {
                 r.problems.push(
@@ -649,34 +654,37 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         runner_namespace: r
             .text("RUNNER_NAMESPACE")
             .or(file.k3s.runner_namespace)
-            .unwrap_or_else(|| "gitea-runners".to_owned()),
+            .unwrap_or_else(|| known::default("RUNNER_NAMESPACE")),
         runner_selector: r
             .text("RUNNER_SELECTOR")
             .or(file.k3s.runner_selector)
-            .unwrap_or_else(|| "app=gitea-actions-runner".to_owned()),
+            .unwrap_or_else(|| known::default("RUNNER_SELECTOR")),
     };
 
     // The daemon.
     let poll = r
         .number::<u64>("POLL_INTERVAL_SECS")
         .or(file.daemon.poll_interval_secs)
-        .unwrap_or(5);
+        .unwrap_or_else(|| known::default("POLL_INTERVAL_SECS"));
     r.within(
         "POLL_INTERVAL_SECS (or daemon.poll_interval_secs)",
         poll,
         1,
         MAX_POLL_INTERVAL_SECS,
     );
-    let call_timeout = r.call_timeout(file.daemon.call_timeout_secs, 10);
+    let call_timeout = r.call_timeout(
+        file.daemon.call_timeout_secs,
+        known::default("CALL_TIMEOUT_SECS"),
+    );
     let listen = r.address(
         "LISTEN_ADDR",
         file.daemon.listen,
-        SocketAddr::from(([0, 0, 0, 0], 8080)),
+        known::default("LISTEN_ADDR"),
     );
     let webhook_listen = r.address(
         "WEBHOOK_ADDR",
         file.daemon.webhook_listen,
-        SocketAddr::from(([0, 0, 0, 0], 8081)),
+        known::default("WEBHOOK_ADDR"),
     );
     if listen == webhook_listen {
         r.problems.push(format!(
@@ -687,7 +695,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
     let format_raw = r
         .text("LOG_FORMAT")
         .or(file.daemon.log_format)
-        .unwrap_or_else(|| "human".to_owned());
+        .unwrap_or_else(|| known::default("LOG_FORMAT"));
     let log_format = match format_raw.as_str() {
         "human" | "text" => LogFormat::Human,
         "json" => LogFormat::Json,
@@ -700,7 +708,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
     let identity = r
         .text("POD_NAME")
         .or_else(|| r.text("HOSTNAME"))
-        .unwrap_or_else(|| "gitea-ci-autoscaler".to_owned());
+        .unwrap_or_else(|| known::default("HOSTNAME"));
     let daemon = DaemonSettings {
         poll_interval: Duration::from_secs(poll.clamp(1, MAX_POLL_INTERVAL_SECS)),
         call_timeout: Duration::from_secs(call_timeout.clamp(1, MAX_CALL_TIMEOUT_SECS)),
@@ -711,15 +719,15 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         leader_election: r
             .boolean("LEADER_ELECTION")
             .or(file.daemon.leader_election)
-            .unwrap_or(false),
+            .unwrap_or_else(|| known::default("LEADER_ELECTION")),
         lease_name: r
             .text("LEASE_NAME")
             .or(file.daemon.lease_name)
-            .unwrap_or_else(|| "gitea-ci-autoscaler".to_owned()),
+            .unwrap_or_else(|| known::default("LEASE_NAME")),
         identity,
         namespace: r
             .text("POD_NAMESPACE")
-            .unwrap_or_else(|| "gitea-ci-autoscaler".to_owned()),
+            .unwrap_or_else(|| known::default("POD_NAMESPACE")),
         allow_insecure_http,
     };
 
