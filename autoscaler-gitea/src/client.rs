@@ -335,16 +335,23 @@ impl GiteaClient {
         })
     }
 
-    /// Runnable and running jobs in the scope, every page.
-    pub async fn list_jobs(&self) -> Result<Source<Job>, GiteaError> {
+    /// The server's version, refused when it has no Actions jobs list (before 1.25).
+    pub(crate) async fn jobs_version(&self) -> Result<&GiteaVersion, GiteaError> {
         let version = self.version().await?;
-        if !version.lists_jobs() {
-            return Err(GiteaError::TooOld {
+        if version.lists_jobs() {
+            Ok(version)
+        } else {
+            Err(GiteaError::TooOld {
                 what: "listing Actions jobs",
                 found: version.raw.clone(),
                 needed: "1.25",
-            });
+            })
         }
+    }
+
+    /// Runnable and running jobs in the scope, every page.
+    pub async fn list_jobs(&self) -> Result<Source<Job>, GiteaError> {
+        let version = self.jobs_version().await?;
         let path = format!("{}/actions/jobs", self.scope.prefix());
         let limit = self.page_size.to_string();
         // Newer Gitea sorts on request: a stable order keeps pages from shifting under us.

@@ -65,14 +65,7 @@ impl GiteaClient {
         to: Timestamp,
         mut progress: impl FnMut(u32, i64),
     ) -> Result<History, GiteaError> {
-        let version = self.version().await?;
-        if !version.lists_jobs() {
-            return Err(GiteaError::TooOld {
-                what: "listing Actions jobs",
-                found: version.raw.clone(),
-                needed: "1.25",
-            });
-        }
+        let version = self.jobs_version().await?;
         let path = format!("{}/actions/jobs", self.scope().prefix());
         let limit = self.page_size();
         let sorted = version.sorts_jobs();
