@@ -656,3 +656,30 @@ async fn a_gitea_without_the_jobs_list_is_refused_for_history() {
         .unwrap_err();
     assert!(e.to_string().contains("1.25 or newer"), "{e}");
 }
+
+#[tokio::test]
+async fn newer_gitea_is_asked_for_the_history_in_ascending_ids() {
+    let (server, _) = serve(State {
+        version: "1.27.0".into(),
+        jobs: history_jobs(3),
+        ..State::default()
+    })
+    .await;
+    let h = client(&server, Scope::Admin)
+        .finished_jobs(jiff::Timestamp::MIN, jiff::Timestamp::MAX, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(h.jobs.len(), 3);
+    let queries: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/actions/jobs"))
+        .map(|r| r.url.query().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        queries,
+        ["status=completed&limit=50&page=1&sort=id&order=asc"]
+    );
+}
