@@ -252,7 +252,8 @@ pub trait Forge: Send + Sync {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait Cloud: Send + Sync {
-    /// Servers carrying this installation's ownership label, every page.
+    /// Servers carrying an ownership label (this installation's or another's: the core keeps
+    /// its own by the label's value), every page.
     async fn servers(&self) -> Result<Source<Server>, ProviderError>;
     /// Create a server that joins the cluster as a runner node.
     async fn create_server(&self, server: &NewServer) -> Result<Server, ProviderError>;
@@ -278,7 +279,8 @@ pub trait Cloud: Send + Sync {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait Cluster: Send + Sync {
-    /// Nodes carrying this installation's ownership label.
+    /// Nodes carrying an ownership label (this installation's or another's: the core keeps its
+    /// own by the label's value).
     async fn nodes(&self) -> Result<Source<Node>, ProviderError>;
     /// Runner pods in the runner namespace.
     async fn runner_pods(&self) -> Result<Source<RunnerPod>, ProviderError>;

@@ -4,8 +4,8 @@
 //! port over Hetzner's server API, and the cloud-init that joins a new server to the K3s cluster.
 //!
 //! What it guarantees, because the design it replaces did not:
-//! - only servers carrying this installation's ownership label are listed (a label selector),
-//!   and every page is read (`per_page=50`, `meta.pagination`); a list that could not be read in
+//! - only servers carrying an ownership label are listed (a label selector; the core keeps this
+//!   installation's and counts the others'), and every page is read (`per_page=50`, `meta.pagination`); a list that could not be read in
 //!   full is [`Source::Partial`](autoscaler_core::Source);
 //! - every error is typed from Hetzner's error body (`resource_unavailable` is a capacity error,
 //!   `resource_limit_exceeded` a quota, `rate_limit_exceeded` a rate limit, …);

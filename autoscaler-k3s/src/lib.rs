@@ -10,7 +10,8 @@
 //! - kube's own retry of 429/503/504 is off and every call has a timeout, so a blocked eviction
 //!   or a slow API server can never stall a tick;
 //! - DaemonSet and mirror pods are left alone, as `kubectl drain --ignore-daemonsets` does;
-//! - only nodes carrying this installation's ownership label are listed, every page read.
+//! - only nodes carrying an ownership label are listed (the core keeps this installation's and
+//!   counts the others'), every page read.
 //!
 //! k8s-openapi needs exactly one Kubernetes version feature, chosen by the final binary (this
 //! library enables none; its tests use `v1_33`).
