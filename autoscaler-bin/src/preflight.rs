@@ -61,7 +61,7 @@ pub(crate) fn hint(e: &ProviderError, s: &Settings) -> Option<String> {
         ),
         (Service::Hetzner, _) if unreachable => format!(
             "is HETZNER_API_URL={} right, and Hetzner reachable from here?",
-            s.hetzner.url
+            s.hetzner.settings.url
         ),
         (Service::Kubernetes, _) if unreachable => "is the cluster reachable from here (the \
              in-cluster service account, or KUBECONFIG's current context)?"

@@ -102,15 +102,11 @@ pub(crate) async fn connect(s: &Settings, purpose: Purpose) -> Result<Wired, Fai
         s.core.installation.clone(),
         join,
     );
-    hetzner.url = s.hetzner.url.clone();
+    hetzner.settings = s.hetzner.settings.clone();
     hetzner.timeout = s.daemon.call_timeout;
-    hetzner.ssh_keys = s.hetzner.ssh_keys.clone();
-    hetzner.enable_ipv4 = s.hetzner.enable_ipv4;
-    hetzner.networks = s.hetzner.networks.clone();
-    hetzner.firewalls = s.hetzner.firewalls.clone();
     let mut cloud =
         HetznerClient::new(http.clone(), hetzner).map_err(|e| Failure::Input(e.to_string()))?;
-    if s.hetzner.ssh_keys.is_empty() && purpose == Purpose::Run {
+    if s.hetzner.settings.ssh_keys.is_empty() && purpose == Purpose::Run {
         // As the seed did: every SSH key of the project goes on new servers.
         let keys = cloud
             .ssh_key_names()

@@ -13,6 +13,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::wire::{ErrorBody, OneServer, ServerTypesPage, ServersPage, SshKeysPage};
@@ -23,18 +24,13 @@ pub const DEFAULT_URL: &str = "https://api.hetzner.cloud/v1";
 
 const PER_PAGE: u32 = 50;
 
-/// Where Hetzner is, how to talk to it, and what every new server gets.
-#[derive(Debug, Clone)]
-pub struct HetznerConfig {
+/// What an operator sets about the endpoint and every new server: the daemon's `[hetzner]`
+/// section is read as this type and printed back as it, so each key is declared here once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HetznerSettings {
     /// The API's base URL, `https://api.hetzner.cloud/v1` unless a proxy or fake stands in.
     pub url: String,
-    /// A read-write API token of the project.
-    pub token: SecretString,
-    /// This installation's name: the ownership label's value. Only servers carrying it are
-    /// listed, and so only those can ever be relabelled or deleted.
-    pub installation: String,
-    /// The longest one request may take.
-    pub timeout: Duration,
     /// SSH key names or ids for new servers (without one Hetzner mails a root password).
     pub ssh_keys: Vec<String>,
     /// Give new servers a public IPv4 address (billed separately); IPv6 is always on.
@@ -43,22 +39,45 @@ pub struct HetznerConfig {
     pub networks: Vec<u64>,
     /// Firewall ids for new servers.
     pub firewalls: Vec<u64>,
+}
+
+impl Default for HetznerSettings {
+    /// The official endpoint, no SSH keys, no networks or firewalls, IPv4 on.
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_URL.to_owned(),
+            ssh_keys: Vec::new(),
+            enable_ipv4: true,
+            networks: Vec::new(),
+            firewalls: Vec::new(),
+        }
+    }
+}
+
+/// Where Hetzner is, how to talk to it, and what every new server gets.
+#[derive(Debug, Clone)]
+pub struct HetznerConfig {
+    /// What the operator set.
+    pub settings: HetznerSettings,
+    /// A read-write API token of the project.
+    pub token: SecretString,
+    /// This installation's name: the ownership label's value. Only servers carrying it are
+    /// listed, and so only those can ever be relabelled or deleted.
+    pub installation: String,
+    /// The longest one request may take.
+    pub timeout: Duration,
     /// How new servers join the cluster.
     pub join: K3sJoin,
 }
 
 impl HetznerConfig {
-    /// A configuration for the official endpoint with a 15-second timeout and IPv4 on.
+    /// A configuration with the default settings and a 15-second timeout.
     pub fn new(token: SecretString, installation: impl Into<String>, join: K3sJoin) -> Self {
         Self {
-            url: DEFAULT_URL.to_owned(),
+            settings: HetznerSettings::default(),
             token,
             installation: installation.into(),
             timeout: Duration::from_secs(15),
-            ssh_keys: Vec::new(),
-            enable_ipv4: true,
-            networks: Vec::new(),
-            firewalls: Vec::new(),
             join,
         }
     }
@@ -105,7 +124,7 @@ fn call_name(method: &Method, path: &str) -> String {
 impl HetznerClient {
     /// A client over `http`, which the caller built (rustls, provider installed).
     pub fn new(http: reqwest::Client, config: HetznerConfig) -> Result<Self, HetznerError> {
-        let base = config.url.trim().trim_end_matches('/').to_owned();
+        let base = config.settings.url.trim().trim_end_matches('/').to_owned();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(HetznerError::Config(format!(
                 "the API URL `{base}` must start with https:// (or http:// for a local test server)"
@@ -351,17 +370,18 @@ impl HetznerClient {
             "labels": labels,
             "user_data": user_data,
             "start_after_create": true,
-            "public_net": {"enable_ipv4": self.config.enable_ipv4, "enable_ipv6": true},
+            "public_net": {"enable_ipv4": self.config.settings.enable_ipv4, "enable_ipv6": true},
         });
-        if !self.config.ssh_keys.is_empty() {
-            body["ssh_keys"] = json!(self.config.ssh_keys);
+        if !self.config.settings.ssh_keys.is_empty() {
+            body["ssh_keys"] = json!(self.config.settings.ssh_keys);
         }
-        if !self.config.networks.is_empty() {
-            body["networks"] = json!(self.config.networks);
+        if !self.config.settings.networks.is_empty() {
+            body["networks"] = json!(self.config.settings.networks);
         }
-        if !self.config.firewalls.is_empty() {
+        if !self.config.settings.firewalls.is_empty() {
             body["firewalls"] = self
                 .config
+                .settings
                 .firewalls
                 .iter()
                 .map(|id| json!({"firewall": id}))
@@ -459,7 +479,7 @@ impl HetznerClient {
 
     /// Uses these SSH keys for new servers from now on.
     pub fn set_ssh_keys(&mut self, keys: Vec<String>) {
-        self.config.ssh_keys = keys;
+        self.config.settings.ssh_keys = keys;
     }
 
     /// Every server type, with where it can be ordered and its hourly prices.

@@ -24,6 +24,6 @@ mod error;
 mod wire;
 
 pub use budget::RequestBudget;
-pub use client::{DEFAULT_URL, HetznerClient, HetznerConfig, ServerTypeInfo};
+pub use client::{DEFAULT_URL, HetznerClient, HetznerConfig, HetznerSettings, ServerTypeInfo};
 pub use cloud_init::{K3sJoin, check_token as check_join_token};
 pub use error::HetznerError;

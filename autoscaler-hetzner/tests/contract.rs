@@ -36,10 +36,10 @@ async fn exercise() -> Vec<wiremock::Request> {
         "v1.33.4+k3s1",
     );
     let mut config = HetznerConfig::new(SecretString::from(TOKEN), "ci", join);
-    config.url = format!("{}/v1", mock.uri());
-    config.ssh_keys = vec!["ops".into()];
-    config.networks = vec![4711];
-    config.firewalls = vec![38];
+    config.settings.url = format!("{}/v1", mock.uri());
+    config.settings.ssh_keys = vec!["ops".into()];
+    config.settings.networks = vec![4711];
+    config.settings.firewalls = vec![38];
     let c = HetznerClient::new(reqwest::Client::new(), config).unwrap();
     assert!(c.servers().await.unwrap().is_complete());
     let new = NewServer::new(ServerSpec {

@@ -27,7 +27,7 @@ fn config(server: &MockServer) -> HetznerConfig {
         "v1.33.4+k3s1",
     );
     let mut c = HetznerConfig::new(SecretString::from(TOKEN), "ci", join);
-    c.url = format!("{}/v1", server.uri());
+    c.settings.url = format!("{}/v1", server.uri());
     c
 }
 
@@ -172,9 +172,9 @@ async fn a_failed_later_page_gives_a_partial_list() {
 async fn create_sends_the_documented_body_with_the_join_in_user_data() {
     let (mock, fake, _) = serve(State::default()).await;
     let mut c = config(&mock);
-    c.ssh_keys = vec!["ops".into()];
-    c.enable_ipv4 = false;
-    c.firewalls = vec![38];
+    c.settings.ssh_keys = vec!["ops".into()];
+    c.settings.enable_ipv4 = false;
+    c.settings.firewalls = vec![38];
     let client = HetznerClient::new(http(), c).unwrap();
     let s = client
         .create_server(&new_server("ci-linux-a1b2"))
@@ -500,7 +500,7 @@ fn bad_configuration_is_named() {
         .to_string();
     assert!(e.contains("must start with https://"), "{e}");
     c.join.server_url = "https://k3s:6443".into();
-    c.url = "api.hetzner.cloud".into();
+    c.settings.url = "api.hetzner.cloud".into();
     let e = HetznerClient::new(reqwest::Client::new(), c)
         .unwrap_err()
         .to_string();

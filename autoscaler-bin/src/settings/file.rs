@@ -15,8 +15,9 @@ pub(crate) struct File {
     pub(crate) autoscaler: Option<Config>,
     #[serde(default)]
     pub(crate) gitea: GiteaSection,
+    /// Declared by the Hetzner crate, which uses it.
     #[serde(default)]
-    pub(crate) hetzner: HetznerSection,
+    pub(crate) hetzner: autoscaler_hetzner::HetznerSettings,
     #[serde(default)]
     pub(crate) k3s: K3sSection,
     #[serde(default)]
@@ -28,16 +29,6 @@ pub(crate) struct File {
 pub(crate) struct GiteaSection {
     pub(crate) url: Option<String>,
     pub(crate) scope: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct HetznerSection {
-    pub(crate) url: Option<String>,
-    pub(crate) ssh_keys: Option<Vec<String>>,
-    pub(crate) enable_ipv4: Option<bool>,
-    pub(crate) networks: Option<Vec<u64>>,
-    pub(crate) firewalls: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,7 +97,7 @@ pub(crate) fn unknown_keys(file: &toml::Table) -> Vec<String> {
         strip::<GiteaSection>(&mut t, "gitea.", &mut out);
     }
     if let Some(mut t) = section("hetzner") {
-        strip::<HetznerSection>(&mut t, "hetzner.", &mut out);
+        strip::<autoscaler_hetzner::HetznerSettings>(&mut t, "hetzner.", &mut out);
     }
     if let Some(mut t) = section("k3s") {
         strip::<K3sSection>(&mut t, "k3s.", &mut out);

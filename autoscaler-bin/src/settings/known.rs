@@ -16,6 +16,18 @@ pub(crate) struct Var {
     pub(crate) meaning: &'static str,
     /// A secret: also read as `NAME_FILE`, never from the file, never shown.
     pub(crate) secret: bool,
+    /// The bounds of a number the daemon itself checks (the core checks its own fields).
+    pub(crate) range: Option<(u64, u64)>,
+}
+
+impl Var {
+    /// The same variable, refused outside `[lo, hi]`.
+    const fn within(self, lo: u64, hi: u64) -> Self {
+        Self {
+            range: Some((lo, hi)),
+            ..self
+        }
+    }
 }
 
 const fn var(
@@ -30,6 +42,7 @@ const fn var(
         default,
         meaning,
         secret: false,
+        range: None,
     }
 }
 
@@ -40,6 +53,7 @@ const fn secret(name: &'static str, default: &'static str, meaning: &'static str
         default,
         meaning,
         secret: true,
+        range: None,
     }
 }
 
@@ -90,8 +104,9 @@ pub(crate) const VARS: &[Var] = &[
         "POLL_INTERVAL_SECS",
         "daemon.poll_interval_secs",
         "`5`",
-        "seconds between ticks (1 to 3,600)",
-    ),
+        "seconds between ticks; slower, and teardowns miss their windows",
+    )
+    .within(1, 3_600),
     var(
         "IDLE_TIMEOUT_MINS",
         "autoscaler.pools[].idle_timeout",
@@ -237,8 +252,9 @@ pub(crate) const VARS: &[Var] = &[
         "CALL_TIMEOUT_SECS",
         "daemon.call_timeout_secs",
         "`10`",
-        "the longest one API call may take (1 to 600)",
-    ),
+        "the longest one API call may take",
+    )
+    .within(1, 600),
     var(
         "LISTEN_ADDR",
         "daemon.listen",
@@ -305,8 +321,11 @@ pub(crate) fn table() -> String {
         } else {
             format!("`{}`", v.key)
         };
+        let bounds = v.range.map_or_else(String::new, |(lo, hi)| {
+            format!(" ({} to {})", grouped(lo), grouped(hi))
+        });
         out.push_str(&format!(
-            "| `{}` | {key} | {} | {} |\n",
+            "| `{}` | {key} | {} | {}{bounds} |\n",
             v.name, v.default, v.meaning
         ));
         if v.name == "PLACEMENT_COOLDOWN_SECS" {
@@ -316,6 +335,29 @@ pub(crate) fn table() -> String {
         }
     }
     out
+}
+
+/// `n` with thousands separated by commas, as the README writes numbers.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The declaration of `name`.
+///
+/// # Panics
+/// When `name` is not declared: a mistake in this crate that its tests find.
+pub(crate) fn get(name: &str) -> &'static Var {
+    VARS.iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("{name} is not declared in settings/known.rs"))
 }
 
 /// The default of `name` as declared (the literal between its default's first backticks),

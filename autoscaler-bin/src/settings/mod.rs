@@ -79,15 +79,11 @@ pub(crate) struct GiteaSettings {
     pub(crate) webhook_secret: Option<Secret>,
 }
 
-/// Hetzner Cloud.
+/// Hetzner Cloud: the token, and the settings the Hetzner crate declares.
 #[derive(Debug, Clone)]
-pub(crate) struct HetznerSettings {
-    pub(crate) url: String,
+pub(crate) struct HetznerAccess {
     pub(crate) token: Secret,
-    pub(crate) ssh_keys: Vec<String>,
-    pub(crate) enable_ipv4: bool,
-    pub(crate) networks: Vec<u64>,
-    pub(crate) firewalls: Vec<u64>,
+    pub(crate) settings: autoscaler_hetzner::HetznerSettings,
 }
 
 /// The K3s cluster.
@@ -152,7 +148,7 @@ pub(crate) struct Settings {
     /// The core's configuration, validated.
     pub(crate) core: Config,
     pub(crate) gitea: GiteaSettings,
-    pub(crate) hetzner: HetznerSettings,
+    pub(crate) hetzner: HetznerAccess,
     pub(crate) k3s: K3sSettings,
     pub(crate) daemon: DaemonSettings,
     /// What is allowed but probably wrong (a variable no setting reads, a K3s server token):
@@ -220,12 +216,25 @@ impl Reader<'_> {
         }
     }
 
-    /// Notes a problem when `value` is outside `[lo, hi]`.
-    fn within(&mut self, name: &str, value: u64, lo: u64, hi: u64) {
+    /// The number `name`, else the file's, else its declared default, refused outside its
+    /// declared bounds naming both the variable and the file key; the value returned is always
+    /// within them.
+    fn bounded(&mut self, name: &str, from_file: Option<u64>) -> u64 {
+        let var = known::get(name);
+        let value = self
+            .number::<u64>(name)
+            .or(from_file)
+            .unwrap_or_else(|| known::default(name));
+        let Some((lo, hi)) = var.range else {
+            return value;
+        };
         if !(lo..=hi).contains(&value) {
-            self.problems
-                .push(format!("{name}={value} must be between {lo} and {hi}"));
+            self.problems.push(format!(
+                "{name} (or {}) = {value} must be between {lo} and {hi}",
+                var.key
+            ));
         }
+        value.clamp(lo, hi)
     }
 
     /// An address from `name`, else from the file, else `default`.
@@ -280,21 +289,6 @@ impl Reader<'_> {
             }
         }
         Some(out)
-    }
-
-    /// `CALL_TIMEOUT_SECS`, else the file's, else `default`, checked against its bounds.
-    fn call_timeout(&mut self, from_file: Option<u64>, default: u64) -> u64 {
-        let secs = self
-            .number::<u64>("CALL_TIMEOUT_SECS")
-            .or(from_file)
-            .unwrap_or(default);
-        self.within(
-            "CALL_TIMEOUT_SECS (or daemon.call_timeout_secs)",
-            secs,
-            1,
-            MAX_CALL_TIMEOUT_SECS,
-        );
-        secs
     }
 
     /// A secret still holding the example's placeholder is refused: every call with it would
@@ -364,12 +358,6 @@ pub(crate) fn variables() -> String {
 
 /// The placeholders of the shipped examples (deploy/secret.example.yaml, the chart's values).
 const PLACEHOLDERS: &[&str] = &["replace-me", "changeme", "change-me", "...", "…"];
-
-/// The longest poll interval: an hour. Slower, and teardowns miss their billing windows.
-const MAX_POLL_INTERVAL_SECS: u64 = 3_600;
-
-/// The longest a single call may take before it counts as failed.
-const MAX_CALL_TIMEOUT_SECS: u64 = 600;
 
 /// The seed's default agent flags: runner pods of an existing installation select these labels.
 pub(crate) const DEFAULT_AGENT_ARGS: &str =
@@ -457,8 +445,14 @@ pub(crate) fn load_gitea(
     {
         r.problems.push(problem);
     }
-    // A page of a long history may take longer than the daemon's calls.
-    let call_timeout = r.call_timeout(file.daemon.call_timeout_secs, 30);
+    // A page of a long history may take longer than the daemon's calls: unless set, three
+    // times their default.
+    let call_timeout = r.bounded(
+        "CALL_TIMEOUT_SECS",
+        file.daemon
+            .call_timeout_secs
+            .or(Some(3 * known::default::<u64>("CALL_TIMEOUT_SECS"))),
+    );
     match (url, scope, token) {
         (Some(url), Some(scope), Some(token)) if r.problems.is_empty() => Ok((
             GiteaSettings {
@@ -549,35 +543,33 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
 
     // Hetzner.
     let hetzner_token = r.secret("HETZNER_API_TOKEN", true);
-    let hetzner = HetznerSettings {
-        url: r
-            .text("HETZNER_API_URL")
-            .or(file.hetzner.url)
-            .unwrap_or_else(|| autoscaler_hetzner::DEFAULT_URL.to_owned()),
+    // The file's section (or its defaults), each variable set taking precedence.
+    let mut settings = file.hetzner;
+    if let Some(url) = r.text("HETZNER_API_URL") {
+        settings.url = url;
+    }
+    if let Some(keys) = r.list("HETZNER_SSH_KEYS") {
+        settings.ssh_keys = keys;
+    }
+    if let Some(on) = r.boolean("HETZNER_ENABLE_IPV4") {
+        settings.enable_ipv4 = on;
+    }
+    if let Some(ids) = r.ids("HETZNER_NETWORKS") {
+        settings.networks = ids;
+    }
+    if let Some(ids) = r.ids("HETZNER_FIREWALLS") {
+        settings.firewalls = ids;
+    }
+    let hetzner = HetznerAccess {
         token: hetzner_token.clone().unwrap_or_else(placeholder),
-        ssh_keys: r
-            .list("HETZNER_SSH_KEYS")
-            .or(file.hetzner.ssh_keys)
-            .unwrap_or_default(),
-        enable_ipv4: r
-            .boolean("HETZNER_ENABLE_IPV4")
-            .or(file.hetzner.enable_ipv4)
-            .unwrap_or_else(|| known::default("HETZNER_ENABLE_IPV4")),
-        networks: r
-            .ids("HETZNER_NETWORKS")
-            .or(file.hetzner.networks)
-            .unwrap_or_default(),
-        firewalls: r
-            .ids("HETZNER_FIREWALLS")
-            .or(file.hetzner.firewalls)
-            .unwrap_or_default(),
+        settings,
     };
     let allow_insecure_http = r
         .boolean(transport::ALLOW_INSECURE_HTTP)
         .unwrap_or_else(|| known::default(transport::ALLOW_INSECURE_HTTP));
     for (what, url) in [
         ("GITEA_API_URL", gitea_url.as_deref()),
-        ("HETZNER_API_URL", Some(hetzner.url.as_str())),
+        ("HETZNER_API_URL", Some(hetzner.settings.url.as_str())),
     ] {
         if let Some(u) = url
             && let Err(problem) = transport::check(what, u, allow_insecure_http)
@@ -662,20 +654,8 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
     };
 
     // The daemon.
-    let poll = r
-        .number::<u64>("POLL_INTERVAL_SECS")
-        .or(file.daemon.poll_interval_secs)
-        .unwrap_or_else(|| known::default("POLL_INTERVAL_SECS"));
-    r.within(
-        "POLL_INTERVAL_SECS (or daemon.poll_interval_secs)",
-        poll,
-        1,
-        MAX_POLL_INTERVAL_SECS,
-    );
-    let call_timeout = r.call_timeout(
-        file.daemon.call_timeout_secs,
-        known::default("CALL_TIMEOUT_SECS"),
-    );
+    let poll = r.bounded("POLL_INTERVAL_SECS", file.daemon.poll_interval_secs);
+    let call_timeout = r.bounded("CALL_TIMEOUT_SECS", file.daemon.call_timeout_secs);
     let listen = r.address(
         "LISTEN_ADDR",
         file.daemon.listen,
@@ -710,8 +690,8 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         .or_else(|| r.text("HOSTNAME"))
         .unwrap_or_else(|| known::default("HOSTNAME"));
     let daemon = DaemonSettings {
-        poll_interval: Duration::from_secs(poll.clamp(1, MAX_POLL_INTERVAL_SECS)),
-        call_timeout: Duration::from_secs(call_timeout.clamp(1, MAX_CALL_TIMEOUT_SECS)),
+        poll_interval: Duration::from_secs(poll),
+        call_timeout: Duration::from_secs(call_timeout),
         listen,
         webhook_listen,
         log_format,
@@ -760,7 +740,7 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
 struct Effective<'a> {
     autoscaler: &'a Config,
     gitea: EffectiveGitea,
-    hetzner: EffectiveHetzner<'a>,
+    hetzner: autoscaler_hetzner::HetznerSettings,
     k3s: EffectiveK3s<'a>,
     daemon: EffectiveDaemon<'a>,
 }
@@ -769,15 +749,6 @@ struct Effective<'a> {
 struct EffectiveGitea {
     url: String,
     scope: String,
-}
-
-#[derive(Serialize)]
-struct EffectiveHetzner<'a> {
-    url: String,
-    ssh_keys: &'a [String],
-    enable_ipv4: bool,
-    networks: &'a [u64],
-    firewalls: &'a [u64],
 }
 
 #[derive(Serialize)]
@@ -815,12 +786,9 @@ impl Settings {
                 url: transport::redacted(&self.gitea.url),
                 scope: self.gitea.scope.to_string(),
             },
-            hetzner: EffectiveHetzner {
-                url: transport::redacted(&self.hetzner.url),
-                ssh_keys: &self.hetzner.ssh_keys,
-                enable_ipv4: self.hetzner.enable_ipv4,
-                networks: &self.hetzner.networks,
-                firewalls: &self.hetzner.firewalls,
+            hetzner: autoscaler_hetzner::HetznerSettings {
+                url: transport::redacted(&self.hetzner.settings.url),
+                ..self.hetzner.settings.clone()
             },
             k3s: EffectiveK3s {
                 join_tokens: match self.k3s.join {

@@ -82,7 +82,7 @@ fn the_seed_variables_alone_give_the_seed_defaults() {
     assert_eq!(s.daemon.poll_interval, Duration::from_secs(5));
     assert_eq!(s.k3s.runner_namespace, "gitea-runners");
     assert_eq!(s.daemon.pushgateway_url, None);
-    assert_eq!(s.hetzner.url, "https://api.hetzner.cloud/v1");
+    assert_eq!(s.hetzner.settings.url, "https://api.hetzner.cloud/v1");
     assert_eq!(s.gitea.scope, Scope::Admin);
     assert_eq!(
         s.k3s.agent_args,
@@ -141,7 +141,7 @@ fn every_seed_variable_is_read() {
         s.daemon.pushgateway_url.as_deref(),
         Some("http://pushgateway:9091")
     );
-    assert_eq!(s.hetzner.url, "http://127.0.0.1:4000/v1");
+    assert_eq!(s.hetzner.settings.url, "http://127.0.0.1:4000/v1");
     assert_eq!(s.core.capacity_cooldown, SignedDuration::from_secs(300));
 }
 
@@ -267,7 +267,7 @@ fn a_file_gives_several_pools_and_every_knob() {
     assert_eq!(s.core.pools[0].idle_timeout, SignedDuration::from_mins(10));
     assert_eq!(s.core.pools[1].warm_slots, 1);
     assert_eq!(s.gitea.scope.to_string(), "org:acme");
-    assert!(!s.hetzner.enable_ipv4);
+    assert!(!s.hetzner.settings.enable_ipv4);
     assert_eq!(s.daemon.poll_interval, Duration::from_secs(2));
     assert!(s.daemon.leader_election);
     // A variable still wins over the file for settings that are not per pool.
@@ -694,4 +694,45 @@ fn the_declared_defaults_are_the_loaders() {
         checked += 1;
     }
     assert!(checked >= 15, "only {checked} defaults checked");
+}
+
+/// Every declared bound is the loader's: its ends are accepted, one past either is refused
+/// naming the variable and its file key, and the file's key is held to the same bounds.
+#[test]
+fn the_declared_bounds_are_the_loaders() {
+    let bounded: Vec<_> = super::known::VARS
+        .iter()
+        .filter_map(|v| v.range.map(|r| (v, r)))
+        .collect();
+    assert!(bounded.len() >= 2);
+    for (v, (lo, hi)) in bounded {
+        for ok in [lo, hi] {
+            let mut env = MapEnv::seed();
+            env.set(v.name, &ok.to_string());
+            assert!(load(&env, None).is_ok(), "{}={ok} refused", v.name);
+        }
+        for bad in [lo.checked_sub(1), hi.checked_add(1)].into_iter().flatten() {
+            let mut env = MapEnv::seed();
+            env.set(v.name, &bad.to_string());
+            let found = problems(&env);
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.contains(v.name) && p.contains(v.key)),
+                "{}={bad}: {found:?}",
+                v.name
+            );
+            let (section, key) = v.key.split_once('.').unwrap();
+            let mut env = MapEnv::seed();
+            env.files
+                .insert("/c.toml".into(), format!("[{section}]\n{key} = {bad}\n"));
+            env.set("CONFIG_FILE", "/c.toml");
+            let found = problems(&env);
+            assert!(
+                found.iter().any(|p| p.contains(v.key)),
+                "{} = {bad} in the file: {found:?}",
+                v.key
+            );
+        }
+    }
 }
