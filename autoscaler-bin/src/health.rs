@@ -64,6 +64,13 @@ impl Health {
         }
     }
 
+    /// A follower's round ended at `now`: it reads nothing but the lease, so it is ready when
+    /// the lease answered (`problem` is `None`), and a rolling update can go on while another
+    /// replica leads.
+    pub(crate) fn following(&self, now: Timestamp, problem: Option<String>) {
+        self.ticked(now, problem);
+    }
+
     /// Alive: connecting at start, or the loop ticked recently (a tick may take a read and an
     /// act, each up to the call timeout, besides the interval), or it only just started.
     pub(crate) fn alive(&self, now: Timestamp) -> bool {

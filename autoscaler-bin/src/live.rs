@@ -190,7 +190,7 @@ pub(crate) fn run(config: Option<&Path>) -> Result<(), Failure> {
         .validate()
         .map_err(|e| Failure::Input(e.to_string()))?;
     runtime()?.block_on(async move {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new(&s.core));
         let health = Arc::new(Health::new(
             Timestamp::now(),
             s.daemon.poll_interval,

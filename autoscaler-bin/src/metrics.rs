@@ -29,6 +29,50 @@ fn histogram(buckets: Vec<f64>) -> Histogram {
     Histogram::new(buckets)
 }
 
+/// A gauge that is absent while its value is unknown (its source unreadable, Hetzner not asked
+/// yet, another replica leading): a panel then shows no data and an absence alert can fire,
+/// where a 0 would say "nothing waits" or "the budget is spent".
+struct Known<G>(Family<Vec<(String, String)>, G>);
+
+impl<G: Default> Default for Known<G> {
+    fn default() -> Self {
+        Self(Family::default())
+    }
+}
+
+impl<G> Clone for Known<G> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl Known<Gauge> {
+    fn set(&self, value: i64) {
+        self.0.get_or_create(&Vec::new()).set(value);
+    }
+}
+
+impl Known<FloatGauge> {
+    fn set(&self, value: f64) {
+        self.0.get_or_create(&Vec::new()).set(value);
+    }
+}
+
+impl<G> Known<G> {
+    fn unknown(&self) {
+        self.0.clear();
+    }
+}
+
+/// The sources a snapshot is read from, by the name `autoscaler_source_readable` gives them.
+const SOURCES: [&str; 5] = [
+    "gitea_jobs",
+    "gitea_runners",
+    "hetzner_servers",
+    "kubernetes_nodes",
+    "kubernetes_pods",
+];
+
 /// What is remembered to record each event once.
 #[derive(Default)]
 struct Seen {
@@ -42,9 +86,12 @@ struct Seen {
 pub(crate) struct Metrics {
     pub(crate) registry: Registry,
     managed_nodes: Family<Labels2, Gauge>,
-    desired_nodes: Gauge,
-    jobs_waiting: Gauge,
-    jobs_running: Gauge,
+    desired_nodes: Known<Gauge>,
+    jobs_waiting: Known<Gauge>,
+    jobs_running: Known<Gauge>,
+    source_readable: Family<Labels1, Gauge>,
+    /// The configured pools, each shown with a zero for every state.
+    pools: Vec<String>,
     nodes_created: Counter,
     created_by_placement: Family<Labels2, Counter>,
     placement_unavailable: Family<Labels2, Counter>,
@@ -60,8 +107,8 @@ pub(crate) struct Metrics {
     provisioning: Histogram,
     join: Histogram,
     last_success: Gauge,
-    hetzner_remaining: Gauge,
-    euros_per_hour: FloatGauge,
+    hetzner_remaining: Known<Gauge>,
+    euros_per_hour: Known<FloatGauge>,
     euros_spent: Counter<f64, AtomicU64>,
     leader: Gauge,
     webhooks: Family<Labels1, Counter>,
@@ -70,13 +117,19 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Self {
+    /// The metrics of a daemon running `config`: every labelled family starts with a zero for
+    /// each label set it can have (each action kind and result, each service and error kind,
+    /// each configured server type and location, each state of each pool), so a panel or a
+    /// `rate()` has a series before the first event.
+    pub(crate) fn new(config: &autoscaler_core::Config) -> Self {
         let mut r = Registry::default();
         let m = Self {
             managed_nodes: Family::default(),
-            desired_nodes: Gauge::default(),
-            jobs_waiting: Gauge::default(),
-            jobs_running: Gauge::default(),
+            desired_nodes: Known::default(),
+            jobs_waiting: Known::default(),
+            jobs_running: Known::default(),
+            source_readable: Family::default(),
+            pools: config.pools.iter().map(|p| p.name.clone()).collect(),
             nodes_created: Counter::default(),
             created_by_placement: Family::default(),
             placement_unavailable: Family::default(),
@@ -96,8 +149,8 @@ impl Metrics {
             provisioning: histogram(vec![30.0, 60.0, 90.0, 120.0, 180.0, 240.0, 300.0, 600.0]),
             join: histogram(vec![5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]),
             last_success: Gauge::default(),
-            hetzner_remaining: Gauge::default(),
-            euros_per_hour: FloatGauge::default(),
+            hetzner_remaining: Known::default(),
+            euros_per_hour: Known::default(),
             euros_spent: Counter::default(),
             leader: Gauge::default(),
             webhooks: Family::default(),
@@ -113,17 +166,22 @@ impl Metrics {
         r.register(
             "autoscaler_desired_nodes",
             "Servers wanted after the last plan, all pools",
-            m.desired_nodes.clone(),
+            m.desired_nodes.0.clone(),
         );
         r.register(
             "autoscaler_jobs_waiting",
-            "Runnable jobs waiting for a runner",
-            m.jobs_waiting.clone(),
+            "Runnable jobs waiting for a runner; absent while the jobs cannot be read",
+            m.jobs_waiting.0.clone(),
         );
         r.register(
             "autoscaler_jobs_running",
-            "Jobs a runner is working on",
-            m.jobs_running.clone(),
+            "Jobs a runner is working on; absent while the jobs cannot be read",
+            m.jobs_running.0.clone(),
+        );
+        r.register(
+            "autoscaler_source_readable",
+            "1 when the last tick read the source in full, 0 when it could not",
+            m.source_readable.clone(),
         );
         r.register(
             "autoscaler_nodes_created",
@@ -212,13 +270,13 @@ impl Metrics {
         );
         r.register(
             "autoscaler_hetzner_requests_remaining",
-            "Hetzner API requests left in the hour",
-            m.hetzner_remaining.clone(),
+            "Hetzner API requests left in the hour; absent until Hetzner has answered",
+            m.hetzner_remaining.0.clone(),
         );
         r.register(
             "autoscaler_cost_euros_per_hour",
-            "Hourly price of the servers that exist now (net, EUR)",
-            m.euros_per_hour.clone(),
+            "Hourly price of the servers that exist now (net, EUR); absent while they cannot be read",
+            m.euros_per_hour.0.clone(),
         );
         r.register(
             "autoscaler_cost_euros",
@@ -235,7 +293,60 @@ impl Metrics {
             "Webhook deliveries by result",
             m.webhooks.clone(),
         );
+        m.zeros(config);
         Self { registry: r, ..m }
+    }
+
+    /// A zero for every label set a labelled counter can have.
+    fn zeros(&self, config: &autoscaler_core::Config) {
+        use autoscaler_core::ports::ErrorKind;
+        for kind in Action::KINDS {
+            for result in ["ok", "error"] {
+                self.actions
+                    .get_or_create(&[("action", kind.to_owned()), ("result", result.to_owned())])
+                    .inc_by(0);
+            }
+        }
+        for service in Service::ALL {
+            for kind in ErrorKind::ALL {
+                self.api_errors
+                    .get_or_create(&[
+                        ("service", service.as_str().to_owned()),
+                        ("kind", kind.as_str().to_owned()),
+                    ])
+                    .inc_by(0);
+            }
+        }
+        for pool in &config.pools {
+            for server_type in &pool.server_types {
+                for location in &pool.locations {
+                    let labels = [
+                        ("server_type", server_type.clone()),
+                        ("location", location.clone()),
+                    ];
+                    self.created_by_placement.get_or_create(&labels).inc_by(0);
+                    self.placement_unavailable.get_or_create(&labels).inc_by(0);
+                }
+            }
+        }
+        for result in crate::http::WEBHOOK_RESULTS {
+            self.webhooks
+                .get_or_create(&[("result", result.to_owned())])
+                .inc_by(0);
+        }
+    }
+
+    /// This replica follows: the fleet, the queue and the cost are the leader's to report (so
+    /// a `sum()` over replicas counts them once), and this one reads nothing.
+    pub(crate) fn follow(&self) {
+        self.set_leader(false);
+        self.managed_nodes.clear();
+        self.desired_nodes.unknown();
+        self.jobs_waiting.unknown();
+        self.jobs_running.unknown();
+        self.source_readable.clear();
+        self.hetzner_remaining.unknown();
+        self.euros_per_hour.unknown();
     }
 
     /// Hourly prices by (server type, location), read from Hetzner.
@@ -250,6 +361,10 @@ impl Metrics {
     }
 
     pub(crate) fn webhook(&self, result: &str) {
+        debug_assert!(
+            crate::http::WEBHOOK_RESULTS.contains(&result),
+            "{result} is not in WEBHOOK_RESULTS"
+        );
         self.webhooks
             .get_or_create(&[("result", result.to_owned())])
             .inc();
@@ -287,28 +402,57 @@ impl Metrics {
         if let Some(b) = r.snapshot.hetzner_budget {
             self.hetzner_remaining.set(i64::from(b.remaining));
         }
+        let snap = &r.snapshot;
+        for (source, complete) in SOURCES.into_iter().zip([
+            snap.jobs.is_complete(),
+            snap.runners.is_complete(),
+            snap.servers.is_complete(),
+            snap.nodes.is_complete(),
+            snap.pods.is_complete(),
+        ]) {
+            self.source_readable
+                .get_or_create(&[("source", source.to_owned())])
+                .set(i64::from(complete));
+        }
         self.managed_nodes.clear();
-        for n in &r.plan.nodes {
-            self.managed_nodes
-                .get_or_create(&[
-                    ("state", n.state.name().to_owned()),
-                    ("pool", n.pool.clone()),
-                ])
-                .inc();
+        // The machines' states need both the servers and the nodes; without either they are
+        // unknown, not zero.
+        if snap.servers.is_complete() && snap.nodes.is_complete() {
+            let pools = self
+                .pools
+                .iter()
+                .chain(r.plan.nodes.iter().map(|n| &n.pool))
+                .collect::<BTreeSet<_>>();
+            for pool in pools {
+                for state in autoscaler_core::NodeState::NAMES {
+                    self.managed_nodes
+                        .get_or_create(&[("state", state.to_owned()), ("pool", pool.clone())])
+                        .set(0);
+                }
+            }
+            for n in &r.plan.nodes {
+                self.managed_nodes
+                    .get_or_create(&[
+                        ("state", n.state.name().to_owned()),
+                        ("pool", n.pool.clone()),
+                    ])
+                    .inc();
+            }
         }
         self.desired_nodes
             .set(r.plan.pools.iter().map(|p| i64::from(p.desired)).sum());
-        let jobs = r.snapshot.jobs.items();
-        self.jobs_waiting.set(
-            jobs.iter()
-                .filter(|j| j.status == JobStatus::Queued)
-                .count() as i64,
-        );
-        self.jobs_running.set(
-            jobs.iter()
-                .filter(|j| j.status == JobStatus::InProgress)
-                .count() as i64,
-        );
+        if snap.jobs.is_complete() {
+            let jobs = snap.jobs.items();
+            let count = |status: JobStatus| {
+                i64::try_from(jobs.iter().filter(|j| j.status == status).count())
+                    .unwrap_or(i64::MAX)
+            };
+            self.jobs_waiting.set(count(JobStatus::Queued));
+            self.jobs_running.set(count(JobStatus::InProgress));
+        } else {
+            self.jobs_waiting.unknown();
+            self.jobs_running.unknown();
+        }
         self.record_outcomes(r);
         self.record_first_times(r);
     }
@@ -443,9 +587,11 @@ impl Metrics {
             self.euros_spent
                 .inc_by(seen.meter.bill(id, s.created, paid_until, price));
         }
-        self.euros_per_hour.set(per_hour);
         if r.snapshot.servers.is_complete() {
+            self.euros_per_hour.set(per_hour);
             seen.meter.retain(|id| servers.contains_key(&id));
+        } else {
+            self.euros_per_hour.unknown();
         }
     }
 
@@ -562,7 +708,7 @@ mod tests {
 
     #[test]
     fn a_tick_becomes_the_documented_series() {
-        let m = Metrics::new();
+        let m = Metrics::new(&Config::default());
         m.set_prices(&[Price {
             server_type: "cx33".into(),
             location: "nbg1".into(),
@@ -617,7 +763,7 @@ mod tests {
         };
         let mut config = Config::default();
         config.pools[0].billing_period = jiff::SignedDuration::from_mins(25);
-        let m = Metrics::new();
+        let m = Metrics::new(&Config::default());
         price(&m);
         let line = |m: &Metrics, name: &str| {
             m.encode()
@@ -633,7 +779,7 @@ mod tests {
         let euros: f64 = total.split(' ').nth(1).unwrap().parse().unwrap();
         assert!((euros - 0.05).abs() < 1e-9, "{total}");
         // A server of the same name from another cluster is not ours to pay.
-        let m = Metrics::new();
+        let m = Metrics::new(&Config::default());
         price(&m);
         let mut r = report_with(now, &Config::default(), Some("ours"));
         let mut foreign = r.snapshot.servers.items()[0].clone();
@@ -657,9 +803,11 @@ mod tests {
     #[test]
     fn the_alerts_and_the_dashboard_query_only_real_metrics() {
         // Families appear once they have a child: fill every one.
-        let m = Metrics::new();
+        let m = Metrics::new(&Config::default());
         let now = t("2026-11-25T10:10:00Z");
-        m.record(&report(now), now);
+        let mut r = report(now);
+        r.snapshot.hetzner_budget = Some(autoscaler_core::ApiBudget { remaining: 3_000 });
+        m.record(&r, now);
         m.webhook("queued");
         let text = m.encode();
         let types: BTreeMap<&str, &str> = text
@@ -701,5 +849,119 @@ mod tests {
             }
         }
         assert!(checked > 20, "{checked}");
+    }
+
+    fn sample(m: &Metrics, series: &str) -> Option<String> {
+        m.encode()
+            .lines()
+            .find(|l| l.starts_with(series))
+            .map(|l| l[series.len()..].trim().to_owned())
+    }
+
+    #[test]
+    fn what_a_source_could_not_read_is_absent_not_zero() {
+        let m = Metrics::new(&Config::default());
+        let now = t("2026-11-25T10:10:00Z");
+        m.record(&report(now), now);
+        assert_eq!(sample(&m, "autoscaler_jobs_waiting ").as_deref(), Some("1"));
+        assert_eq!(
+            sample(&m, r#"autoscaler_source_readable{source="gitea_jobs"}"#).as_deref(),
+            Some("1")
+        );
+        // Gitea's jobs and Hetzner's servers unreadable: the queue, the fleet and the price
+        // are unknown, and the source gauge says which.
+        let mut r = report(now);
+        r.snapshot.jobs = Source::unavailable("gitea down");
+        r.snapshot.servers = Source::unavailable("hetzner down");
+        m.record(&r, now);
+        let text = m.encode();
+        for absent in [
+            "autoscaler_jobs_waiting ",
+            "autoscaler_jobs_running ",
+            "autoscaler_managed_nodes{",
+            "autoscaler_cost_euros_per_hour ",
+        ] {
+            assert!(!text.contains(absent), "{absent} in an outage:\n{text}");
+        }
+        assert_eq!(
+            sample(&m, r#"autoscaler_source_readable{source="gitea_jobs"}"#).as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            sample(
+                &m,
+                r#"autoscaler_source_readable{source="hetzner_servers"}"#
+            )
+            .as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            sample(
+                &m,
+                r#"autoscaler_source_readable{source="kubernetes_nodes"}"#
+            )
+            .as_deref(),
+            Some("1")
+        );
+        // Readable again: back.
+        m.record(&report(now), now);
+        assert_eq!(sample(&m, "autoscaler_jobs_waiting ").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn the_hetzner_budget_is_absent_until_hetzner_has_answered() {
+        let m = Metrics::new(&Config::default());
+        assert!(
+            !m.encode()
+                .contains("autoscaler_hetzner_requests_remaining ")
+        );
+        let now = t("2026-11-25T10:10:00Z");
+        m.record(&report(now), now);
+        assert!(
+            !m.encode()
+                .contains("autoscaler_hetzner_requests_remaining "),
+            "no answer, no figure"
+        );
+        let mut r = report(now);
+        r.snapshot.hetzner_budget = Some(autoscaler_core::ApiBudget { remaining: 3_412 });
+        m.record(&r, now);
+        assert_eq!(
+            sample(&m, "autoscaler_hetzner_requests_remaining ").as_deref(),
+            Some("3412")
+        );
+        m.follow();
+        assert!(
+            !m.encode()
+                .contains("autoscaler_hetzner_requests_remaining ")
+        );
+    }
+
+    #[test]
+    fn every_state_pool_action_and_error_kind_has_a_series_before_the_first_event() {
+        let mut config = Config::default();
+        config.pools[0].server_types = vec!["cx33".into(), "cx43".into()];
+        config.pools[0].locations = vec!["nbg1".into(), "fsn1".into()];
+        let m = Metrics::new(&config);
+        let text = m.encode();
+        for series in [
+            r#"autoscaler_actions_total{action="delete_server",result="error"} 0"#,
+            r#"autoscaler_api_errors_total{service="kubernetes",kind="auth"} 0"#,
+            r#"autoscaler_nodes_created_by_placement_total{server_type="cx43",location="fsn1"} 0"#,
+            r#"autoscaler_placement_unavailable_total{server_type="cx33",location="nbg1"} 0"#,
+            r#"autoscaler_webhook_deliveries_total{result="unauthorized"} 0"#,
+        ] {
+            assert!(text.contains(series), "{series} not in\n{text}");
+        }
+        // An empty fleet, read in full: a zero for every state of the pool.
+        let now = t("2026-11-25T10:10:00Z");
+        let mut r = report(now);
+        r.snapshot.servers = Source::complete(vec![]);
+        r.plan = autoscaler_core::decide(&config.validate().unwrap(), &r.snapshot);
+        m.record(&r, now);
+        let pool = &config.pools[0].name;
+        for state in autoscaler_core::NodeState::NAMES {
+            let series = format!(r#"autoscaler_managed_nodes{{state="{state}",pool="{pool}"}}"#);
+            assert_eq!(sample(&m, &series).as_deref(), Some("0"), "{series}");
+        }
     }
 }

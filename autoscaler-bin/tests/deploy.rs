@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -75,6 +75,7 @@ fn every_kustomize_manifest_parses_into_its_type() {
                 "RoleBinding" => round_trip::<RoleBinding>(&doc, file),
                 "Secret" => round_trip::<Secret>(&doc, file),
                 "Deployment" => round_trip::<Deployment>(&doc, file),
+                "DaemonSet" => round_trip::<DaemonSet>(&doc, file),
                 "Service" => round_trip::<Service>(&doc, file),
                 "NetworkPolicy" => round_trip::<NetworkPolicy>(&doc, file),
                 "ValidatingAdmissionPolicy" => {
@@ -106,7 +107,6 @@ fn every_kustomize_manifest_parses_into_its_type() {
             "Role",
             "RoleBinding",
             "RoleBinding",
-            "Secret",
             "Service",
             "ServiceAccount",
             "ServiceMonitor",
@@ -315,13 +315,56 @@ fn the_deployment_sets_only_documented_variables_and_runs_as_nobody() {
     let d: Deployment = serde_json::from_value(doc.clone()).unwrap();
     let pod = d.spec.unwrap().template.spec.unwrap();
     let c = &pod.containers[0];
+    let secret_example = &docs(&root().join("deploy/secret.example.yaml"))[0];
+    let mounted: Vec<(String, String)> = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| (m.name.clone(), m.mount_path.clone()))
+        .collect();
     for e in c.env.iter().flatten() {
+        // A secret's `_FILE` twin: documented with the secret, and a file of the mounted
+        // Secret that the example holds.
+        if let Some(base) = e.name.strip_suffix("_FILE") {
+            assert!(known.contains(base), "{} is no secret's twin", e.name);
+            let path = e.value.as_deref().unwrap();
+            let (dir, key) = path.rsplit_once('/').unwrap();
+            assert_eq!(key, base, "{path}");
+            let volume = mounted
+                .iter()
+                .find(|(_, at)| at == dir)
+                .unwrap_or_else(|| panic!("{path} is in no mounted volume"));
+            let from = pod
+                .volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == volume.0)
+                .and_then(|v| v.secret.as_ref())
+                .and_then(|s| s.secret_name.clone());
+            assert_eq!(from.as_deref(), Some("gitea-ci-autoscaler"), "{path}");
+            assert!(
+                secret_example["stringData"].get(base).is_some(),
+                "secret.example.yaml lacks {base}"
+            );
+            continue;
+        }
         assert!(
             known.contains(&e.name),
             "deployment.yaml sets {} which the README does not document",
             e.name
         );
+        assert!(
+            ![
+                "HETZNER_API_TOKEN",
+                "GITEA_ADMIN_TOKEN",
+                "GITEA_WEBHOOK_SECRET"
+            ]
+            .contains(&e.name.as_str()),
+            "{} is passed as a variable; secrets are mounted as files",
+            e.name
+        );
     }
+    assert!(c.env_from.is_none(), "no secret as environment variables");
     let secret = &docs(&root().join("deploy/secret.example.yaml"))[0];
     for key in secret["stringData"].as_object().unwrap().keys() {
         assert!(known.contains(key), "secret.example.yaml holds {key}");
@@ -469,4 +512,139 @@ fn the_chart_ships_the_same_admission_rules_as_deploy() {
         section("charts/gitea-ci-autoscaler/templates/join-tokens.yaml"),
         section("deploy/join-tokens.yaml")
     );
+}
+
+/// The value of `name` in the Deployment's environment.
+fn deployment_env(name: &str) -> Option<String> {
+    let doc = &docs(&root().join("deploy/deployment.yaml"))[0];
+    let d: Deployment = serde_json::from_value(doc.clone()).unwrap();
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    pod.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+/// The runner workload lands on the machines the autoscaler creates and nowhere else, tolerates
+/// their taint, is found by the autoscaler's selector and registers under its pod name; the
+/// autoscaler itself stays off those machines; and applying `deploy/` never touches a Secret.
+#[test]
+fn the_runners_go_on_ci_nodes_only_and_the_autoscaler_never_does() {
+    let dir = root().join("deploy/runners");
+    let kustomization = &docs(&dir.join("kustomization.yaml"))[0];
+    let mut daemonsets = Vec::new();
+    for file in kustomization["resources"].as_array().unwrap() {
+        let file = file.as_str().unwrap();
+        for doc in docs(&dir.join(file)) {
+            match doc["kind"].as_str().unwrap() {
+                "Namespace" => {
+                    round_trip::<Namespace>(&doc, file);
+                    assert_eq!(doc["metadata"]["name"], "gitea-runners");
+                }
+                "DaemonSet" => {
+                    round_trip::<DaemonSet>(&doc, file);
+                    daemonsets.push(serde_json::from_value::<DaemonSet>(doc).unwrap());
+                }
+                other => panic!("{file}: unexpected kind {other}"),
+            }
+        }
+    }
+    assert_eq!(daemonsets.len(), 1);
+    let ds = &daemonsets[0];
+    let args = deployment_env("K3S_AGENT_ARGS").expect("the Deployment sets K3S_AGENT_ARGS");
+    let flags: Vec<&str> = args.split_whitespace().collect();
+    let pod = ds.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    // Scheduled by a label every new node gets.
+    for (k, v) in pod.node_selector.iter().flatten() {
+        assert!(
+            flags.contains(&format!("--node-label={k}={v}").as_str()),
+            "nodeSelector {k}={v} is not among the agent's labels: {args}"
+        );
+    }
+    assert!(pod.node_selector.as_ref().is_some_and(|n| !n.is_empty()));
+    // Tolerating every taint new nodes get, and there is one.
+    let taints: Vec<&str> = flags
+        .iter()
+        .filter_map(|f| f.strip_prefix("--node-taint="))
+        .collect();
+    assert!(!taints.is_empty(), "CI nodes carry no taint: {args}");
+    for taint in taints {
+        let (kv, effect) = taint.split_once(':').unwrap();
+        let (key, value) = kv.split_once('=').unwrap();
+        assert!(
+            pod.tolerations
+                .iter()
+                .flatten()
+                .any(|t| t.key.as_deref() == Some(key)
+                    && t.value.as_deref() == Some(value)
+                    && t.effect.as_deref() == Some(effect)),
+            "the runners do not tolerate {taint}"
+        );
+    }
+    // Found by the autoscaler's default selector, named after the pod.
+    let labels = ds
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        labels
+            .labels
+            .as_ref()
+            .unwrap()
+            .get("app")
+            .map(String::as_str),
+        Some("gitea-actions-runner"),
+        "RUNNER_SELECTOR's default app=gitea-actions-runner"
+    );
+    let runner = &pod.containers[0];
+    let name = runner
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "GITEA_RUNNER_NAME")
+        .expect("GITEA_RUNNER_NAME");
+    assert_eq!(
+        name.value_from
+            .as_ref()
+            .and_then(|f| f.field_ref.as_ref())
+            .map(|f| f.field_path.as_str()),
+        Some("metadata.name")
+    );
+    // The autoscaler keeps off the machines it deletes.
+    let doc = &docs(&root().join("deploy/deployment.yaml"))[0];
+    let d: Deployment = serde_json::from_value(doc.clone()).unwrap();
+    let spec = d.spec.unwrap().template.spec.unwrap();
+    let terms = spec
+        .affinity
+        .and_then(|a| a.node_affinity)
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution)
+        .expect("a required node affinity")
+        .node_selector_terms;
+    for term in &terms {
+        let exprs = term.match_expressions.clone().unwrap_or_default();
+        assert!(
+            exprs.iter().any(|e| e.key == "node-role"
+                && e.operator == "NotIn"
+                && e.values.iter().flatten().any(|v| v == "ci-runner")),
+            "a term admits CI nodes: {term:?}"
+        );
+    }
+    assert!(!terms.is_empty());
+    // `kubectl apply -k deploy/` creates no Secret: it would replace the operator's.
+    let main = &docs(&root().join("deploy/kustomization.yaml"))[0];
+    for file in main["resources"].as_array().unwrap() {
+        let file = file.as_str().unwrap();
+        if root().join("deploy").join(file).is_dir() {
+            continue;
+        }
+        for doc in docs(&root().join("deploy").join(file)) {
+            assert_ne!(doc["kind"], "Secret", "{file} is applied with the rest");
+        }
+    }
 }

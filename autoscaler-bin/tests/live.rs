@@ -349,12 +349,19 @@ async fn run_serves_acts_and_stops_cleanly_on_sigterm() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let metrics = http
+    let metrics = match http
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .send()
         .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false);
+    {
+        Ok(r) if r.status().is_success() => r.text().await.ok(),
+        _ => None,
+    };
+    // Kept for CI, which lints the live exposition with promtool (.ci/deploy-check).
+    if let Some(text) = &metrics {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-metrics.txt");
+        std::fs::write(path, text).unwrap();
+    }
     let killed = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -365,7 +372,8 @@ async fn run_serves_acts_and_stops_cleanly_on_sigterm() {
         .unwrap();
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(became_ready, "never ready:\n{logs}");
-    assert!(metrics);
+    let metrics = metrics.expect("/metrics answered");
+    assert!(metrics.contains("autoscaler_leader 1"), "{metrics}");
     assert!(out.status.success(), "exit {:?}:\n{logs}", out.status);
     // It acted: the waiting job got a server.
     let servers = s.hetzner_fake.server_labels();

@@ -499,6 +499,30 @@ impl Action {
         }
     }
 
+    /// Every action's [`kind`](Self::kind), for metrics that show a zero for each.
+    pub const KINDS: [&'static str; 20] = [
+        "create_server",
+        "record_cluster",
+        "retire_join_token",
+        "record_joined",
+        "mark_idle",
+        "record_runners",
+        "clear_idle",
+        "begin_teardown",
+        "abort_teardown",
+        "disable_runner",
+        "enable_runner",
+        "delete_runner",
+        "cordon",
+        "drain",
+        "delete_node",
+        "mark_node_missing",
+        "clear_node_missing",
+        "mark_server_missing",
+        "clear_server_missing",
+        "delete_server",
+    ];
+
     /// A short name for logs and metrics, e.g. `delete_server`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -639,6 +663,23 @@ pub enum NodeState {
 }
 
 impl NodeState {
+    /// Every state's [`name`](Self::name), for metrics that show a zero for each.
+    pub const NAMES: [&'static str; 13] = [
+        "provisioning",
+        "joining",
+        "idle",
+        "busy",
+        "teardown",
+        "deleting",
+        "stuck_provisioning",
+        "no_runner",
+        "not_ready",
+        "node_vanished",
+        "server_vanished",
+        "ownership_conflict",
+        "identity_conflict",
+    ];
+
     /// A short name for metrics, e.g. `stuck_provisioning`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -834,5 +875,42 @@ impl WarningKind {
             Self::NamesakeRunners => "namesake_runners",
             Self::OtherInstallations => "other_installations",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_is_listed_once_by_its_name() {
+        let all = [
+            NodeState::Provisioning,
+            NodeState::Joining,
+            NodeState::Idle { since: None },
+            NodeState::Busy { jobs: 1 },
+            NodeState::Teardown {
+                step: TeardownStep::Drain,
+            },
+            NodeState::Deleting,
+            NodeState::StuckProvisioning,
+            NodeState::NoRunner,
+            NodeState::NotReady { since: None },
+            NodeState::NodeVanished,
+            NodeState::ServerVanished,
+            NodeState::OwnershipConflict,
+            NodeState::IdentityConflict,
+        ];
+        let names: Vec<&str> = all.iter().map(NodeState::name).collect();
+        assert_eq!(names, NodeState::NAMES);
+    }
+
+    #[test]
+    fn every_action_kind_is_listed_once() {
+        let mut kinds = Action::KINDS.to_vec();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), Action::KINDS.len());
+        assert!(Action::KINDS.iter().all(|k| !k.is_empty()));
     }
 }

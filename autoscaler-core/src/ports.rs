@@ -41,6 +41,9 @@ pub enum Service {
 }
 
 impl Service {
+    /// Every service.
+    pub const ALL: [Self; 3] = [Self::Gitea, Self::Hetzner, Self::Kubernetes];
+
     /// The lowercase name used in logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -87,6 +90,21 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, for metrics that show a zero for each before the first error.
+    pub const ALL: [Self; 11] = [
+        Self::Transient,
+        Self::Timeout,
+        Self::RateLimited,
+        Self::Capacity,
+        Self::Quota,
+        Self::Conflict,
+        Self::NotFound,
+        Self::Auth,
+        Self::Invalid,
+        Self::Unsupported,
+        Self::BadResponse,
+    ];
+
     /// The lowercase name used in logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -68,29 +68,75 @@ pub(crate) struct Loop {
 }
 
 impl Loop {
-    async fn leading(&self, now: Timestamp) -> bool {
+    /// Whether this replica leads now; when the lease cannot be read, it follows and says why.
+    async fn leading(&self, now: Timestamp) -> (bool, Option<String>) {
         let Some(lease) = &self.lease else {
-            return true;
+            return (true, None);
         };
         match lease.acquire_or_renew(now).await {
-            Ok(leads) => leads,
+            Ok(leads) => (leads, None),
             Err(e) => {
                 // Without the lease confirmed, act as a follower: never two leaders.
                 tracing::warn!(error = %e, "cannot renew the lease; not acting this tick");
-                false
+                (false, Some(format!("cannot read the lease: {e}")))
             }
         }
     }
 
-    /// Runs until `shutdown` is cancelled. Returns the number of ticks (for tests).
+    /// Waits `wait`, or less when a webhook asks for an early tick (coalesced, and at most one
+    /// per [`EARLY_GAP`]). `false` when shutting down.
+    async fn pause(
+        &self,
+        shutdown: &CancellationToken,
+        wait: Duration,
+        last_early: &mut Option<tokio::time::Instant>,
+    ) -> bool {
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(wait) => {}
+            () = self.trigger.notified() => {
+                let gap = last_early.map_or(Duration::ZERO, |t| EARLY_GAP.saturating_sub(t.elapsed()));
+                tokio::select! {
+                    () = shutdown.cancelled() => return false,
+                    () = tokio::time::sleep(COALESCE.max(gap)) => {}
+                }
+                *last_early = Some(tokio::time::Instant::now());
+            }
+        }
+        true
+    }
+
+    /// Runs until `shutdown` is cancelled. Returns the number of rounds, leading or following
+    /// (for tests).
     pub(crate) async fn run(self, shutdown: CancellationToken) -> u64 {
         let mut shell = Shell::new(self.policy.clone());
         let mut warned = Warned::default();
-        let mut ticks = 0;
+        let mut rounds = 0;
         let mut prices_read: Option<Instant> = None;
         let mut was_leading = false;
         let mut last_early: Option<tokio::time::Instant> = None;
         loop {
+            let now = Timestamp::now();
+            let (leading, lease_problem) = self.leading(now).await;
+            rounds += 1;
+            if leading != was_leading {
+                tracing::info!(leading, "leadership changed");
+                was_leading = leading;
+                // What this replica remembered of an earlier term may be stale: the leader in
+                // between has moved on. It starts as after a restart, from the labels.
+                shell = Shell::new(self.policy.clone());
+            }
+            if !leading {
+                // A follower reads nothing (the leader's reads are enough, and Hetzner's budget
+                // is shared) and reports nothing of the fleet (the leader does, so a sum over
+                // replicas counts it once). It is ready when the lease answered.
+                self.metrics.follow();
+                self.health.following(now, lease_problem);
+                if !self.pause(&shutdown, self.poll, &mut last_early).await {
+                    break;
+                }
+                continue;
+            }
             if prices_read.is_none_or(|t| t.elapsed() >= PRICES_EVERY) {
                 match self.providers.cloud.prices().await {
                     Ok(p) => {
@@ -100,15 +146,8 @@ impl Loop {
                     Err(e) => tracing::warn!(error = %e, "cannot read prices; cost metrics lag"),
                 }
             }
-            let now = Timestamp::now();
-            let leading = self.leading(now).await;
-            if leading != was_leading {
-                tracing::info!(leading, "leadership changed");
-                was_leading = leading;
-            }
-            self.metrics.set_leader(leading);
-            let report = tick(&self.providers, &mut shell, now, leading, self.call_timeout).await;
-            ticks += 1;
+            self.metrics.set_leader(true);
+            let report = tick(&self.providers, &mut shell, now, true, self.call_timeout).await;
             self.metrics.record(&report, now);
             self.health.ticked(now, report.unread());
             let failed = report.outcomes.iter().filter(|o| o.result.is_err()).count();
@@ -116,7 +155,6 @@ impl Loop {
                 actions = report.plan.actions.len(),
                 failed,
                 unreadable = report.read_errors.len(),
-                leading,
                 seconds = report.seconds,
                 "tick"
             );
@@ -124,6 +162,8 @@ impl Loop {
                 tracing::debug!(action = a.action.kind(), reason = %a.reason, "planned");
             }
             warned.log(&report.plan);
+            // Only the leader pushes: a follower's push would replace the leader's figures in
+            // the Pushgateway's group.
             if let Some(p) = &self.pusher {
                 p.push(&self.metrics).await;
             }
@@ -132,17 +172,8 @@ impl Loop {
                 let until = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
                 until.clamp(FOLLOW_UP, self.poll.max(FOLLOW_UP))
             });
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(wait) => {}
-                () = self.trigger.notified() => {
-                    let gap = last_early.map_or(Duration::ZERO, |t| EARLY_GAP.saturating_sub(t.elapsed()));
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(COALESCE.max(gap)) => {}
-                    }
-                    last_early = Some(tokio::time::Instant::now());
-                }
+            if !self.pause(&shutdown, wait, &mut last_early).await {
+                break;
             }
         }
         if let Some(lease) = &self.lease
@@ -150,7 +181,7 @@ impl Loop {
         {
             tracing::warn!(error = %e, "cannot release the lease; another replica waits for it to expire");
         }
-        ticks
+        rounds
     }
 }
 

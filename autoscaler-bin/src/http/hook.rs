@@ -84,6 +84,20 @@ fn well_formed_signature(headers: &HeaderMap) -> bool {
             .is_some_and(hex64)
 }
 
+/// Every result a delivery is counted under (`autoscaler_webhook_deliveries_total{result}`).
+pub(crate) const WEBHOOK_RESULTS: [&str; 10] = [
+    "queued",
+    "other_job_event",
+    "ignored",
+    "duplicate",
+    "disabled",
+    "bad_request",
+    "unauthorized",
+    "too_large",
+    "busy",
+    "timeout",
+];
+
 /// `POST /webhook`.
 pub(crate) async fn hook(
     State(s): State<Arc<AppState>>,

@@ -6,7 +6,7 @@
 mod hook;
 mod serve;
 
-pub(crate) use hook::Hook;
+pub(crate) use hook::{Hook, WEBHOOK_RESULTS};
 pub(crate) use serve::serve;
 
 use std::sync::Arc;
@@ -93,7 +93,7 @@ mod tests {
 
     async fn serve(secret: Option<&str>) -> (String, Arc<AppState>) {
         let state = Arc::new(AppState {
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::new(&autoscaler_core::Config::default())),
             health: Arc::new(Health::new(
                 Timestamp::now(),
                 Duration::from_secs(5),

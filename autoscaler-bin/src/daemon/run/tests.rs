@@ -73,7 +73,7 @@ fn the_loop(p: Providers, lease: Option<Arc<dyn Leadership>>) -> (Loop, Arc<Noti
         poll: Duration::from_secs(5),
         call_timeout: Duration::from_secs(10),
         lease,
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::new(Metrics::new(&autoscaler_core::Config::default())),
         health: Arc::new(Health::new(
             Timestamp::now(),
             Duration::from_secs(5),
@@ -154,17 +154,43 @@ async fn only_the_leader_acts_and_the_lease_is_released_on_shutdown() {
     lease.expect_release().times(1).returning(|| Ok(()));
     let (l, _) = the_loop(p, Some(Arc::new(lease)));
     let metrics = l.metrics.clone();
+    let health = l.health.clone();
+    health.connected(Timestamp::now());
     let stop = CancellationToken::new();
     let task = tokio::spawn(l.run(stop.clone()));
-    tokio::time::sleep(Duration::from_millis(7_000)).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Following: ready, nothing read, nothing of the fleet reported.
+    assert_eq!(
+        world.reads.load(Ordering::SeqCst),
+        0,
+        "a follower reads nothing"
+    );
+    assert!(health.readiness(Timestamp::now()).is_ok());
+    let text = metrics.encode();
+    assert!(text.contains("autoscaler_leader 0"), "{text}");
+    for absent in [
+        "autoscaler_jobs_waiting ",
+        "autoscaler_managed_nodes{",
+        "autoscaler_desired_nodes ",
+        "autoscaler_source_readable{",
+    ] {
+        assert!(
+            !text.contains(absent),
+            "a follower reports {absent}:\n{text}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(6_000)).await;
     stop.cancel();
     assert_eq!(task.await.unwrap(), 2);
     assert_eq!(
         world.creates.load(Ordering::SeqCst),
         1,
-        "only the second tick led"
+        "only the second round led"
     );
-    assert!(metrics.encode().contains("autoscaler_leader 1"));
+    assert_eq!(world.reads.load(Ordering::SeqCst), 1, "and only it read");
+    let text = metrics.encode();
+    assert!(text.contains("autoscaler_leader 1"));
+    assert!(text.contains("autoscaler_jobs_waiting 1"), "{text}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -180,12 +206,17 @@ async fn a_lease_that_cannot_be_renewed_means_following() {
     });
     lease.expect_release().returning(|| Ok(()));
     let (l, _) = the_loop(p, Some(Arc::new(lease)));
+    let health = l.health.clone();
+    health.connected(Timestamp::now());
     let stop = CancellationToken::new();
     let task = tokio::spawn(l.run(stop.clone()));
     tokio::time::sleep(Duration::from_millis(6_000)).await;
     stop.cancel();
     task.await.unwrap();
     assert_eq!(world.creates.load(Ordering::SeqCst), 0);
+    assert_eq!(world.reads.load(Ordering::SeqCst), 0);
+    let why = health.readiness(Timestamp::now()).unwrap_err();
+    assert!(why.contains("cannot read the lease"), "{why}");
 }
 
 #[tokio::test]
