@@ -12,3 +12,4 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- define "gca.serviceAccount" -}}{{ default (include "gca.fullname" .) .Values.serviceAccount.name }}{{- end -}}
 {{- define "gca.secret" -}}{{ default (include "gca.fullname" .) .Values.existingSecret }}{{- end -}}
+{{- define "gca.lease" -}}{{ default (include "gca.fullname" .) .Values.leaseName }}{{- end -}}
