@@ -661,3 +661,46 @@ fn the_runners_go_on_ci_nodes_only_and_the_autoscaler_never_does() {
         }
     }
 }
+
+/// GitHub's anchor for a Markdown heading: lowercase, spaces to dashes, punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every alert has a runbook, and each runbook link lands on a heading of the README.
+#[test]
+fn every_alert_links_a_runbook_that_exists() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let anchors: BTreeSet<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect();
+    let spec = &docs(&root().join("charts/gitea-ci-autoscaler/files/prometheusrule-spec.yaml"))[0];
+    let mut alerts = 0;
+    for group in spec["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let alert = rule["alert"].as_str().unwrap();
+            let url = rule["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{alert} has no runbook_url"));
+            let (page, fragment) = url.split_once('#').unwrap();
+            assert!(page.ends_with("/README.md"), "{alert}: {url}");
+            assert!(
+                anchors.contains(fragment),
+                "{alert}: {url} lands on no heading of the README"
+            );
+            alerts += 1;
+        }
+    }
+    assert!(alerts >= 8, "{alerts}");
+}
