@@ -104,7 +104,7 @@ pub(crate) async fn hook(
     headers: HeaderMap,
     body: Body,
 ) -> (StatusCode, String) {
-    let refuse = |result: &str, status: StatusCode, why: String| {
+    let refuse = |result: &'static str, status: StatusCode, why: String| {
         s.metrics.webhook(result);
         (status, why)
     };
