@@ -1,12 +1,17 @@
 //! A loopback fake of Hetzner Cloud's server API, following the spec and the reference's fake
 //! checklist: Bearer auth, `RateLimit-*` and `X-Correlation-Id` on every answer, a 3,600-request
-//! bucket that answers 429 `rate_limit_exceeded` when empty, label selectors, pagination with
-//! `meta.pagination`, name and `user_data` checks, capacity (412 `resource_unavailable`) and
-//! quota (403 `resource_limit_exceeded`) errors, and scripted faults. The contract tests check
-//! its bodies against the spec.
+//! bucket refilled at one request a second that answers 429 `rate_limit_exceeded` when empty,
+//! the full label grammar (422 `invalid_input` for a bad key or value) and selector grammar,
+//! the `name`, `status` and `sort` filters, pagination with `meta.pagination`, create validated
+//! against the fake's own catalogue (server types, the locations each is available in, images,
+//! SSH keys), name and `user_data` checks, capacity (412 `resource_unavailable`) and quota (403
+//! `resource_limit_exceeded`) errors, actions, and scripted faults. No request panics it, and a
+//! panic elsewhere while its lock was held does not poison it. The contract tests check its
+//! bodies against the spec.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use wiremock::{Request, Respond, ResponseTemplate};
@@ -35,6 +40,19 @@ pub struct State {
     pub delay: std::time::Duration,
     /// When each `POST /servers` arrived.
     pub create_requests: Vec<std::time::Instant>,
+    /// Requests the bucket regains each second (Hetzner: 1), up to 3,600.
+    pub refill_per_second: u32,
+    /// When the bucket was last refilled.
+    pub refilled: Option<Instant>,
+    /// The server types sold, each with the locations it is available in.
+    pub server_types: Vec<Value>,
+    /// The images servers can be created from.
+    pub images: Vec<String>,
+    /// The project's SSH keys.
+    pub ssh_keys: Vec<Value>,
+    /// Every action, by id.
+    pub actions: BTreeMap<u64, Value>,
+    pub next_action_id: u64,
 }
 
 impl Default for State {
@@ -51,7 +69,58 @@ impl Default for State {
             garble_next: 0,
             delay: std::time::Duration::ZERO,
             create_requests: Vec::new(),
+            refill_per_second: 1,
+            refilled: None,
+            server_types: vec![server_type("ccx33"), server_type("cx33")],
+            images: ["ubuntu-24.04", "ubuntu-22.04", "debian-12", "debian-13"]
+                .map(str::to_owned)
+                .to_vec(),
+            ssh_keys: vec![json!({"id": 1, "name": "ops",
+                "fingerprint": "b7:2f:30:a0:2f:6c:58:6c:21:04:58:61:ba:06:3b:2f",
+                "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOps ops@example", "labels": {},
+                "created": "2026-01-01T00:00:00Z"})],
+            actions: BTreeMap::new(),
+            next_action_id: 1,
         }
+    }
+}
+
+impl State {
+    /// Regains what a second at a time has refilled since the last request.
+    fn refill(&mut self, now: Instant) {
+        let Some(last) = self.refilled else {
+            self.refilled = Some(now);
+            return;
+        };
+        let seconds = now.saturating_duration_since(last).as_secs();
+        if seconds == 0 {
+            return;
+        }
+        let gained = seconds.saturating_mul(u64::from(self.refill_per_second));
+        let gained = u32::try_from(gained).unwrap_or(u32::MAX);
+        self.remaining = self.remaining.saturating_add(gained).min(3600);
+        self.refilled = Some(last + std::time::Duration::from_secs(seconds));
+    }
+
+    /// A new action on `server`, running until it is first read.
+    fn act(&mut self, command: &str, server: u64) -> Value {
+        let id = self.next_action_id;
+        self.next_action_id = self.next_action_id.saturating_add(1);
+        let a = action(id, command, server);
+        self.actions.insert(id, a.clone());
+        a
+    }
+
+    /// The action as it is now: a running one has finished by the time it is read again.
+    fn read_action(&mut self, id: u64) -> Option<Value> {
+        let a = self.actions.get_mut(&id)?;
+        let seen = a.clone();
+        if a["status"] == "running" {
+            a["status"] = json!("success");
+            a["progress"] = json!(100);
+            a["finished"] = json!("2026-11-25T10:00:05Z");
+        }
+        Some(seen)
     }
 }
 
@@ -107,20 +176,177 @@ fn error(status: u16, code: &str, message: &str) -> (u16, Value) {
     )
 }
 
-/// Hetzner's label selector: `k==v`, `k=v`, `k!=v`, `k`, `!k`, ANDed by commas.
-pub fn selects(selector: &str, labels: &Value) -> bool {
-    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
-        let get = |k: &str| labels.get(k.trim()).and_then(Value::as_str);
-        if let Some((k, v)) = term.split_once("!=") {
-            get(k) != Some(v.trim())
-        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
-            get(k) == Some(v.trim())
-        } else if let Some(k) = term.strip_prefix('!') {
-            get(k).is_none()
-        } else {
-            get(term).is_some()
+/// One term of a label selector.
+#[derive(Debug, PartialEq)]
+enum Term {
+    Eq(String, String),
+    Ne(String, String),
+    Has(String),
+    Lacks(String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+}
+
+/// The terms of `selector`, split at the commas outside parentheses.
+fn split_terms(selector: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0_i32, 0);
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
         }
+    }
+    out.push(&selector[start..]);
+    out.into_iter().filter(|t| !t.trim().is_empty()).collect()
+}
+
+fn parse_set(rest: &str) -> Result<Vec<String>, String> {
+    let inner = rest
+        .trim()
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| format!("{rest:?} is not a set like (a,b)"))?;
+    Ok(inner.split(',').map(|v| v.trim().to_owned()).collect())
+}
+
+fn parse_term(term: &str) -> Result<Term, String> {
+    let t = term.trim();
+    let key = |k: &str| -> Result<String, String> {
+        let k = k.trim();
+        if valid_key(k) {
+            Ok(k.to_owned())
+        } else {
+            Err(format!("{k:?} is not a label key"))
+        }
+    };
+    if let Some((k, rest)) = t.split_once(" notin ") {
+        return Ok(Term::NotIn(key(k)?, parse_set(rest)?));
+    }
+    if let Some((k, rest)) = t.split_once(" in ") {
+        return Ok(Term::In(key(k)?, parse_set(rest)?));
+    }
+    if let Some((k, v)) = t.split_once("!=") {
+        return Ok(Term::Ne(key(k)?, v.trim().to_owned()));
+    }
+    if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+        return Ok(Term::Eq(key(k)?, v.trim().to_owned()));
+    }
+    if let Some(k) = t.strip_prefix('!') {
+        return Ok(Term::Lacks(key(k)?));
+    }
+    Ok(Term::Has(key(t)?))
+}
+
+/// Parses a label selector: `k==v`, `k=v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`,
+/// ANDed by commas.
+fn selector(selector: &str) -> Result<Vec<Term>, String> {
+    split_terms(selector).into_iter().map(parse_term).collect()
+}
+
+fn matches(terms: &[Term], labels: &Value) -> bool {
+    let get = |k: &str| labels.get(k).and_then(Value::as_str);
+    terms.iter().all(|t| match t {
+        Term::Eq(k, v) => get(k) == Some(v.as_str()),
+        Term::Ne(k, v) => get(k) != Some(v.as_str()),
+        Term::Has(k) => get(k).is_some(),
+        Term::Lacks(k) => get(k).is_none(),
+        Term::In(k, set) => get(k).is_some_and(|v| set.iter().any(|s| s == v)),
+        Term::NotIn(k, set) => get(k).is_none_or(|v| set.iter().all(|s| s != v)),
     })
+}
+
+/// Whether `labels` match `selector` (a selector that does not parse matches nothing).
+pub fn selects(selector_text: &str, labels: &Value) -> bool {
+    selector(selector_text).is_ok_and(|terms| matches(&terms, labels))
+}
+
+/// A label name or value's body: alphanumeric at both ends, `-`, `_`, `.` between.
+fn label_word(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() <= 63
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// A label key: an optional DNS-subdomain prefix and `/`, then a name (the SPEC's §Labels).
+fn valid_key(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        p.len() <= 253
+            && p.split('.').all(|part| {
+                let b = part.as_bytes();
+                !part.is_empty()
+                    && b.first().is_some_and(u8::is_ascii_alphanumeric)
+                    && b.last().is_some_and(u8::is_ascii_alphanumeric)
+                    && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            })
+    });
+    prefix_ok && label_word(name)
+}
+
+/// Hetzner's label rules: an object of strings, each key valid and not under the reserved
+/// `hetzner.cloud/` prefix, each value empty or a label word.
+fn check_labels(labels: &Value) -> Result<(), String> {
+    let Some(map) = labels.as_object() else {
+        return Err("labels must be an object".to_owned());
+    };
+    for (k, v) in map {
+        if !valid_key(k) || k.starts_with("hetzner.cloud/") {
+            return Err(format!("invalid label key {k:?}"));
+        }
+        match v.as_str() {
+            Some(v) if v.is_empty() || label_word(v) => {}
+            _ => return Err(format!("invalid value for label {k:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// The statuses a server can have.
+const STATUSES: [&str; 9] = [
+    "running",
+    "initializing",
+    "starting",
+    "stopping",
+    "off",
+    "deleting",
+    "migrating",
+    "rebuilding",
+    "unknown",
+];
+
+/// Sorts `servers` by the `sort` parameters (`id|name|created`, each `:asc` or `:desc`), the
+/// first the most significant.
+fn sort_servers(servers: &mut [Value], sorts: &[String]) -> Result<(), String> {
+    let mut keys = Vec::new();
+    for sort in sorts.iter().flat_map(|s| s.split(',')) {
+        let (field, order) = sort.split_once(':').unwrap_or((sort, "asc"));
+        if !["id", "name", "created"].contains(&field) || !["asc", "desc"].contains(&order) {
+            return Err(format!("invalid sort {sort:?}"));
+        }
+        keys.push((field.to_owned(), order == "desc"));
+    }
+    for (field, desc) in keys.iter().rev() {
+        servers.sort_by(|a, b| {
+            let ord = match field.as_str() {
+                "id" => a["id"].as_u64().cmp(&b["id"].as_u64()),
+                f => a[f].as_str().cmp(&b[f].as_str()),
+            };
+            if *desc { ord.reverse() } else { ord }
+        });
+    }
+    Ok(())
 }
 
 fn valid_hostname(name: &str) -> bool {
@@ -133,9 +359,17 @@ fn valid_hostname(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+/// The locations the fake knows.
+const KNOWN_LOCATIONS: [&str; 3] = ["nbg1", "fsn1", "hel1"];
+
 impl FakeHetzner {
     pub fn new(state: State) -> Self {
         Self(Arc::new(Mutex::new(state)))
+    }
+
+    /// The state; a panic elsewhere while it was held leaves it as it was, not poisoned.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// One answer: status, body, and the `RateLimit-Remaining` it reports.
@@ -147,7 +381,8 @@ impl FakeHetzner {
         auth: Option<&str>,
         body: &[u8],
     ) -> (u16, Value, u32) {
-        let mut s = self.0.lock().unwrap();
+        let mut s = self.state();
+        s.refill(Instant::now());
         if s.remaining == 0 {
             return with(
                 error(
@@ -167,6 +402,13 @@ impl FakeHetzner {
             return with(error(status, code, "injected"), left);
         }
         let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let all = |k: &str| -> Vec<String> {
+            query
+                .iter()
+                .filter(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
         let page = q("page")
             .and_then(|p| p.parse::<usize>().ok())
             .unwrap_or(1)
@@ -181,13 +423,40 @@ impl FakeHetzner {
         let segments: Vec<&str> = rel.trim_start_matches('/').split('/').collect();
         let out = match (method, segments.as_slice()) {
             ("GET", ["servers"]) => {
-                let selector = q("label_selector").unwrap_or_default();
-                let matching: Vec<Value> = s
+                let terms = match selector(&q("label_selector").unwrap_or_default()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return with(
+                            error(
+                                422,
+                                "invalid_input",
+                                &format!("invalid label_selector: {e}"),
+                            ),
+                            left,
+                        );
+                    }
+                };
+                let statuses = all("status");
+                if let Some(bad) = statuses.iter().find(|st| !STATUSES.contains(&st.as_str())) {
+                    return with(
+                        error(422, "invalid_input", &format!("invalid status {bad:?}")),
+                        left,
+                    );
+                }
+                let name = q("name");
+                let mut matching: Vec<Value> = s
                     .servers
                     .iter()
-                    .filter(|sv| selects(&selector, &sv["labels"]))
+                    .filter(|sv| matches(&terms, &sv["labels"]))
+                    .filter(|sv| name.as_ref().is_none_or(|n| sv["name"] == n.as_str()))
+                    .filter(|sv| {
+                        statuses.is_empty() || statuses.iter().any(|st| sv["status"] == st.as_str())
+                    })
                     .cloned()
                     .collect();
+                if let Err(e) = sort_servers(&mut matching, &all("sort")) {
+                    return with(error(422, "invalid_input", &e), left);
+                }
                 (200, page_of("servers", &matching, page, per_page))
             }
             ("POST", ["servers"]) => {
@@ -201,7 +470,60 @@ impl FakeHetzner {
                     req["location"].as_str().unwrap_or_default().to_owned(),
                 );
                 let user_data = req["user_data"].as_str().unwrap_or_default();
-                if !valid_hostname(&name) {
+                let image = match &req["image"] {
+                    Value::String(i) => i.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => String::new(),
+                };
+                let sold = s
+                    .server_types
+                    .iter()
+                    .find(|t| t["name"] == st.as_str())
+                    .cloned();
+                let available_here = sold.as_ref().and_then(|t| {
+                    t["locations"]
+                        .as_array()?
+                        .iter()
+                        .find(|l| l["name"] == loc.as_str())
+                        .map(|l| l["available"].as_bool().unwrap_or(true))
+                });
+                let unknown_key = req["ssh_keys"].as_array().and_then(|keys| {
+                    keys.iter()
+                        .find(|k| {
+                            !s.ssh_keys.iter().any(|known| {
+                                known["name"] == **k
+                                    || known["id"].as_u64().map(|id| id.to_string())
+                                        == k.as_str().map(str::to_owned)
+                                    || known["id"] == **k
+                            })
+                        })
+                        .cloned()
+                });
+                if let Some(e) = req.get("labels").and_then(|l| check_labels(l).err()) {
+                    error(
+                        422,
+                        "invalid_input",
+                        &format!("invalid input in field 'labels': {e}"),
+                    )
+                } else if sold.is_none() {
+                    error(
+                        422,
+                        "invalid_input",
+                        &format!("server type {st:?} not found"),
+                    )
+                } else if !KNOWN_LOCATIONS.contains(&loc.as_str()) {
+                    error(422, "invalid_input", &format!("location {loc:?} not found"))
+                } else if !s.images.contains(&image) {
+                    error(422, "invalid_input", &format!("image {image:?} not found"))
+                } else if let Some(k) = unknown_key {
+                    error(422, "invalid_input", &format!("ssh key {k} not found"))
+                } else if available_here != Some(true) {
+                    error(
+                        412,
+                        "resource_unavailable",
+                        &format!("server type {st} is not available in {loc}"),
+                    )
+                } else if !valid_hostname(&name) {
                     error(422, "invalid_input", "invalid input in field 'name'")
                 } else if user_data.len() > 32 * 1024 {
                     error(
@@ -233,10 +555,12 @@ impl FakeHetzner {
                     } else {
                         json!("YItygq1v3GYjjMomLaKc")
                     };
+                    let create = s.act("create_server", id);
+                    let start = s.act("start_server", id);
                     (
                         201,
-                        json!({"server": sv, "action": action(id * 10, "create_server", id),
-                        "next_actions": [action(id * 10 + 1, "start_server", id)], "root_password": password}),
+                        json!({"server": sv, "action": create,
+                        "next_actions": [start], "root_password": password}),
                     )
                 }
             }
@@ -248,14 +572,23 @@ impl FakeHetzner {
                 match m {
                     "DELETE" => {
                         s.servers.remove(i);
-                        (
-                            200,
-                            json!({"action": action(id * 10 + 2, "delete_server", id)}),
-                        )
+                        (200, json!({"action": s.act("delete_server", id)}))
                     }
                     "PUT" => {
-                        let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                        let Ok(req) = serde_json::from_slice::<Value>(body) else {
+                            return with(error(400, "json_error", "invalid JSON input"), left);
+                        };
                         if let Some(labels) = req.get("labels") {
+                            if let Err(e) = check_labels(labels) {
+                                return with(
+                                    error(
+                                        422,
+                                        "invalid_input",
+                                        &format!("invalid input in field 'labels': {e}"),
+                                    ),
+                                    left,
+                                );
+                            }
                             s.servers[i]["labels"] = labels.clone();
                         }
                         (200, json!({"server": s.servers[i].clone()}))
@@ -263,17 +596,32 @@ impl FakeHetzner {
                     _ => (200, json!({"server": s.servers[i].clone()})),
                 }
             }
-            ("GET", ["ssh_keys"]) => {
-                let all = [
-                    json!({"id": 1, "name": "ops", "fingerprint": "b7:2f:30:a0:2f:6c:58:6c:21:04:58:61:ba:06:3b:2f",
-                    "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOps ops@example", "labels": {},
-                    "created": "2026-01-01T00:00:00Z"}),
-                ];
-                (200, page_of("ssh_keys", &all, page, per_page))
+            ("GET", ["ssh_keys"]) => (200, page_of("ssh_keys", &s.ssh_keys, page, per_page)),
+            ("GET", ["server_types"]) => (
+                200,
+                page_of("server_types", &s.server_types, page, per_page),
+            ),
+            ("GET", ["actions", id]) => {
+                match id.parse::<u64>().ok().and_then(|id| s.read_action(id)) {
+                    Some(a) => (200, json!({"action": a})),
+                    None => error(404, "not_found", "action not found"),
+                }
             }
-            ("GET", ["server_types"]) => {
-                let all = [server_type("ccx33"), server_type("cx33")];
-                (200, page_of("server_types", &all, page, per_page))
+            ("GET", ["actions"]) => {
+                let ids: Vec<u64> = all("id").iter().filter_map(|i| i.parse().ok()).collect();
+                let found: Vec<Value> = ids.iter().filter_map(|id| s.read_action(*id)).collect();
+                (200, page_of("actions", &found, page, per_page))
+            }
+            ("GET", ["servers", id, "actions"]) => {
+                let id: u64 = id.parse().unwrap_or(0);
+                let of: Vec<u64> = s
+                    .actions
+                    .iter()
+                    .filter(|(_, a)| a["resources"][0]["id"] == id)
+                    .map(|(k, _)| *k)
+                    .collect();
+                let found: Vec<Value> = of.iter().filter_map(|k| s.read_action(*k)).collect();
+                (200, page_of("actions", &found, page, per_page))
             }
             _ => error(404, "not_found", "not found"),
         };
@@ -282,20 +630,16 @@ impl FakeHetzner {
 
     /// The server goes away behind the client's back (deleted in the console).
     pub fn remove_server(&self, id: u64) {
-        self.0
-            .lock()
-            .unwrap()
+        self.state()
             .servers
             .retain(|s| s["id"].as_u64() != Some(id));
     }
 
     pub fn server_labels(&self) -> BTreeMap<u64, Value> {
-        self.0
-            .lock()
-            .unwrap()
+        self.state()
             .servers
             .iter()
-            .map(|s| (s["id"].as_u64().unwrap(), s["labels"].clone()))
+            .filter_map(|s| Some((s["id"].as_u64()?, s["labels"].clone())))
             .collect()
     }
 }
@@ -308,7 +652,7 @@ fn with((status, body): (u16, Value), left: u32) -> (u16, Value, u32) {
 fn page_of(key: &str, all: &[Value], page: usize, per_page: usize) -> Value {
     let items: Vec<Value> = all
         .iter()
-        .skip((page - 1) * per_page)
+        .skip(page.saturating_sub(1).saturating_mul(per_page))
         .take(per_page)
         .cloned()
         .collect();
@@ -319,7 +663,7 @@ fn pagination(page: usize, per_page: usize, total: usize) -> Value {
     let last = total.div_ceil(per_page).max(1);
     json!({"page": page, "per_page": per_page,
         "previous_page": if page > 1 { json!(page - 1) } else { Value::Null },
-        "next_page": if page < last { json!(page + 1) } else { Value::Null },
+        "next_page": if page < last { json!(page.saturating_add(1)) } else { Value::Null },
         "last_page": last, "total_entries": total})
 }
 
@@ -333,7 +677,7 @@ pub fn query_of(req: &Request) -> Vec<(String, String)> {
 impl Respond for FakeHetzner {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         {
-            let mut s = self.0.lock().unwrap();
+            let mut s = self.state();
             if s.garble_next > 0 {
                 s.garble_next -= 1;
                 return ResponseTemplate::new(200).set_body_string("{\"servers\": [{\"id\": 4");
@@ -342,7 +686,7 @@ impl Respond for FakeHetzner {
                 s.create_requests.push(std::time::Instant::now());
             }
         }
-        let delay = self.0.lock().unwrap().delay;
+        let delay = self.state().delay;
         let auth = req
             .headers
             .get("authorization")
@@ -360,7 +704,7 @@ impl Respond for FakeHetzner {
             .insert_header("RateLimit-Remaining", left.to_string().as_str())
             .insert_header(
                 "RateLimit-Reset",
-                (jiff::Timestamp::now().as_second() + i64::from(3600 - left))
+                (jiff::Timestamp::now().as_second() + i64::from(3600_u32.saturating_sub(left)))
                     .to_string()
                     .as_str(),
             )
