@@ -80,10 +80,11 @@ async fn two_replicas_one_leads_and_the_other_takes_over_when_it_is_killed() {
     })
     .await;
     assert!(created, "nothing was created");
-    let holder = s.kube.0.lock().unwrap().leases["gitea-ci-autoscaler"]["spec"]["holderIdentity"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let holder =
+        s.kube.0.lock().unwrap().leases["ci/gitea-ci-autoscaler"]["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     // kill -9 the leader mid-work: no release, the lease has to expire.
     let (leader, mut survivor, survivor_name) = if holder == "pod-a" {
         (a, b, "pod-b")
@@ -104,7 +105,7 @@ async fn two_replicas_one_leads_and_the_other_takes_over_when_it_is_killed() {
     assert_promises(&w, 3);
     assert!(status.success(), "{logs}");
     assert!(logs.contains("leadership changed"), "{logs}");
-    let lease = &s.kube.0.lock().unwrap().leases["gitea-ci-autoscaler"];
+    let lease = &s.kube.0.lock().unwrap().leases["ci/gitea-ci-autoscaler"];
     assert!(
         lease["spec"]["holderIdentity"].is_null()
             || lease["spec"]["holderIdentity"] == survivor_name,

@@ -1,22 +1,27 @@
-//! A loopback fake Kubernetes API server (axum), enough of it for the autoscaler: nodes (label
-//! selector, `limit`/`continue` paging, JSON merge patch, delete), pods (label and
-//! `spec.nodeName` field selectors), the Eviction subresource (201, 404, 429 from a
-//! PodDisruptionBudget, scripted 500 or hang), leases with `resourceVersion` conflicts, and
-//! `/version`. kube-rs talks to it through its real client stack, retry layer included.
+//! A loopback fake Kubernetes API server (axum), enough of it for the autoscaler and for kubectl:
+//! discovery (`/api`, `/api/v1`, `/apis`, each group version served), nodes (list with the full
+//! label-selector grammar and `limit`/`continue` paging, get, patch by its content type — JSON
+//! merge patch, strategic merge patch for the map and scalar fields it is used on, JSON patch,
+//! 415 for any other — and delete), pods (list by label and `spec.nodeName` field selectors,
+//! get), the Eviction subresource (201, 404, 429 from a PodDisruptionBudget, scripted 500 or
+//! hang), namespaced leases with `resourceVersion` conflicts, and `/version`. kube-rs talks to it
+//! through its real client stack, retry layer included. No request panics it, and a panic
+//! elsewhere while its lock was held does not poison it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 pub struct State {
     pub nodes: BTreeMap<String, Value>,
     pub pods: Vec<Value>,
+    /// Leases by `namespace/name`.
     pub leases: BTreeMap<String, Value>,
     /// `namespace/name` of pods whose eviction a PodDisruptionBudget refuses.
     pub pdb_blocked: BTreeSet<String>,
@@ -160,7 +165,7 @@ pub fn pod(ns: &str, name: &str, node: &str, owner_kind: Option<&str>, phase: &s
 
 fn status(code: u16, reason: &str, message: &str) -> (StatusCode, Value) {
     (
-        StatusCode::from_u16(code).unwrap(),
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": if code < 300 { "Success" } else { "Failure" },
                "message": message, "reason": reason, "code": code}),
     )
@@ -182,16 +187,179 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-fn selects(selector: &str, labels: &Value) -> bool {
-    selector
-        .split(',')
-        .filter(|t| !t.is_empty())
-        .all(|t| match t.split_once('=') {
-            Some((k, v)) => {
-                labels.get(k).and_then(Value::as_str) == Some(v.trim_start_matches('='))
+/// The label selector of a list request, or the API server's 400 for one it cannot parse.
+fn label_selector(
+    query: &BTreeMap<String, String>,
+) -> Result<crate::selector::Selector, (StatusCode, Value)> {
+    let text = query.get("labelSelector").map_or("", String::as_str);
+    crate::selector::parse(text).map_err(|e| {
+        status(
+            400,
+            "BadRequest",
+            &format!("unable to parse requirement: {e}"),
+        )
+    })
+}
+
+/// RFC 6902 JSON patch: `add`, `remove`, `replace` and `test` on JSON pointers.
+fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
+    let ops = ops
+        .as_array()
+        .ok_or("a JSON patch is an array of operations")?;
+    let mut out = target.clone();
+    for op in ops {
+        let path = op["path"].as_str().ok_or("an operation without a path")?;
+        let (parent, last) = match path.rfind('/') {
+            Some(i) => (
+                &path[..i],
+                path[i + 1..].replace("~1", "/").replace("~0", "~"),
+            ),
+            None => return Err(format!("{path:?} is not a JSON pointer")),
+        };
+        match op["op"].as_str() {
+            Some("test") => {
+                if out.pointer(path) != Some(&op["value"]) {
+                    return Err(format!("test failed at {path}"));
+                }
             }
-            None => labels.get(t).is_some(),
-        })
+            Some(kind @ ("add" | "replace" | "remove")) => {
+                let Some(container) = out.pointer_mut(parent) else {
+                    return Err(format!("no {parent:?} to change"));
+                };
+                match container {
+                    Value::Object(map) => {
+                        if kind != "add" && !map.contains_key(&last) {
+                            return Err(format!("no {path:?} to {kind}"));
+                        }
+                        if kind == "remove" {
+                            map.remove(&last);
+                        } else {
+                            map.insert(last, op["value"].clone());
+                        }
+                    }
+                    Value::Array(items) => {
+                        let at = if last == "-" {
+                            items.len()
+                        } else {
+                            last.parse::<usize>()
+                                .map_err(|_| format!("bad index in {path}"))?
+                        };
+                        match kind {
+                            "add" if at <= items.len() => items.insert(at, op["value"].clone()),
+                            "replace" if at < items.len() => items[at] = op["value"].clone(),
+                            "remove" if at < items.len() => {
+                                items.remove(at);
+                            }
+                            _ => return Err(format!("index out of range in {path}")),
+                        }
+                    }
+                    _ => return Err(format!("{parent:?} is not an object or array")),
+                }
+            }
+            other => return Err(format!("unsupported operation {other:?}")),
+        }
+    }
+    *target = out;
+    Ok(())
+}
+
+/// Applies a PATCH by its content type, as the API server does.
+fn apply_patch(
+    target: &mut Value,
+    content_type: &str,
+    body: &[u8],
+) -> Result<(), (StatusCode, Value)> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let patch: Value = serde_json::from_slice(body)
+        .map_err(|e| status(400, "BadRequest", &format!("the patch is not JSON: {e}")))?;
+    match media {
+        "application/merge-patch+json" => {
+            if !patch.is_object() {
+                return Err(status(
+                    400,
+                    "BadRequest",
+                    "a merge patch must be a JSON object",
+                ));
+            }
+            merge(target, &patch);
+            Ok(())
+        }
+        // The fields it is used on (metadata maps, spec scalars) merge as in a JSON merge
+        // patch; lists with merge keys (taints, conditions) are not merged by key here.
+        "application/strategic-merge-patch+json" => {
+            if !patch.is_object() {
+                return Err(status(
+                    400,
+                    "BadRequest",
+                    "a strategic merge patch must be an object",
+                ));
+            }
+            merge(target, &patch);
+            Ok(())
+        }
+        "application/json-patch+json" => json_patch(target, &patch).map_err(|e| {
+            status(
+                422,
+                "Invalid",
+                &format!("the JSON patch cannot be applied: {e}"),
+            )
+        }),
+        other => Err(status(
+            415,
+            "UnsupportedMediaType",
+            &format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (not {other:?})"
+            ),
+        )),
+    }
+}
+
+/// The discovery documents kubectl reads before anything else.
+fn discovery(segs: &[&str]) -> Option<Value> {
+    let resource = |name: &str, kind: &str, namespaced: bool, verbs: &[&str]| {
+        json!({"name": name, "singularName": kind.to_lowercase(), "namespaced": namespaced,
+               "kind": kind, "verbs": verbs})
+    };
+    let group = |name: &str, version: &str| {
+        let gv = format!("{name}/{version}");
+        json!({"name": name, "versions": [{"groupVersion": gv, "version": version}],
+               "preferredVersion": {"groupVersion": gv, "version": version}})
+    };
+    match segs {
+        ["api"] => Some(
+            json!({"kind": "APIVersions", "apiVersion": "v1", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]}),
+        ),
+        ["api", "v1"] => Some(
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
+            "resources": [
+                resource("nodes", "Node", false, &["get", "list", "patch", "delete"]),
+                resource("pods", "Pod", true, &["get", "list"]),
+                json!({"name": "pods/eviction", "singularName": "", "namespaced": true,
+                       "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}),
+                resource("namespaces", "Namespace", false, &["get"]),
+                resource("secrets", "Secret", true, &["create", "delete"]),
+                resource("configmaps", "ConfigMap", true, &["get"]),
+            ]}),
+        ),
+        ["apis"] => Some(
+            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            group("coordination.k8s.io", "v1"), group("discovery.k8s.io", "v1"), group("policy", "v1")]}),
+        ),
+        ["apis", "coordination.k8s.io", "v1"] => {
+            Some(json!({"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": "coordination.k8s.io/v1",
+            "resources": [resource("leases", "Lease", true, &["get", "create", "update"])]}))
+        }
+        ["apis", "discovery.k8s.io", "v1"] => {
+            Some(json!({"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": "discovery.k8s.io/v1",
+            "resources": [resource("endpointslices", "EndpointSlice", true, &["list"])]}))
+        }
+        ["apis", "policy", "v1"] => Some(json!({"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": "policy/v1", "resources": []})),
+        _ => None,
+    }
 }
 
 fn list(kind: &str, items: Vec<Value>, query: &BTreeMap<String, String>) -> Value {
@@ -214,23 +382,98 @@ fn list(kind: &str, items: Vec<Value>, query: &BTreeMap<String, String>) -> Valu
     json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "1", "continue": cont}, "items": page})
 }
 
+/// One field selector term on a pod: `spec.nodeName`, `metadata.name`, `metadata.namespace` or
+/// `status.phase`, with `=`, `==` or `!=`.
+struct FieldTerm {
+    pointer: &'static str,
+    value: String,
+    equal: bool,
+}
+
+impl FieldTerm {
+    fn matches(&self, pod: &Value) -> bool {
+        let actual = pod
+            .pointer(self.pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        (actual == self.value) == self.equal
+    }
+}
+
+/// The field selector of a pod list, or the API server's 400 for a field it does not index.
+fn field_selector(query: &BTreeMap<String, String>) -> Result<Vec<FieldTerm>, (StatusCode, Value)> {
+    let Some(text) = query.get("fieldSelector") else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let (field, value, equal) = if let Some((f, v)) = t.split_once("!=") {
+                (f, v, false)
+            } else if let Some((f, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                (f, v, true)
+            } else {
+                return Err(status(
+                    400,
+                    "BadRequest",
+                    &format!("invalid field selector {t:?}"),
+                ));
+            };
+            let pointer = match field.trim() {
+                "spec.nodeName" => "/spec/nodeName",
+                "metadata.name" => "/metadata/name",
+                "metadata.namespace" => "/metadata/namespace",
+                "status.phase" => "/status/phase",
+                other => {
+                    return Err(status(
+                        400,
+                        "BadRequest",
+                        &format!("field label not supported: {other}"),
+                    ));
+                }
+            };
+            Ok(FieldTerm {
+                pointer,
+                value: value.trim().to_owned(),
+                equal,
+            })
+        })
+        .collect()
+}
+
 impl FakeKube {
     pub fn with(state: State) -> Self {
         Self(Arc::new(Mutex::new(state)))
     }
 
+    /// The state; a panic elsewhere while it was held leaves it as it was, not poisoned.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Terminating pods finish: they leave the API.
     pub fn finish_terminating(&self) {
-        let mut s = self.0.lock().unwrap();
-        s.pods
+        self.state()
+            .pods
             .retain(|p| p["metadata"]["deletionTimestamp"].is_null());
     }
 
     pub fn requests(&self) -> Vec<(String, String, String)> {
-        self.0.lock().unwrap().requests.clone()
+        self.state().requests.clone()
     }
 
-    async fn handle(&self, method: Method, uri: Uri, body: Bytes) -> (StatusCode, Value) {
+    async fn handle(
+        &self,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, Value) {
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         let query: BTreeMap<String, String> = uri
             .query()
             .unwrap_or("")
@@ -246,7 +489,7 @@ impl FakeKube {
             .collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let delay = {
-            let mut s = self.0.lock().unwrap();
+            let mut s = self.state();
             s.requests.push((
                 method.to_string(),
                 uri.to_string(),
@@ -258,7 +501,7 @@ impl FakeKube {
             }
             s.eviction_delay
         };
-        let pause = self.0.lock().unwrap().delay;
+        let pause = self.state().delay;
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
@@ -267,8 +510,13 @@ impl FakeKube {
         {
             tokio::time::sleep(d).await;
         }
-        let mut s = self.0.lock().unwrap();
-        s.resource_version += 1;
+        if method == Method::GET
+            && let Some(doc) = discovery(segs.as_slice())
+        {
+            return (StatusCode::OK, doc);
+        }
+        let mut s = self.state();
+        s.resource_version = s.resource_version.saturating_add(1);
         let rv = s.resource_version.to_string();
         match (method.as_str(), segs.as_slice()) {
             ("GET", ["api", "v1", "namespaces", "kube-system"]) => (
@@ -399,51 +647,89 @@ impl FakeKube {
                 (StatusCode::OK, list("EndpointSliceList", items, &query))
             }
             ("GET", ["api", "v1", "nodes"]) => {
-                let sel = query.get("labelSelector").cloned().unwrap_or_default();
+                let sel = match label_selector(&query) {
+                    Ok(sel) => sel,
+                    Err(e) => return e,
+                };
                 let items = s
                     .nodes
                     .values()
-                    .filter(|n| selects(&sel, &n["metadata"]["labels"]))
+                    .filter(|n| sel.matches(&n["metadata"]["labels"]))
                     .cloned()
                     .collect();
                 (StatusCode::OK, list("NodeList", items, &query))
             }
+            ("GET", ["api", "v1", "nodes", name]) => match s.nodes.get(*name) {
+                Some(n) => (StatusCode::OK, n.clone()),
+                None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),
+            },
             ("PATCH", ["api", "v1", "nodes", name]) => {
-                let patch: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                match s.nodes.get_mut(*name) {
-                    Some(n) => {
-                        merge(n, &patch);
-                        (StatusCode::OK, n.clone())
-                    }
-                    None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),
+                let Some(n) = s.nodes.get_mut(*name) else {
+                    return status(404, "NotFound", &format!("nodes \"{name}\" not found"));
+                };
+                let mut patched = n.clone();
+                if let Err(e) = apply_patch(&mut patched, &content_type, &body) {
+                    return e;
                 }
+                if patched["metadata"]["name"] != *name || patched["kind"] != "Node" {
+                    return status(
+                        422,
+                        "Invalid",
+                        &format!("Node \"{name}\" is invalid: the patch changes its name or kind"),
+                    );
+                }
+                patched["metadata"]["resourceVersion"] = json!(rv);
+                *n = patched.clone();
+                (StatusCode::OK, patched)
             }
             ("DELETE", ["api", "v1", "nodes", name]) => match s.nodes.remove(*name) {
                 Some(n) => (StatusCode::OK, n),
                 None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),
             },
+            ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => match s
+                .pods
+                .iter()
+                .find(|p| p["metadata"]["namespace"] == *ns && p["metadata"]["name"] == *name)
+            {
+                Some(p) => (StatusCode::OK, p.clone()),
+                None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
+            },
             ("GET", ["api", "v1", "namespaces", ns, "pods"]) => {
-                let sel = query.get("labelSelector").cloned().unwrap_or_default();
+                let sel = match label_selector(&query) {
+                    Ok(sel) => sel,
+                    Err(e) => return e,
+                };
+                let fields = match field_selector(&query) {
+                    Ok(f) => f,
+                    Err(e) => return e,
+                };
                 let items = s
                     .pods
                     .iter()
                     .filter(|p| {
-                        p["metadata"]["namespace"] == *ns && selects(&sel, &p["metadata"]["labels"])
+                        p["metadata"]["namespace"] == *ns
+                            && sel.matches(&p["metadata"]["labels"])
+                            && fields.iter().all(|f| f.matches(p))
                     })
                     .cloned()
                     .collect();
                 (StatusCode::OK, list("PodList", items, &query))
             }
             ("GET", ["api", "v1", "pods"]) => {
-                let node = query
-                    .get("fieldSelector")
-                    .and_then(|f| f.strip_prefix("spec.nodeName="))
-                    .unwrap_or_default()
-                    .to_owned();
+                let sel = match label_selector(&query) {
+                    Ok(sel) => sel,
+                    Err(e) => return e,
+                };
+                let fields = match field_selector(&query) {
+                    Ok(f) => f,
+                    Err(e) => return e,
+                };
                 let items = s
                     .pods
                     .iter()
-                    .filter(|p| p["spec"]["nodeName"] == node.as_str())
+                    .filter(|p| {
+                        sel.matches(&p["metadata"]["labels"]) && fields.iter().all(|f| f.matches(p))
+                    })
                     .cloned()
                     .collect();
                 (StatusCode::OK, list("PodList", items, &query))
@@ -483,11 +769,11 @@ impl FakeKube {
                     "coordination.k8s.io",
                     "v1",
                     "namespaces",
-                    _,
+                    ns,
                     "leases",
                     name,
                 ],
-            ) => match s.leases.get(*name) {
+            ) => match s.leases.get(&format!("{ns}/{name}")) {
                 Some(l) => (StatusCode::OK, l.clone()),
                 None => status(
                     404,
@@ -506,12 +792,21 @@ impl FakeKube {
                     "leases",
                 ],
             ) => {
-                let mut lease: Value = serde_json::from_slice(&body).unwrap();
+                let Ok(mut lease) = serde_json::from_slice::<Value>(&body) else {
+                    return status(400, "BadRequest", "the body is not a JSON object");
+                };
                 let name = lease["metadata"]["name"]
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
-                if s.leases.contains_key(&name) {
+                if name.is_empty() {
+                    return status(
+                        422,
+                        "Invalid",
+                        "Lease is invalid: metadata.name: Required value",
+                    );
+                }
+                if s.leases.contains_key(&format!("{ns}/{name}")) {
                     return status(
                         409,
                         "AlreadyExists",
@@ -520,7 +815,7 @@ impl FakeKube {
                 }
                 lease["metadata"]["namespace"] = json!(ns);
                 lease["metadata"]["resourceVersion"] = json!(rv);
-                s.leases.insert(name, lease.clone());
+                s.leases.insert(format!("{ns}/{name}"), lease.clone());
                 (StatusCode::CREATED, lease)
             }
             (
@@ -530,13 +825,16 @@ impl FakeKube {
                     "coordination.k8s.io",
                     "v1",
                     "namespaces",
-                    _,
+                    ns,
                     "leases",
                     name,
                 ],
             ) => {
-                let mut lease: Value = serde_json::from_slice(&body).unwrap();
-                let Some(current) = s.leases.get(*name) else {
+                let Ok(mut lease) = serde_json::from_slice::<Value>(&body) else {
+                    return status(400, "BadRequest", "the body is not a JSON object");
+                };
+                let key = format!("{ns}/{name}");
+                let Some(current) = s.leases.get(&key) else {
                     return status(404, "NotFound", "not found");
                 };
                 if lease["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"] {
@@ -547,23 +845,48 @@ impl FakeKube {
                     );
                 }
                 lease["metadata"]["resourceVersion"] = json!(rv);
-                s.leases.insert((*name).to_owned(), lease.clone());
+                lease["metadata"]["namespace"] = json!(ns);
+                s.leases.insert(key, lease.clone());
                 (StatusCode::OK, lease)
             }
             _ => status(404, "NotFound", &format!("no route for {method} {path}")),
         }
     }
 
+    /// One request without a socket: the status and body the server would answer with.
+    pub async fn call(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let (Ok(method), Ok(uri)) = (method.parse::<Method>(), path_and_query.parse::<Uri>())
+        else {
+            return (400, Value::Null);
+        };
+        let mut headers = HeaderMap::new();
+        if let Some(ct) = content_type.and_then(|c| c.parse().ok()) {
+            headers.insert("content-type", ct);
+        }
+        let (code, body) = self
+            .handle(method, uri, headers, Bytes::copy_from_slice(body))
+            .await;
+        (code.as_u16(), body)
+    }
+
     /// Serves on a loopback port; returns its URL.
     pub async fn start(&self) -> String {
         let fake = self.clone();
-        let app = Router::new().fallback(move |method: Method, uri: Uri, body: Bytes| {
-            let fake = fake.clone();
-            async move {
-                let (code, body) = fake.handle(method, uri, body).await;
-                (code, axum::Json(body)).into_response()
-            }
-        });
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let fake = fake.clone();
+                async move {
+                    let (code, body) = fake.handle(method, uri, headers, body).await;
+                    (code, axum::Json(body)).into_response()
+                }
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

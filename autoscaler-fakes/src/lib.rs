@@ -13,4 +13,5 @@
 pub mod gitea;
 pub mod hetzner;
 pub mod kube;
+mod selector;
 pub mod world;

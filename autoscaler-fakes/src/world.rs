@@ -134,14 +134,14 @@ impl World {
         self.next_job += 1;
         let mut j = crate::gitea::job(id, "queued", labels, None);
         j["created_at"] = json!(now().to_string());
-        self.gitea.0.lock().unwrap().jobs.push(j);
+        self.gitea.state().jobs.push(j);
         self.durations.insert(id, duration);
         id
     }
 
     /// Jobs queued or running.
     pub fn open_jobs(&self) -> usize {
-        self.gitea.0.lock().unwrap().jobs.len()
+        self.gitea.state().jobs.len()
     }
 
     /// What the world saw so far.
@@ -151,17 +151,17 @@ impl World {
 
     /// Servers that exist now.
     pub fn servers(&self) -> usize {
-        self.hetzner.0.lock().unwrap().servers.len()
+        self.hetzner.state().servers.len()
     }
 
     /// Nodes that exist now.
     pub fn nodes(&self) -> usize {
-        self.kube.0.lock().unwrap().nodes.len()
+        self.kube.state().nodes.len()
     }
 
     /// Gitea runners that exist now.
     pub fn runners(&self) -> usize {
-        self.gitea.0.lock().unwrap().runners.len()
+        self.gitea.state().runners.len()
     }
 
     /// What the autoscaler has written so far: server labels, node annotations and cordons,
@@ -169,18 +169,14 @@ impl World {
     pub fn fingerprint(&self) -> String {
         let servers: Vec<String> = self
             .hetzner
-            .0
-            .lock()
-            .unwrap()
+            .state()
             .servers
             .iter()
             .map(|s| format!("{}{}", s["id"], s["labels"]))
             .collect();
         let nodes: Vec<String> = self
             .kube
-            .0
-            .lock()
-            .unwrap()
+            .state()
             .nodes
             .iter()
             .map(|(n, v)| {
@@ -192,9 +188,7 @@ impl World {
             .collect();
         let runners: Vec<String> = self
             .gitea
-            .0
-            .lock()
-            .unwrap()
+            .state()
             .runners
             .iter()
             .map(|r| format!("{}{}", r["id"], r["disabled"]))
@@ -216,7 +210,7 @@ impl World {
     fn boot_servers(&mut self, t: Timestamp) {
         let mut joins = Vec::new();
         {
-            let mut h = self.hetzner.0.lock().unwrap();
+            let mut h = self.hetzner.state();
             self.verdict.peak_servers = self.verdict.peak_servers.max(h.servers.len());
             let state = &mut *h;
             for s in state.servers.iter_mut() {
@@ -233,7 +227,7 @@ impl World {
                     let refused = match token.as_deref() {
                         None => Some("no join token in the user data".to_owned()),
                         Some(tok) if is_bootstrap(tok) => {
-                            self.kube.0.lock().unwrap().accepts_join_token(tok, t).err()
+                            self.kube.state().accepts_join_token(tok, t).err()
                         }
                         Some(_) => None,
                     };
@@ -275,7 +269,7 @@ impl World {
                 "Running",
             );
             {
-                let mut k = self.kube.0.lock().unwrap();
+                let mut k = self.kube.state();
                 k.nodes.insert(name.clone(), node);
                 k.pods.push(pod);
             }
@@ -289,7 +283,7 @@ impl World {
                 .enumerate()
                 .map(|(i, l)| json!({"id": i, "name": l, "type": "custom"}))
                 .collect();
-            self.gitea.0.lock().unwrap().runners.push(r);
+            self.gitea.state().runners.push(r);
         }
     }
 
@@ -300,7 +294,7 @@ impl World {
             .filter(|(_, r)| t >= r.ends)
             .map(|(id, _)| *id)
             .collect();
-        let mut g = self.gitea.0.lock().unwrap();
+        let mut g = self.gitea.state();
         for id in done {
             let r = self.running.remove(&id).expect("listed");
             g.jobs.retain(|j| j["id"] != id);
@@ -313,9 +307,9 @@ impl World {
 
     /// A running job whose runner, pod, node or server is gone was killed.
     fn check_kills(&mut self) {
-        let g = self.gitea.0.lock().unwrap();
-        let k = self.kube.0.lock().unwrap();
-        let h = self.hetzner.0.lock().unwrap();
+        let g = self.gitea.state();
+        let k = self.kube.state();
+        let h = self.hetzner.state();
         let mut killed = Vec::new();
         for (job, r) in &self.running {
             let Some(runner) = g.runners.iter().find(|x| x["id"] == r.runner_id) else {
@@ -347,15 +341,15 @@ impl World {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_default();
             self.running.remove(&job);
-            self.gitea.0.lock().unwrap().jobs.retain(|j| j["id"] != job);
+            self.gitea.state().jobs.retain(|j| j["id"] != job);
             self.verdict.killed.push(entry);
         }
     }
 
     /// Free, enabled, online runners whose pod runs take the oldest job they can serve.
     fn take_jobs(&mut self, t: Timestamp) {
-        let k = self.kube.0.lock().unwrap();
-        let mut g = self.gitea.0.lock().unwrap();
+        let k = self.kube.state();
+        let mut g = self.gitea.state();
         let busy: BTreeSet<u64> = self.running.values().map(|r| r.runner_id).collect();
         let mut free: Vec<usize> = g
             .runners
@@ -434,7 +428,7 @@ impl World {
     /// pods finish terminating.
     fn vanish(&mut self, t: Timestamp) {
         let (names, ids): (BTreeSet<String>, BTreeSet<u64>) = {
-            let h = self.hetzner.0.lock().unwrap();
+            let h = self.hetzner.state();
             (
                 h.servers
                     .iter()
@@ -455,7 +449,7 @@ impl World {
                 .lifetimes
                 .push(t.duration_since(created).as_secs());
         }
-        let mut k = self.kube.0.lock().unwrap();
+        let mut k = self.kube.state();
         let mut gone_pods = BTreeSet::new();
         for (name, node) in k.nodes.iter_mut() {
             if !names.contains(name) {
@@ -477,7 +471,7 @@ impl World {
             keep
         });
         drop(k);
-        let mut g = self.gitea.0.lock().unwrap();
+        let mut g = self.gitea.state();
         for r in g.runners.iter_mut() {
             let pod = r["name"].as_str().unwrap_or_default();
             if gone_pods.contains(pod) || !names.iter().any(|n| pod.starts_with(n.as_str())) {

@@ -8,8 +8,9 @@ use autoscaler_gitea::{GiteaClient, GiteaConfig, Scope};
 use secrecy::SecretString;
 use wiremock::{Mock, MockServer};
 
-/// 61 live jobs, 52 finished ones and 55 runners: more than one page of each.
-fn state() -> State {
+/// 61 live jobs, 52 finished ones and 55 runners registered at `scope`: more than one page of
+/// each. The token's user owns the repository, so the `user` scope sees its jobs too.
+fn state(scope: &str) -> State {
     let mut jobs: Vec<_> = (1..=60)
         .map(|i| job(i, "queued", &["ubuntu-latest"], None))
         .collect();
@@ -21,17 +22,20 @@ fn state() -> State {
     let runners = (1..=55)
         .map(|i| runner(i, &format!("r{i}"), true, i == 3))
         .collect();
-    State {
+    let mut s = State {
         jobs,
         runners,
+        user: "acme".to_owned(),
         ..State::default()
-    }
+    };
+    s.register_runners_at(scope);
+    s
 }
 
 async fn exercise(scope: Scope) -> (Vec<wiremock::Request>, FakeGitea) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let server = MockServer::start().await;
-    let fake = FakeGitea::new(state());
+    let fake = FakeGitea::new(state(&scope.to_string()));
     Mock::given(wiremock::matchers::any())
         .respond_with(fake.clone())
         .mount(&server)
@@ -74,7 +78,7 @@ async fn the_fake_answers_with_bodies_the_spec_accepts() {
     let spec = Spec::gitea();
     let (reqs, _) = exercise(Scope::Admin).await;
     // Replay every request against a fresh fake in the same state and check each answer.
-    let fake = FakeGitea::new(state());
+    let fake = FakeGitea::new(state("admin"));
     let mut statuses = Vec::new();
     for r in &reqs {
         let auth = format!("Bearer {TOKEN}");

@@ -104,11 +104,12 @@ async fn runners_are_read_across_pages_for_an_organisation() {
     let runners = (1..=75)
         .map(|i| runner(i, &format!("r{i}"), i % 2 == 0, i % 5 == 0))
         .collect();
-    let (server, _) = serve(State {
+    let mut state = State {
         runners,
         ..State::default()
-    })
-    .await;
+    };
+    state.register_runners_at("org:acme");
+    let (server, _) = serve(state).await;
     let c = client(&server, "org:acme".parse().unwrap());
     let Source::Complete { items } = c.list_runners().await.unwrap() else {
         panic!("expected a complete list");
@@ -155,12 +156,13 @@ async fn a_list_that_changes_while_read_is_partial() {
     let runners = (1..=60)
         .map(|i| runner(i, &format!("r{i}"), true, false))
         .collect();
-    let (server, _) = serve(State {
+    let mut state = State {
         runners,
         drift_after_first_page: 1,
         ..State::default()
-    })
-    .await;
+    };
+    state.register_runners_at("user");
+    let (server, _) = serve(state).await;
     let c = client(&server, Scope::User);
     let reason = c
         .list_runners()
@@ -298,11 +300,12 @@ async fn old_gitea_versions_are_refused_by_feature() {
 
 #[tokio::test]
 async fn disable_enable_and_delete_send_the_documented_requests() {
-    let (server, fake) = serve(State {
+    let mut state = State {
         runners: vec![runner(17, "as-hcloud-7f3a", true, false)],
         ..State::default()
-    })
-    .await;
+    };
+    state.register_runners_at("repo:acme/widgets");
+    let (server, fake) = serve(state).await;
     let c = client(&server, "repo:acme/widgets".parse().unwrap());
     Forge::set_runner_disabled(&c, RunnerId(17), true)
         .await

@@ -426,7 +426,7 @@ async fn one_replica_leads_and_another_takes_over_after_expiry_or_release() {
     let t26 = t("2026-11-25T10:00:26Z");
     assert!(b.acquire_or_renew(t26).await.unwrap());
     assert!(!a.acquire_or_renew(t26).await.unwrap(), "a lost it");
-    let lease = fake.0.lock().unwrap().leases["gitea-ci-autoscaler"].clone();
+    let lease = fake.0.lock().unwrap().leases["ci/gitea-ci-autoscaler"].clone();
     assert_eq!(lease["spec"]["holderIdentity"], "pod-b");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
     assert_eq!(lease["spec"]["leaseDurationSeconds"], 15);
@@ -436,7 +436,7 @@ async fn one_replica_leads_and_another_takes_over_after_expiry_or_release() {
     // Releasing a lease one does not hold changes nothing.
     b.release().await.unwrap();
     assert_eq!(
-        fake.0.lock().unwrap().leases["gitea-ci-autoscaler"]["spec"]["holderIdentity"],
+        fake.0.lock().unwrap().leases["ci/gitea-ci-autoscaler"]["spec"]["holderIdentity"],
         "pod-a"
     );
 }
