@@ -526,6 +526,23 @@ impl FakeKube {
                                  "labels": {"kubernetes.io/metadata.name": "kube-system"}},
                     "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
             ),
+            ("GET", ["api", "v1", "namespaces", ns]) => {
+                // A namespace exists when something lives in it (or it is a built-in one).
+                let used = ["default", "kube-public", "kube-node-lease"].contains(ns)
+                    || s.pods.iter().any(|p| p["metadata"]["namespace"] == *ns)
+                    || s.leases.keys().any(|k| k.split('/').next() == Some(*ns))
+                    || s.secrets.keys().any(|k| k.split('/').next() == Some(*ns));
+                if used {
+                    (
+                        StatusCode::OK,
+                        json!({"apiVersion": "v1", "kind": "Namespace",
+                            "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
+                    )
+                } else {
+                    status(404, "NotFound", &format!("namespaces \"{ns}\" not found"))
+                }
+            }
             (
                 "GET",
                 [
@@ -686,6 +703,34 @@ impl FakeKube {
                 Some(n) => (StatusCode::OK, n),
                 None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),
             },
+            // The DaemonSets the pods name as their controller (kubectl drain checks each).
+            ("GET", ["apis", "apps", "v1", "namespaces", ns, "daemonsets", name]) => {
+                let claimed = s.pods.iter().any(|p| {
+                    p["metadata"]["namespace"] == *ns
+                        && p["metadata"]["ownerReferences"]
+                            .as_array()
+                            .is_some_and(|o| {
+                                o.iter()
+                                    .any(|r| r["kind"] == "DaemonSet" && r["name"] == *name)
+                            })
+                });
+                if claimed {
+                    (
+                        StatusCode::OK,
+                        json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                            "metadata": {"name": name, "namespace": ns, "uid": "u"},
+                            "spec": {"selector": {"matchLabels": {"app": "gitea-actions-runner"}},
+                                     "template": {"metadata": {"labels": {"app": "gitea-actions-runner"}},
+                                                  "spec": {"containers": []}}}}),
+                    )
+                } else {
+                    status(
+                        404,
+                        "NotFound",
+                        &format!("daemonsets.apps \"{name}\" not found"),
+                    )
+                }
+            }
             ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => match s
                 .pods
                 .iter()
