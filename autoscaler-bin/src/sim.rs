@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use autoscaler_sim::{
-    Autoscaler, Baseline, Ours, Run, Scenario, Trace, chart, replay, table, trace,
+    Autoscaler, Baseline, BootModel, Ours, Run, Scenario, Trace, chart, replay, table, trace,
 };
 
 use crate::Which;
@@ -49,6 +49,54 @@ pub(crate) struct SimulateArgs {
     /// With `--sweep`, also draw the curve (cost against p95 wait, with the tight bound) as SVG.
     #[arg(long, value_name = "FILE.svg", requires = "sweep")]
     sweep_chart: Option<PathBuf>,
+    /// The cold start: the scenario's (`boot_min`..`boot_max` or its `boot_model`), the phased
+    /// model of a server from the base image or from a baked one, or both side by side.
+    #[arg(long, value_enum, default_value_t = Boot::Scenario, conflicts_with = "sweep")]
+    boot: Boot,
+}
+
+/// Which cold start the simulated servers have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Boot {
+    /// As the scenario says.
+    Scenario,
+    /// From the base image: K3s downloaded and installed, images pulled.
+    Base,
+    /// From a baked image: K3s and the images on the disk already.
+    Baked,
+    /// Both, each policy once per image.
+    Both,
+}
+
+/// Runs the policies under each boot model `boot` asks for; with both, every report names its
+/// image.
+fn run_boots(
+    trace: &Trace,
+    scenario: &Scenario,
+    which: Which,
+    boot: Boot,
+) -> Result<Vec<Run>, Failure> {
+    let with = |model: BootModel| {
+        let mut s = scenario.clone();
+        s.world.boot_model = Some(model);
+        s
+    };
+    match boot {
+        Boot::Scenario => run_policies(trace, scenario, which),
+        Boot::Base => run_policies(trace, &with(BootModel::base()), which),
+        Boot::Baked => run_policies(trace, &with(BootModel::baked()), which),
+        Boot::Both => {
+            let mut runs = Vec::new();
+            for model in [BootModel::base(), BootModel::baked()] {
+                let name = model.name.clone();
+                for mut run in run_policies(trace, &with(model), which)? {
+                    run.report.policy = format!("{}, {name}", run.report.policy);
+                    runs.push(run);
+                }
+            }
+            Ok(runs)
+        }
+    }
 }
 
 fn read(path: &Path, what: &str) -> Result<String, Failure> {
@@ -75,7 +123,7 @@ pub(crate) fn simulate(args: &SimulateArgs) -> Result<(), Failure> {
         return sweep(args, &trace, &scenario);
     }
     let started = Instant::now();
-    let runs = run_policies(&trace, &scenario, args.policy)?;
+    let runs = run_boots(&trace, &scenario, args.policy, args.boot)?;
     let elapsed = started.elapsed();
     if args.json {
         let reports: Vec<_> = runs.iter().map(|r| &r.report).collect();

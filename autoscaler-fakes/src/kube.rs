@@ -273,25 +273,15 @@ fn apply_patch(
     let patch: Value = serde_json::from_slice(body)
         .map_err(|e| status(400, "BadRequest", &format!("the patch is not JSON: {e}")))?;
     match media {
-        "application/merge-patch+json" => {
+        // A strategic merge patch on the fields it is used on (metadata maps, spec scalars)
+        // merges as a JSON merge patch does; lists with merge keys (taints, conditions) are
+        // not merged by key here.
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
             if !patch.is_object() {
                 return Err(status(
                     400,
                     "BadRequest",
                     "a merge patch must be a JSON object",
-                ));
-            }
-            merge(target, &patch);
-            Ok(())
-        }
-        // The fields it is used on (metadata maps, spec scalars) merge as in a JSON merge
-        // patch; lists with merge keys (taints, conditions) are not merged by key here.
-        "application/strategic-merge-patch+json" => {
-            if !patch.is_object() {
-                return Err(status(
-                    400,
-                    "BadRequest",
-                    "a strategic merge patch must be an object",
                 ));
             }
             merge(target, &patch);
@@ -380,6 +370,33 @@ fn list(kind: &str, items: Vec<Value>, query: &BTreeMap<String, String>) -> Valu
         json!(null)
     };
     json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "1", "continue": cont}, "items": page})
+}
+
+/// The pods of `namespace` (every namespace: `None`) that the request's label and field
+/// selectors select, as a `PodList` page.
+fn pod_list(
+    pods: &[Value],
+    namespace: Option<&str>,
+    query: &BTreeMap<String, String>,
+) -> (StatusCode, Value) {
+    let sel = match label_selector(query) {
+        Ok(sel) => sel,
+        Err(e) => return e,
+    };
+    let fields = match field_selector(query) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let items = pods
+        .iter()
+        .filter(|p| {
+            namespace.is_none_or(|ns| p["metadata"]["namespace"] == ns)
+                && sel.matches(&p["metadata"]["labels"])
+                && fields.iter().all(|f| f.matches(p))
+        })
+        .cloned()
+        .collect();
+    (StatusCode::OK, list("PodList", items, query))
 }
 
 /// One field selector term on a pod: `spec.nodeName`, `metadata.name`, `metadata.namespace` or
@@ -739,46 +756,8 @@ impl FakeKube {
                 Some(p) => (StatusCode::OK, p.clone()),
                 None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
             },
-            ("GET", ["api", "v1", "namespaces", ns, "pods"]) => {
-                let sel = match label_selector(&query) {
-                    Ok(sel) => sel,
-                    Err(e) => return e,
-                };
-                let fields = match field_selector(&query) {
-                    Ok(f) => f,
-                    Err(e) => return e,
-                };
-                let items = s
-                    .pods
-                    .iter()
-                    .filter(|p| {
-                        p["metadata"]["namespace"] == *ns
-                            && sel.matches(&p["metadata"]["labels"])
-                            && fields.iter().all(|f| f.matches(p))
-                    })
-                    .cloned()
-                    .collect();
-                (StatusCode::OK, list("PodList", items, &query))
-            }
-            ("GET", ["api", "v1", "pods"]) => {
-                let sel = match label_selector(&query) {
-                    Ok(sel) => sel,
-                    Err(e) => return e,
-                };
-                let fields = match field_selector(&query) {
-                    Ok(f) => f,
-                    Err(e) => return e,
-                };
-                let items = s
-                    .pods
-                    .iter()
-                    .filter(|p| {
-                        sel.matches(&p["metadata"]["labels"]) && fields.iter().all(|f| f.matches(p))
-                    })
-                    .cloned()
-                    .collect();
-                (StatusCode::OK, list("PodList", items, &query))
-            }
+            ("GET", ["api", "v1", "namespaces", ns, "pods"]) => pod_list(&s.pods, Some(ns), &query),
+            ("GET", ["api", "v1", "pods"]) => pod_list(&s.pods, None, &query),
             ("POST", ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
                 let key = format!("{ns}/{name}");
                 if s.pdb_blocked.contains(&key) {

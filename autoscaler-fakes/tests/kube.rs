@@ -290,94 +290,40 @@ async fn selectors_have_the_full_grammar() {
 #[tokio::test]
 async fn leases_are_kept_per_namespace() {
     let f = fake();
-    let lease = |holder: &str| {
-        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-               "metadata": {"name": "gitea-ci-autoscaler"}, "spec": {"holderIdentity": holder}})
-        .to_string()
-    };
     let base = "/apis/coordination.k8s.io/v1/namespaces";
+    let create = |ns: &str, holder: &str| {
+        let (f, path) = (f.clone(), format!("{base}/{ns}/leases"));
+        let body = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "gitea-ci-autoscaler"}, "spec": {"holderIdentity": holder}})
+        .to_string();
+        async move { f.call("POST", &path, None, body.as_bytes()).await.0 }
+    };
+    let holder = |ns: &str| {
+        let (f, path) = (f.clone(), format!("{base}/{ns}/leases/gitea-ci-autoscaler"));
+        async move {
+            let (code, lease) = f.call("GET", &path, None, b"").await;
+            (
+                code,
+                lease["spec"]["holderIdentity"].as_str().map(str::to_owned),
+            )
+        }
+    };
+    assert_eq!(create("a", "pod-a").await, 201);
+    assert_eq!(create("b", "pod-b").await, 201);
+    assert_eq!(create("a", "pod-c").await, 409, "the name is taken in a");
+    assert_eq!(holder("a").await, (200, Some("pod-a".to_owned())));
+    assert_eq!(holder("b").await, (200, Some("pod-b".to_owned())));
+    assert_eq!(holder("c").await.0, 404);
+    let bad = |method: &'static str, path: String, body: &'static [u8]| {
+        let f = f.clone();
+        async move { f.call(method, &path, None, body).await.0 }
+    };
     assert_eq!(
-        f.call(
-            "POST",
-            &format!("{base}/a/leases"),
-            None,
-            lease("pod-a").as_bytes()
-        )
-        .await
-        .0,
-        201
-    );
-    assert_eq!(
-        f.call(
-            "POST",
-            &format!("{base}/b/leases"),
-            None,
-            lease("pod-b").as_bytes()
-        )
-        .await
-        .0,
-        201
-    );
-    assert_eq!(
-        f.call(
-            "POST",
-            &format!("{base}/a/leases"),
-            None,
-            lease("pod-c").as_bytes()
-        )
-        .await
-        .0,
-        409
-    );
-    let (_, a) = f
-        .call(
-            "GET",
-            &format!("{base}/a/leases/gitea-ci-autoscaler"),
-            None,
-            b"",
-        )
-        .await;
-    let (_, b) = f
-        .call(
-            "GET",
-            &format!("{base}/b/leases/gitea-ci-autoscaler"),
-            None,
-            b"",
-        )
-        .await;
-    assert_eq!(
-        (
-            a["spec"]["holderIdentity"].as_str(),
-            b["spec"]["holderIdentity"].as_str()
-        ),
-        (Some("pod-a"), Some("pod-b"))
-    );
-    assert_eq!(
-        f.call(
-            "GET",
-            &format!("{base}/c/leases/gitea-ci-autoscaler"),
-            None,
-            b""
-        )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        f.call("POST", &format!("{base}/a/leases"), None, b"not json")
-            .await
-            .0,
+        bad("POST", format!("{base}/a/leases"), b"not json").await,
         400
     );
     assert_eq!(
-        f.call(
-            "PUT",
-            &format!("{base}/a/leases/gitea-ci-autoscaler"),
-            None,
-            b"["
-        )
-        .await
-        .0,
+        bad("PUT", format!("{base}/a/leases/gitea-ci-autoscaler"), b"[").await,
         400
     );
 }

@@ -23,6 +23,7 @@
 //! ```
 
 mod baseline;
+mod boot;
 mod bound;
 pub mod chart;
 mod engine;
@@ -34,6 +35,7 @@ pub mod trace;
 mod world;
 
 pub use baseline::Baseline;
+pub use boot::{BootModel, Phase, PhaseRange};
 pub use engine::{Run, Sample, replay};
 pub use policy::{Autoscaler, Ours};
 pub use report::{Report, Waits, table};

@@ -55,6 +55,11 @@ pub struct WorldConfig {
     /// From the node registering until its runners are online in Gitea.
     #[serde(with = "secs")]
     pub runner_start: SignedDuration,
+    /// A cold start in phases (`BootModel::base()`, `BootModel::baked()`, or your own): when
+    /// set, each server draws every phase, and `boot_min`, `boot_max` and `runner_start` are
+    /// not used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_model: Option<crate::BootModel>,
     /// Hetzner bills every started period in full, from the server's creation.
     #[serde(with = "secs")]
     pub billing_period: SignedDuration,
@@ -122,6 +127,7 @@ impl Default for WorldConfig {
             boot_min: SignedDuration::from_secs(40),
             boot_max: SignedDuration::from_secs(90),
             runner_start: SignedDuration::from_secs(5),
+            boot_model: None,
             billing_period: SignedDuration::from_hours(1),
             prices: default_prices(),
             hetzner_requests_per_hour: 3600,
@@ -204,6 +210,9 @@ impl Scenario {
         if w.runner_start.is_negative() || w.cooldown.is_negative() {
             problems.push("world.runner_start and world.cooldown must not be negative".into());
         }
+        if let Some(m) = &w.boot_model {
+            problems.extend(m.problems());
+        }
         if w.hetzner_requests_per_hour == 0 {
             problems.push("world.hetzner_requests_per_hour must be at least 1".into());
         }
@@ -259,15 +268,15 @@ impl Scenario {
 }
 
 /// Durations as seconds in the scenario file, or the core's friendly forms.
-mod secs {
+pub(crate) mod secs {
     use autoscaler_core::SignedDuration;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SignedDuration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SignedDuration, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Form {

@@ -61,6 +61,8 @@ struct Hidden {
     node_labels: BTreeMap<String, String>,
     /// Its runners' ids once registered.
     runners: Vec<u64>,
+    /// From its node registering until its runners are online.
+    runner_start: Ms,
 }
 
 /// A job's story, by job id.
@@ -391,7 +393,11 @@ impl World {
                 phase: PodPhase::Running,
             });
         }
-        let at = self.now + ms_of(self.scenario.world.runner_start);
+        let runner_start = self
+            .hidden
+            .get(&server_id)
+            .map_or(ms_of(self.scenario.world.runner_start), |h| h.runner_start);
+        let at = self.now + runner_start;
         self.pending.push((at, Happening::RunnersOnline(server_id)));
     }
 
@@ -567,11 +573,35 @@ impl World {
     fn boot_later(&mut self, id: u64, spec: &ServerSpec) {
         let w = &self.scenario.world;
         let faults = &w.faults;
-        let (lo, hi) = (ms_of(w.boot_min), ms_of(w.boot_max));
-        let mut boot = if hi > lo {
-            self.rng.random_range(lo..=hi)
-        } else {
-            lo
+        let (mut boot, runner_start) = match &w.boot_model {
+            // Every phase drawn: those before the node registers are the boot, the last is
+            // the runner's start.
+            Some(model) => {
+                let (mut boot, mut start): (Ms, Ms) = (0, 0);
+                for p in &model.phases {
+                    let (lo, hi) = (ms_of(p.min), ms_of(p.max));
+                    let d = if hi > lo {
+                        self.rng.random_range(lo..=hi)
+                    } else {
+                        lo
+                    };
+                    if crate::BootModel::before_registration(p.phase) {
+                        boot = boot.saturating_add(d);
+                    } else {
+                        start = start.saturating_add(d);
+                    }
+                }
+                (boot, start)
+            }
+            None => {
+                let (lo, hi) = (ms_of(w.boot_min), ms_of(w.boot_max));
+                let boot = if hi > lo {
+                    self.rng.random_range(lo..=hi)
+                } else {
+                    lo
+                };
+                (boot, ms_of(w.runner_start))
+            }
         };
         if faults.slow_boot_rate > 0.0 && self.rng.random_bool(faults.slow_boot_rate) {
             boot += ms_of(faults.slow_boot_extra);
@@ -594,6 +624,7 @@ impl World {
                 price,
                 node_labels: spec.node_labels.clone(),
                 runners: Vec::new(),
+                runner_start,
             },
         );
         self.ledger.creates += 1;

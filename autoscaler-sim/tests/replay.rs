@@ -209,3 +209,45 @@ fn a_bad_scenario_is_refused_before_the_replay() {
     let e = replay(&t, &s, &mut ours(&Scenario::default()), &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("world.poll_interval"), "{e}");
 }
+
+/// The phased cold start: from a baked image servers come up sooner, so on the same morning and
+/// the same seed jobs wait less, nothing is killed or leaked, and the run repeats exactly.
+#[test]
+fn a_baked_image_shortens_the_waits_that_a_cold_start_makes() {
+    use autoscaler_sim::BootModel;
+    let t = morning();
+    let with = |model: BootModel| {
+        let mut s = Scenario::default();
+        s.world.boot_model = Some(model);
+        s
+    };
+    let (base, baked) = (with(BootModel::base()), with(BootModel::baked()));
+    let b = run(&t, &base, &mut ours(&base)).report;
+    let k = run(&t, &baked, &mut ours(&baked)).report;
+    assert_clean(&b);
+    assert_clean(&k);
+    assert!(
+        k.wait.p95 < b.wait.p95,
+        "p95 {} s baked, {} s from the base image",
+        k.wait.p95,
+        b.wait.p95
+    );
+    assert!(k.wait.max <= b.wait.max, "{} vs {}", k.wait.max, b.wait.max);
+    assert_eq!(
+        run(&t, &baked, &mut ours(&baked)).report.euros,
+        k.euros,
+        "deterministic"
+    );
+    // A scenario file can carry a model of its own, checked phase by phase.
+    let s = Scenario::from_json(
+        r#"{"world": {"boot_model": {"name": "mine", "phases": [
+            {"phase": "server_running", "min": 10, "max": "20s"},
+            {"phase": "runner_registered", "min": 30, "max": 20}]}}}"#,
+    )
+    .expect("parses");
+    let problem = s.check().expect_err("max below min").to_string();
+    assert!(
+        problem.contains("RunnerRegistered: max must not be shorter"),
+        "{problem}"
+    );
+}
