@@ -76,8 +76,14 @@ pub struct PoolConfig {
     pub server_types: Vec<String>,
     /// Hetzner locations, in order of preference.
     pub locations: Vec<String>,
-    /// The image to boot.
+    /// The base image to boot (a Hetzner system image name or an image id).
     pub image: String,
+    /// A baked image to boot instead, with K3s and the runner images already on it (made by
+    /// `gitea-ci-autoscaler image bake`): `auto` (the newest this pool's bakes made), an image
+    /// id, or a label selector. Only an available image baked for the cluster's K3s version is
+    /// used; without one, servers boot `image` and the plan warns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baked_image: Option<crate::image::BakedImage>,
     /// Nodes kept even when idle.
     pub min_nodes: u32,
     /// The most nodes in this pool (the global maximum applies too).
@@ -218,6 +224,7 @@ impl Default for PoolConfig {
             server_types: vec!["ccx33".into()],
             locations: vec!["nbg1".into()],
             image: "ubuntu-24.04".into(),
+            baked_image: None,
             min_nodes: 0,
             max_nodes: 5,
             warm_slots: 0,

@@ -23,6 +23,12 @@ pub const CLUSTER: &str = "gitea-ci-autoscaler/cluster";
 /// Server label: the id of the bootstrap token minted for this server's join (`[a-z0-9]{6}`, the
 /// public half of a Kubernetes bootstrap token). Removed once the token is revoked.
 pub const JOIN_TOKEN: &str = "gitea-ci-autoscaler/join-token";
+/// Server and image label: the content hash of a bake (`image bake`). On a server it marks the
+/// bake's temporary machine, which is never a runner node: the core leaves it alone for
+/// [`BAKE_SERVER_LIMIT`](crate::BAKE_SERVER_LIMIT), then deletes it as left behind.
+pub const BAKE: &str = "gitea-ci-autoscaler/bake";
+/// Image label: the K3s release baked into it, `+` written `_` (`v1.33.4_k3s1`).
+pub const K3S_VERSION: &str = "gitea-ci-autoscaler/k3s-version";
 /// Server label: when its node was first seen (Unix seconds).
 pub const JOINED: &str = "gitea-ci-autoscaler/joined";
 /// Server label: a teardown was started at this instant (Unix seconds).

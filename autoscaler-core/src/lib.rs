@@ -60,6 +60,7 @@ mod decide;
 mod demand;
 mod duration;
 mod error;
+mod image;
 mod inventory;
 pub mod keys;
 pub mod labels;
@@ -83,8 +84,12 @@ pub use config::{
     Backoff, CONFIG_VERSION, Config, Day, HETZNER_REQUESTS_PER_HOUR, MAX_CREATES_PER_TICK,
     MAX_DURATION, MAX_NODES, Policy, PoolConfig, WarmWindow,
 };
-pub use decide::decide;
+pub use decide::{BAKE_SERVER_LIMIT, decide};
 pub use error::{ConfigProblem, Error};
+pub use image::{
+    BakedImage, BootChoice, Image, ImageStatus, Selector, bake_labels, choose as choose_image,
+    version_label,
+};
 pub use jiff::{SignedDuration, Timestamp};
 pub use plan::{
     Action, CloudEffect, ClusterEffect, Effect, ForgeEffect, NodeReport, NodeState, PLAN_VERSION,

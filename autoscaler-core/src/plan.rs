@@ -225,8 +225,12 @@ pub struct ServerSpec {
     pub server_type: String,
     /// Hetzner location.
     pub location: String,
-    /// Image.
+    /// Image: the pool's base image, or a baked image's id.
     pub image: String,
+    /// The baked image booted (then `image` is its id): the server skips the K3s download and
+    /// install and only configures and starts the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baked_image: Option<u64>,
     /// Labels for the server (ownership and pool), so the next listing finds it.
     pub labels: BTreeMap<String, String>,
     /// Labels the node registers with (ownership and pool).
@@ -853,6 +857,12 @@ pub enum WarningKind {
     /// Servers or nodes carry another installation's ownership label: not ours, never counted
     /// or changed; said so that a mistyped `INSTALLATION` is seen instead of met with silence.
     OtherInstallations,
+    /// A pool names a baked image that cannot be used (missing, another K3s version, the image
+    /// list unreadable): its servers boot the base image, with the slower full install.
+    BakedImageFallback,
+    /// A bake's temporary server was left behind (a bake that crashed or was stopped) and is
+    /// deleted, or is held because something disagrees.
+    BakeLeftover,
 }
 
 impl WarningKind {
@@ -874,6 +884,8 @@ impl WarningKind {
             Self::ForeignCluster => "foreign_cluster",
             Self::NamesakeRunners => "namesake_runners",
             Self::OtherInstallations => "other_installations",
+            Self::BakedImageFallback => "baked_image_fallback",
+            Self::BakeLeftover => "bake_leftover",
         }
     }
 }

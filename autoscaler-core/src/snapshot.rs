@@ -10,6 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::image::Image;
 use crate::source::Source;
 
 /// The version of the snapshot's JSON form this crate reads and writes.
@@ -59,6 +60,13 @@ pub struct Snapshot {
     /// `cold_start`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cold_starts: Vec<ColdStart>,
+    /// Snapshot images carrying an ownership label, for pools that boot a baked image. Not read
+    /// (unavailable) when no pool names one.
+    #[serde(default)]
+    pub images: Source<Image>,
+    /// The K3s release the cluster runs, e.g. `v1.33.4+k3s1`: a baked image must carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k3s_version: Option<String>,
 }
 
 /// One pool's measured cold start.
@@ -92,6 +100,8 @@ impl Snapshot {
             create_failures: Vec::new(),
             hetzner_budget: None,
             cold_starts: Vec::new(),
+            images: Source::default(),
+            k3s_version: None,
         }
     }
 

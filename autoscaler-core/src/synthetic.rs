@@ -43,6 +43,7 @@ pub fn server_spec(installation: &str, pool: &str, name: &str) -> crate::plan::S
         server_type: "cx33".into(),
         location: "nbg1".into(),
         image: "ubuntu-24.04".into(),
+        baked_image: None,
         labels: labels(installation, pool),
         node_labels: labels(installation, pool),
     }

@@ -224,6 +224,7 @@ fn a_create_action_is_its_spec_and_serializes_as_plan_version_1() {
         server_type: "ccx33".into(),
         location: "nbg1".into(),
         image: "ubuntu-24.04".into(),
+        baked_image: None,
         labels: labels.clone(),
         node_labels: labels,
     };

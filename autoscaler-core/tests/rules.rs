@@ -337,6 +337,7 @@ fn idle_runners_and_capacity_on_the_way_are_counted() {
         server_type: "cx33".into(),
         location: "nbg1".into(),
         image: "ubuntu-24.04".into(),
+        baked_image: None,
         labels: synthetic::labels(INSTALLATION, "linux"),
         node_labels: synthetic::labels(INSTALLATION, "linux"),
     })]);
@@ -509,6 +510,7 @@ fn create(name: &str) -> Action {
         server_type: "cx33".into(),
         location: "nbg1".into(),
         image: "ubuntu-24.04".into(),
+        baked_image: None,
         labels: synthetic::labels(INSTALLATION, "linux"),
         node_labels: synthetic::labels(INSTALLATION, "linux"),
     })

@@ -48,6 +48,7 @@ async fn exercise() -> Vec<wiremock::Request> {
         server_type: "ccx33".into(),
         location: "nbg1".into(),
         image: "ubuntu-24.04".into(),
+        baked_image: None,
         labels: BTreeMap::from([("gitea-ci-autoscaler/owner".into(), "ci".into())]),
         node_labels: BTreeMap::new(),
     });

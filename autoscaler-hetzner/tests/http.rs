@@ -58,6 +58,7 @@ fn new_server(name: &str) -> NewServer {
         server_type: "ccx33".into(),
         location: "nbg1".into(),
         image: "ubuntu-24.04".into(),
+        baked_image: None,
         labels: BTreeMap::from([
             ("gitea-ci-autoscaler/owner".into(), "ci".into()),
             ("gitea-ci-autoscaler/pool".into(), "linux".into()),

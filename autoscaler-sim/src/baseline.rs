@@ -197,6 +197,7 @@ impl Autoscaler for Baseline {
                     server_type: pool.server_types[0].clone(),
                     location: pool.locations[0].clone(),
                     image: pool.image.clone(),
+                    baked_image: None,
                     node_labels: labels.clone(),
                     labels,
                 }));

@@ -49,6 +49,7 @@ fn report_with(now: Timestamp, config: &Config, cluster: Option<&str>) -> TickRe
             server_type: "ccx33".into(),
             location: location.into(),
             image: "ubuntu-24.04".into(),
+            baked_image: None,
             labels: Default::default(),
             node_labels: Default::default(),
         })

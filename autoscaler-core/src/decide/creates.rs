@@ -2,6 +2,7 @@
 
 use super::{Decision, pools::PoolAcc};
 use crate::ServerSpec;
+use crate::image::BootChoice;
 use crate::inventory::{Machine, count};
 use crate::plan::{Action, PlannedAction, WarningKind};
 use crate::scale_up::{self, Blocked, Namer};
@@ -11,6 +12,7 @@ impl Decision<'_> {
         &mut self,
         machines: &[Machine<'_>],
         accs: &mut [PoolAcc],
+        boots: &[BootChoice],
     ) -> Vec<PlannedAction> {
         let config = self.policy.config();
         let mut out = Vec::new();
@@ -128,6 +130,11 @@ impl Decision<'_> {
                 self.snapshot.cluster.as_deref(),
             );
             let node_labels = scale_up::node_labels(&config.installation, &pool.config.name);
+            let baked_image = match boots.get(i) {
+                Some(BootChoice::Baked(id)) => Some(*id),
+                _ => None,
+            };
+            let image = baked_image.map_or_else(|| pool.config.image.clone(), |id| id.to_string());
             for _ in 0..n {
                 out.push(PlannedAction {
                     action: Action::CreateServer(ServerSpec {
@@ -135,7 +142,8 @@ impl Decision<'_> {
                         name: namer.next(&pool.config.name),
                         server_type: server_type.to_owned(),
                         location: location.to_owned(),
-                        image: pool.config.image.clone(),
+                        image: image.clone(),
+                        baked_image,
                         labels: labels.clone(),
                         node_labels: node_labels.clone(),
                     }),

@@ -20,11 +20,13 @@ use crate::snapshot::Snapshot;
 
 mod creates;
 mod evidence;
+mod images;
 mod machine;
 mod pools;
 mod scale_down;
 
 use evidence::{Evidence, Hold};
+pub use images::BAKE_SERVER_LIMIT;
 use pools::pool_report;
 
 /// Decides what to do about `snapshot` under `policy`.
@@ -356,7 +358,9 @@ impl<'a> Decision<'a> {
                 hold_destructive(ma, report, *hold);
             }
         }
-        let creates = self.scale_up(&inv.machines, &mut accs);
+        let boots = self.boot_choices();
+        let creates = self.scale_up(&inv.machines, &mut accs, &boots);
+        let leftovers = self.bake_leftovers(&inv);
 
         let mut actions: Vec<PlannedAction> = Vec::new();
         for (i, ma) in per_machine.into_iter().enumerate() {
@@ -368,6 +372,7 @@ impl<'a> Decision<'a> {
             }
             actions.extend(ma.actions);
         }
+        actions.extend(leftovers);
         actions.extend(creates);
         let actions = self.fail_static(actions);
         let confirm = self.policy.config().node_missing_confirm;

@@ -180,6 +180,9 @@ pub(crate) struct Inventory<'a> {
     /// Servers with our ownership label but another cluster's identity: another installation
     /// of the same name shares the Hetzner project. Never touched. Sorted by id.
     pub(crate) foreign: Vec<&'a Server>,
+    /// Our servers that are a bake's temporary machine (labelled [`keys::BAKE`]): never runner
+    /// nodes, never counted. Sorted by id.
+    pub(crate) baking: Vec<&'a Server>,
     /// Runner pods whose name several runners carry, sorted by machine and pod.
     pub(crate) namesakes: Vec<Namesake<'a>>,
     /// Other installations whose ownership label servers or nodes carry: name, servers, nodes.
@@ -233,6 +236,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
     }
     let cluster = snapshot.cluster.as_deref();
     let mut foreign: Vec<&Server> = Vec::new();
+    let mut baking: Vec<&Server> = Vec::new();
     let mut owned: Vec<(&Server, Identity<'a>, ServerMarks)> = servers
         .into_iter()
         .filter_map(|server| {
@@ -250,11 +254,16 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
                 foreign.push(server);
                 return None;
             }
+            if server.labels.contains_key(keys::BAKE) {
+                baking.push(server);
+                return None;
+            }
             Some((server, identity, marks))
         })
         .collect();
     owned.sort_unstable_by_key(|(s, _, _)| s.id);
     foreign.sort_unstable_by_key(|s| s.id);
+    baking.sort_unstable_by_key(|s| s.id);
     let owned_servers: Vec<&Server> = owned.iter().map(|(s, _, _)| *s).collect();
 
     // Server ↔ node: exact provider ids and names, drawn together; tangles are held.
@@ -621,6 +630,7 @@ pub(crate) fn build<'a>(policy: &'a Policy, snapshot: &'a Snapshot) -> Inventory
         duplicates,
         unplaced,
         foreign,
+        baking,
         namesakes,
         others: others
             .into_iter()

@@ -115,6 +115,11 @@ impl Failures {
         self.kept.push_back(failure);
     }
 
+    /// When the latest failure was recorded, if any is kept.
+    pub(crate) fn latest(&self) -> Option<Timestamp> {
+        self.kept.iter().map(|f| f.at).max()
+    }
+
     /// The failures still relevant at `now`, oldest first. One from the future (a clock that
     /// went back) stays until its age passes.
     pub(crate) fn at(&mut self, now: Timestamp) -> Vec<CreateFailure> {

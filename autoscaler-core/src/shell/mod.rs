@@ -21,6 +21,7 @@ use crate::plan::ServerSpec;
 use jiff::Timestamp;
 
 use crate::config::Policy;
+use crate::image::Image;
 use crate::plan::{Action, Plan};
 use crate::ports::ErrorKind;
 use crate::snapshot::{
@@ -53,6 +54,10 @@ pub struct Reading {
     pub pods: Source<RunnerPod>,
     /// What is left of the Hetzner request budget, when known.
     pub hetzner_budget: Option<ApiBudget>,
+    /// Snapshot images, read when [`Shell::wants_images`] asked for them; `None` otherwise.
+    pub images: Option<Source<Image>>,
+    /// The K3s release the cluster runs, when known.
+    pub k3s_version: Option<String>,
 }
 
 impl Reading {
@@ -68,6 +73,8 @@ impl Reading {
             nodes: Source::default(),
             pods: Source::default(),
             hetzner_budget: None,
+            images: None,
+            k3s_version: None,
         }
     }
 }
@@ -119,7 +126,13 @@ pub struct Shell {
     cold_starts: ColdStarts,
     capabilities: Option<ForgeCapabilities>,
     cluster: Option<String>,
+    /// The image list as last read, and when.
+    images: Option<(Timestamp, Source<Image>)>,
 }
+
+/// How long an image list that was read completely is used before it is read again: images
+/// change only when someone bakes or prunes, and a create that fails reads it sooner.
+pub const IMAGES_REFRESH: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
 
 impl Shell {
     /// A shell with nothing remembered yet. Failed creations are kept as long as the longest
@@ -134,6 +147,7 @@ impl Shell {
             cold_starts: ColdStarts::default(),
             capabilities: None,
             cluster: None,
+            images: None,
         }
     }
 
@@ -146,6 +160,30 @@ impl Shell {
     /// once (it never changes).
     pub fn wants_identity(&self) -> bool {
         self.cluster.is_none()
+    }
+
+    /// Whether the reading at `now` should list the snapshot images: only when a pool names a
+    /// baked image, and then when they were never read, were not read completely, are older
+    /// than [`IMAGES_REFRESH`], or a creation failed since (the image may have been deleted).
+    pub fn wants_images(&self, now: Timestamp) -> bool {
+        if !self
+            .policy
+            .pools()
+            .iter()
+            .any(|p| p.config.baked_image.is_some())
+        {
+            return false;
+        }
+        match &self.images {
+            None => true,
+            Some((at, list)) => {
+                !list.is_complete()
+                    || at
+                        .checked_add(IMAGES_REFRESH)
+                        .map_or(true, |due| due <= now)
+                    || self.failures.latest().is_some_and(|f| f >= *at)
+            }
+        }
     }
 
     /// The cluster's identity, once read.
@@ -162,6 +200,20 @@ impl Shell {
         snapshot.nodes = reading.nodes;
         snapshot.pods = reading.pods;
         snapshot.hetzner_budget = reading.hetzner_budget;
+        snapshot.k3s_version = reading.k3s_version;
+        if let Some(images) = reading.images {
+            // A failed read keeps the last good list (images change rarely), said so.
+            self.images = match (images, self.images.take()) {
+                (Source::Unavailable { reason }, Some((at, Source::Complete { items }))) => Some((
+                    at,
+                    Source::Partial {
+                        items,
+                        reason: format!("read at {at}; the last read failed: {reason}"),
+                    },
+                )),
+                (images, _) => Some((reading.now, images)),
+            };
+        }
         let plan = self.decide_in(&mut snapshot, reading.forge, reading.identity);
         Decision { snapshot, plan }
     }
@@ -206,6 +258,9 @@ impl Shell {
         snapshot.cluster.clone_from(&self.cluster);
         snapshot.create_failures = self.failures.at(now);
         snapshot.cold_starts = self.cold_starts.estimates();
+        if let Some((_, list)) = &self.images {
+            snapshot.images = list.clone();
+        }
         let plan = crate::decide(&self.policy, snapshot);
         self.cold_starts.learn(&plan, &snapshot.servers);
         plan

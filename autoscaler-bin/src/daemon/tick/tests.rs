@@ -459,6 +459,7 @@ fn create_action() -> Action {
         server_type: "cx33".into(),
         location: "nbg1".into(),
         image: "ubuntu-24.04".into(),
+        baked_image: None,
         labels: std::collections::BTreeMap::new(),
         node_labels: std::collections::BTreeMap::new(),
     })
