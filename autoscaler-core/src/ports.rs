@@ -25,6 +25,7 @@ use std::fmt;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
+use crate::image::Image;
 use crate::plan::{RunnerId, ServerId, ServerSpec};
 use crate::snapshot::{ApiBudget, ForgeCapabilities, Job, Node, Runner, RunnerPod, Server};
 use crate::source::Source;
@@ -289,6 +290,9 @@ pub trait Cloud: Send + Sync {
     async fn delete_server(&self, server: ServerId) -> Result<(), ProviderError>;
     /// Hourly prices of every server type in every location.
     async fn prices(&self) -> Result<Vec<Price>, ProviderError>;
+    /// The project's snapshot images, every page: what a pool's `baked_image` is chosen from.
+    /// Read only when [`Shell::wants_images`](crate::shell::Shell::wants_images) asks.
+    async fn images(&self) -> Result<Source<Image>, ProviderError>;
     /// What is left of the request budget, as the last response reported it.
     fn budget(&self) -> Option<ApiBudget>;
 }

@@ -55,7 +55,19 @@ pub struct State {
     /// Every action, by id.
     pub actions: BTreeMap<u64, Value>,
     pub next_action_id: u64,
+    /// Snapshot and backup images (system images are [`Self::images`]).
+    pub snapshots: Vec<Value>,
+    /// How many times a bake server (user data holding [`BAKE_MARKER`]) is read before its
+    /// script has powered it off.
+    pub bake_reads_to_off: u32,
+    /// Bake servers never power off (the script failed).
+    pub bake_hangs: bool,
+    /// Reads of each bake server so far.
+    pub bake_reads: BTreeMap<u64, u32>,
 }
+
+/// What a bake's user data holds (`autoscaler_hetzner::bake::BAKE_MARKER`).
+pub const BAKE_MARKER: &str = "gitea-ci-autoscaler bake";
 
 impl Default for State {
     fn default() -> Self {
@@ -83,6 +95,10 @@ impl Default for State {
                 "created": "2026-01-01T00:00:00Z"})],
             actions: BTreeMap::new(),
             next_action_id: 1,
+            snapshots: Vec::new(),
+            bake_reads_to_off: 2,
+            bake_hangs: false,
+            bake_reads: BTreeMap::new(),
         }
     }
 }
@@ -111,6 +127,79 @@ impl State {
         let a = action(id, command, server);
         self.actions.insert(id, a.clone());
         a
+    }
+
+    /// Bake servers run their script while they are read: running after the first read, off
+    /// after [`Self::bake_reads_to_off`] (unless the script hangs).
+    fn advance_bakes(&mut self) {
+        for sv in &mut self.servers {
+            let Some(id) = sv["id"].as_u64() else {
+                continue;
+            };
+            if !self
+                .user_data
+                .get(&id)
+                .is_some_and(|u| u.contains(BAKE_MARKER))
+            {
+                continue;
+            }
+            let reads = self.bake_reads.entry(id).or_insert(0);
+            *reads = reads.saturating_add(1);
+            if sv["status"] == "initializing" {
+                sv["status"] = json!("running");
+            } else if sv["status"] == "running"
+                && !self.bake_hangs
+                && *reads > self.bake_reads_to_off
+            {
+                sv["status"] = json!("off");
+            }
+        }
+    }
+
+    /// Images being written are available once they have been seen `creating` once.
+    fn advance_images(&mut self) {
+        for image in &mut self.snapshots {
+            if image["status"] == "creating" {
+                if image["seen_creating"] == true {
+                    image["status"] = json!("available");
+                    image["image_size"] = json!(3.2);
+                    if let Some(o) = image.as_object_mut() {
+                        o.remove("seen_creating");
+                    }
+                } else {
+                    image["seen_creating"] = json!(true);
+                }
+            }
+        }
+    }
+
+    /// Every image the project sees: system images by name, then snapshots and backups.
+    fn all_images(&self) -> Vec<Value> {
+        let system = self.images.iter().enumerate().map(|(i, name)| {
+            let (flavor, version) = name.split_once('-').unwrap_or((name, ""));
+            json!({"id": i + 1, "type": "system", "status": "available", "name": name,
+                "description": name, "image_size": null, "disk_size": 5,
+                "created": "2024-04-25T00:00:00Z", "created_from": null, "bound_to": null,
+                "os_flavor": flavor, "os_version": version, "rapid_deploy": true,
+                "protection": {"delete": false}, "deprecated": null, "deleted": null,
+                "labels": {}, "architecture": "x86"})
+        });
+        system
+            .chain(self.snapshots.iter().map(|i| {
+                let mut i = i.clone();
+                if let Some(o) = i.as_object_mut() {
+                    o.remove("seen_creating");
+                }
+                i
+            }))
+            .collect()
+    }
+
+    /// Whether a snapshot of `server` is being written (Hetzner locks the server meanwhile).
+    fn locked(&self, server: u64) -> bool {
+        self.snapshots
+            .iter()
+            .any(|i| i["status"] == "creating" && i["created_from"]["id"] == server)
     }
 
     /// The action as it is now: a running one has finished by the time it is read again.
@@ -311,6 +400,7 @@ impl FakeHetzner {
         let segments: Vec<&str> = rel.trim_start_matches('/').split('/').collect();
         let out = match (method, segments.as_slice()) {
             ("GET", ["servers"]) => {
+                s.advance_bakes();
                 let terms = match selector::parse(&q("label_selector").unwrap_or_default()) {
                     Ok(t) => t,
                     Err(e) => {
@@ -401,7 +491,12 @@ impl FakeHetzner {
                     )
                 } else if !KNOWN_LOCATIONS.contains(&loc.as_str()) {
                     error(422, "invalid_input", &format!("location {loc:?} not found"))
-                } else if !s.images.contains(&image) {
+                } else if !s.images.contains(&image)
+                    && !s.snapshots.iter().any(|i| {
+                        i["id"].as_u64().map(|id| id.to_string()) == Some(image.clone())
+                            && i["status"] == "available"
+                    })
+                {
                     error(422, "invalid_input", &format!("image {image:?} not found"))
                 } else if let Some(k) = unknown_key {
                     error(422, "invalid_input", &format!("ssh key {k} not found"))
@@ -432,9 +527,7 @@ impl FakeHetzner {
                     s.user_data.insert(id, user_data.to_owned());
                     let mut sv = server(id, &name, req["labels"].clone(), "initializing");
                     // Billing counts from the real creation time.
-                    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-                        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-                    sv["created"] = json!(now.to_string());
+                    sv["created"] = json!(now_rfc3339());
                     sv["server_type"] = server_type(&st);
                     sv["location"] = location(&loc);
                     s.servers.push(sv.clone());
@@ -454,10 +547,14 @@ impl FakeHetzner {
             }
             (m @ ("PUT" | "DELETE" | "GET"), ["servers", id]) => {
                 let id: u64 = id.parse().unwrap_or(0);
+                if m == "GET" {
+                    s.advance_bakes();
+                }
                 let Some(i) = s.servers.iter().position(|sv| sv["id"] == id) else {
                     return with(error(404, "not_found", "server not found"), left);
                 };
                 match m {
+                    "DELETE" if s.locked(id) => error(423, "locked", "server is locked"),
                     "DELETE" => {
                         s.servers.remove(i);
                         (200, json!({"action": s.act("delete_server", id)}))
@@ -482,6 +579,152 @@ impl FakeHetzner {
                         (200, json!({"server": s.servers[i].clone()}))
                     }
                     _ => (200, json!({"server": s.servers[i].clone()})),
+                }
+            }
+            ("POST", ["servers", id, "actions", "create_image"]) => {
+                let id: u64 = id.parse().unwrap_or(0);
+                let Some(sv) = s.servers.iter().find(|sv| sv["id"] == id).cloned() else {
+                    return with(error(404, "not_found", "server not found"), left);
+                };
+                let Ok(req) = serde_json::from_slice::<Value>(body) else {
+                    return with(error(400, "json_error", "invalid JSON input"), left);
+                };
+                let kind = req["type"].as_str().unwrap_or("snapshot");
+                if !req.is_object() || !["snapshot", "backup"].contains(&kind) {
+                    error(422, "invalid_input", "invalid input in field 'type'")
+                } else if let Some(e) = req.get("labels").and_then(|l| check_labels(l).err()) {
+                    error(
+                        422,
+                        "invalid_input",
+                        &format!("invalid input in field 'labels': {e}"),
+                    )
+                } else if s.locked(id) {
+                    error(423, "locked", "server is locked")
+                } else {
+                    s.next_id += 1;
+                    let image_id = s.next_id;
+                    let image = json!({"id": image_id, "type": kind, "status": "creating",
+                        "name": null,
+                        "description": req["description"].as_str().map_or_else(
+                            || format!("snapshot of {}", sv["name"].as_str().unwrap_or_default()),
+                            str::to_owned),
+                        "image_size": null, "disk_size": sv["primary_disk_size"],
+                        "created": now_rfc3339(), "created_from": {"id": id, "name": sv["name"]},
+                        "bound_to": null, "os_flavor": "ubuntu", "os_version": null,
+                        "rapid_deploy": false, "protection": {"delete": false},
+                        "deprecated": null, "deleted": null,
+                        "labels": req.get("labels").cloned().unwrap_or_else(|| json!({})),
+                        "architecture": sv["server_type"]["architecture"]});
+                    s.snapshots.push(image.clone());
+                    let mut action = s.act("create_image", id);
+                    action["resources"] = json!([{"id": id, "type": "server"},
+                        {"id": image_id, "type": "image"}]);
+                    (201, json!({"image": image, "action": action}))
+                }
+            }
+            ("GET", ["images"]) => {
+                s.advance_images();
+                let terms = match selector::parse(&q("label_selector").unwrap_or_default()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return with(
+                            error(
+                                422,
+                                "invalid_input",
+                                &format!("invalid label_selector: {e}"),
+                            ),
+                            left,
+                        );
+                    }
+                };
+                let (types, statuses) = (all("type"), all("status"));
+                let bad = types
+                    .iter()
+                    .find(|t| !["system", "app", "snapshot", "backup"].contains(&t.as_str()))
+                    .or_else(|| {
+                        statuses.iter().find(|t| {
+                            !["available", "creating", "unavailable"].contains(&t.as_str())
+                        })
+                    });
+                if let Some(bad) = bad {
+                    return with(
+                        error(422, "invalid_input", &format!("invalid filter {bad:?}")),
+                        left,
+                    );
+                }
+                let (name, arch) = (q("name"), q("architecture"));
+                let mut matching: Vec<Value> = s
+                    .all_images()
+                    .into_iter()
+                    .filter(|i| terms.matches(&i["labels"]))
+                    .filter(|i| types.is_empty() || types.iter().any(|t| i["type"] == t.as_str()))
+                    .filter(|i| {
+                        statuses.is_empty() || statuses.iter().any(|t| i["status"] == t.as_str())
+                    })
+                    .filter(|i| name.as_ref().is_none_or(|n| i["name"] == n.as_str()))
+                    .filter(|i| {
+                        arch.as_ref()
+                            .is_none_or(|a| i["architecture"] == a.as_str())
+                    })
+                    .collect();
+                if let Err(e) = sort_servers(&mut matching, &all("sort")) {
+                    return with(error(422, "invalid_input", &e), left);
+                }
+                (200, page_of("images", &matching, page, per_page))
+            }
+            (m @ ("GET" | "PUT" | "DELETE"), ["images", id]) => {
+                s.advance_images();
+                let id: u64 = id.parse().unwrap_or(0);
+                let system = s.all_images().into_iter().find(|i| i["id"] == id);
+                let Some(i) = s.snapshots.iter().position(|i| i["id"] == id) else {
+                    return with(
+                        match (m, system) {
+                            ("GET", Some(image)) => (200, json!({"image": image})),
+                            (_, Some(_)) => error(
+                                422,
+                                "invalid_input",
+                                "system images cannot be changed or deleted",
+                            ),
+                            _ => error(404, "not_found", "image not found"),
+                        },
+                        left,
+                    );
+                };
+                match m {
+                    "DELETE" if s.snapshots[i]["status"] == "creating" => {
+                        error(423, "locked", "image is being created")
+                    }
+                    "DELETE" => {
+                        s.snapshots.remove(i);
+                        (204, Value::Null)
+                    }
+                    "PUT" => {
+                        let Ok(req) = serde_json::from_slice::<Value>(body) else {
+                            return with(error(400, "json_error", "invalid JSON input"), left);
+                        };
+                        if let Some(e) = req.get("labels").and_then(|l| check_labels(l).err()) {
+                            return with(
+                                error(
+                                    422,
+                                    "invalid_input",
+                                    &format!("invalid input in field 'labels': {e}"),
+                                ),
+                                left,
+                            );
+                        }
+                        if let Some(labels) = req.get("labels") {
+                            s.snapshots[i]["labels"] = labels.clone();
+                        }
+                        if let Some(d) = req.get("description").and_then(Value::as_str) {
+                            s.snapshots[i]["description"] = json!(d);
+                        }
+                        let image = s.all_images().into_iter().find(|i| i["id"] == id);
+                        (200, json!({ "image": image }))
+                    }
+                    _ => {
+                        let image = s.all_images().into_iter().find(|i| i["id"] == id);
+                        (200, json!({ "image": image }))
+                    }
                 }
             }
             ("GET", ["ssh_keys"]) => (200, page_of("ssh_keys", &s.ssh_keys, page, per_page)),
@@ -530,6 +773,13 @@ impl FakeHetzner {
             .filter_map(|s| Some((s["id"].as_u64()?, s["labels"].clone())))
             .collect()
     }
+}
+
+/// Now, to the second, as Hetzner writes times.
+fn now_rfc3339() -> String {
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_string()
 }
 
 fn with((status, body): (u16, Value), left: u32) -> (u16, Value, u32) {
@@ -586,7 +836,13 @@ impl Respond for FakeHetzner {
             auth,
             &req.body,
         );
-        ResponseTemplate::new(status)
+        let template = ResponseTemplate::new(status);
+        let template = if status == 204 {
+            template
+        } else {
+            template.set_body_json(body)
+        };
+        template
             .set_delay(delay)
             .insert_header("RateLimit-Limit", "3600")
             .insert_header("RateLimit-Remaining", left.to_string().as_str())
@@ -597,6 +853,5 @@ impl Respond for FakeHetzner {
                     .as_str(),
             )
             .insert_header("X-Correlation-Id", "fake-7f3a")
-            .set_body_json(body)
     }
 }

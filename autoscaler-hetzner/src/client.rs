@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use autoscaler_core::ServerId;
 use autoscaler_core::keys;
 use autoscaler_core::ports::{Cloud, NewServer, Price, ProviderError};
-use autoscaler_core::{ApiBudget, Server, Source, Timestamp};
+use autoscaler_core::{ApiBudget, Image, Server, Source, Timestamp};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -16,7 +16,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::wire::{ErrorBody, OneServer, ServerTypesPage, ServersPage, SshKeysPage};
+use crate::bake::Recipe;
+use crate::cloud_init::Boot;
+use crate::wire::{
+    CreatedImage, ErrorBody, ImagesPage, OneServer, Paged, ServerTypesPage, ServersPage,
+    SshKeysPage,
+};
 use crate::{HetznerError, K3sJoin, RequestBudget};
 
 /// The official endpoint.
@@ -283,40 +288,68 @@ impl HetznerClient {
 
     /// The servers carrying an ownership label (see [`Self::selector`]), every page.
     pub async fn list_servers(&self) -> Result<Source<Server>, HetznerError> {
-        let selector = self.selector();
-        let mut servers = Vec::new();
+        let source = self.list_servers_matching(&self.selector()).await?;
+        let complete = matches!(source, Source::Complete { .. });
+        self.remember_labels(source.items(), complete);
+        Ok(source)
+    }
+
+    /// The servers matching a label selector, every page, by id.
+    pub async fn list_servers_matching(
+        &self,
+        selector: &str,
+    ) -> Result<Source<Server>, HetznerError> {
+        let filters = [("label_selector", selector.to_owned())];
+        self.list_all::<ServersPage>("/servers", &filters).await
+    }
+
+    /// The project's snapshot images, every page, by id.
+    pub async fn list_images(&self, selector: Option<&str>) -> Result<Source<Image>, HetznerError> {
+        let mut filters = vec![("type", "snapshot".to_owned())];
+        if let Some(s) = selector {
+            filters.push(("label_selector", s.to_owned()));
+        }
+        self.list_all::<ImagesPage>("/images", &filters).await
+    }
+
+    /// Every page of a list: a first page that fails is an error; a later one, or an item that
+    /// cannot be read, makes the list [`Source::Partial`] with the reason.
+    async fn list_all<P: Paged>(
+        &self,
+        path: &str,
+        filters: &[(&str, String)],
+    ) -> Result<Source<P::Item>, HetznerError> {
+        let what = path.trim_start_matches('/');
+        let mut items = Vec::new();
         let mut problems = Vec::new();
         let mut page = 1;
         let mut total = None;
         loop {
-            let query = [
-                ("label_selector", selector.clone()),
-                ("per_page", PER_PAGE.to_string()),
-                ("page", page.to_string()),
-            ];
-            let result: Result<ServersPage, _> =
-                self.send_some(Method::GET, "/servers", &query, None).await;
-            let body = match result {
+            let mut query = filters.to_vec();
+            query.push(("per_page", PER_PAGE.to_string()));
+            query.push(("page", page.to_string()));
+            let body = match self.send_some::<P>(Method::GET, path, &query, None).await {
                 Ok(b) => b,
                 Err(e) if page == 1 => return Err(e),
                 Err(e) => {
-                    problems.push(format!("servers: page {page} failed: {e}"));
+                    problems.push(format!("{what}: page {page} failed: {e}"));
                     break;
                 }
             };
-            total = total.or(body.meta.pagination.total_entries);
-            for s in body.servers {
-                match s.into_server() {
-                    Ok(s) => servers.push(s),
+            let (read, pagination) = body.split();
+            total = total.or(pagination.total_entries);
+            for item in read {
+                match item {
+                    Ok(i) => items.push(i),
                     Err(e) => problems.push(e),
                 }
             }
-            match body.meta.pagination.next_page {
+            match pagination.next_page {
                 Some(next) if next > page => {
                     let limit = total.map_or(u64::MAX, |t| t.div_ceil(u64::from(PER_PAGE)) + 1);
                     if u64::from(next) > limit {
                         problems.push(format!(
-                            "servers: page {next} is past the {limit} pages the total needs"
+                            "{what}: page {next} is past the {limit} pages the total needs"
                         ));
                         break;
                     }
@@ -325,23 +358,22 @@ impl HetznerClient {
                 _ => break,
             }
         }
-        servers.sort_by_key(|s| s.id);
-        servers.dedup_by_key(|s| s.id);
-        self.remember_labels(&servers, problems.is_empty());
+        items.sort_by_key(P::id);
+        items.dedup_by_key(|i| P::id(i));
         if let Some(t) = total
-            && (servers.len() as u64) < t
+            && (items.len() as u64) < t
             && problems.is_empty()
         {
             problems.push(format!(
-                "servers: read {}, but the total is {t}",
-                servers.len()
+                "{what}: read {}, but the total is {t}",
+                items.len()
             ));
         }
         Ok(if problems.is_empty() {
-            Source::complete(servers)
+            Source::complete(items)
         } else {
             Source::Partial {
-                items: servers,
+                items,
                 reason: problems.join("; "),
             }
         })
@@ -351,10 +383,16 @@ impl HetznerClient {
     /// name exists, maybe from an earlier attempt whose answer was lost: the next listing shows it.
     pub async fn create(&self, new: &NewServer) -> Result<Server, HetznerError> {
         let own = new.join_token.as_ref();
+        let boot = if new.spec.baked_image.is_some() {
+            Boot::Baked
+        } else {
+            Boot::Install
+        };
         let user_data = self.config.join.user_data(
             &new.spec.name,
             &new.spec.node_labels,
             own.map(|t| &t.token),
+            boot,
         )?;
         // The token's public id goes on the server, so it can be revoked without reading any
         // Secret once the node has joined or the server is gone.
@@ -362,16 +400,42 @@ impl HetznerClient {
         if let Some(t) = own {
             labels.insert(autoscaler_core::keys::JOIN_TOKEN.to_owned(), t.id.clone());
         }
-        let mut body = json!({
-            "name": new.spec.name,
-            "server_type": new.spec.server_type,
-            "location": new.spec.location,
-            "image": new.spec.image,
-            "labels": labels,
-            "user_data": user_data,
-            "start_after_create": true,
-            "public_net": {"enable_ipv4": self.config.settings.enable_ipv4, "enable_ipv6": true},
-        });
+        let body = self.server_body(
+            json!({
+                "name": new.spec.name,
+                "server_type": new.spec.server_type,
+                "location": new.spec.location,
+                "image": new.spec.image,
+                "labels": labels,
+                "user_data": user_data,
+            }),
+            self.config.settings.enable_ipv4,
+        );
+        self.post_server(body).await
+    }
+
+    /// Creates the temporary server of a bake: the recipe's base image, type and location,
+    /// its labels and user data. It always gets IPv4: the K3s downloads are not served on IPv6.
+    pub async fn create_bake_server(&self, recipe: &Recipe) -> Result<Server, HetznerError> {
+        let body = self.server_body(
+            json!({
+                "name": recipe.server_name(),
+                "server_type": recipe.server_type,
+                "location": recipe.location,
+                "image": recipe.base_image,
+                "labels": recipe.labels(),
+                "user_data": recipe.user_data()?,
+            }),
+            true,
+        );
+        self.post_server(body).await
+    }
+
+    /// The settings every new server gets (SSH keys, networks, firewalls, addresses) added to
+    /// `body`.
+    fn server_body(&self, mut body: Value, enable_ipv4: bool) -> Value {
+        body["start_after_create"] = json!(true);
+        body["public_net"] = json!({"enable_ipv4": enable_ipv4, "enable_ipv6": true});
         if !self.config.settings.ssh_keys.is_empty() {
             body["ssh_keys"] = json!(self.config.settings.ssh_keys);
         }
@@ -387,6 +451,10 @@ impl HetznerClient {
                 .map(|id| json!({"firewall": id}))
                 .collect();
         }
+        body
+    }
+
+    async fn post_server(&self, body: Value) -> Result<Server, HetznerError> {
         let created: OneServer = self
             .send_some(Method::POST, "/servers", &[], Some(body))
             .await?;
@@ -399,6 +467,40 @@ impl HetznerClient {
             })?;
         self.known_labels().insert(server.id, server.labels.clone());
         Ok(server)
+    }
+
+    /// Starts a snapshot of server `id` with `labels`; the image is `creating` until written.
+    pub async fn create_image(
+        &self,
+        id: u64,
+        description: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Image, HetznerError> {
+        let call = format!("POST /servers/{id}/actions/create_image");
+        let created: CreatedImage = self
+            .send_some(
+                Method::POST,
+                &format!("/servers/{id}/actions/create_image"),
+                &[],
+                Some(json!({"type": "snapshot", "description": description, "labels": labels})),
+            )
+            .await?;
+        created
+            .image
+            .into_image()
+            .map_err(|problem| HetznerError::Decode { call, problem })
+    }
+
+    /// Deletes an image; one that is already gone counts as deleted.
+    pub async fn delete_image(&self, id: u64) -> Result<(), HetznerError> {
+        match self
+            .send::<Value>(Method::DELETE, &format!("/images/{id}"), &[], None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Replaces a server's labels.
@@ -563,6 +665,10 @@ impl Cloud for HetznerClient {
             .into_iter()
             .flat_map(|t| t.prices)
             .collect())
+    }
+
+    async fn images(&self) -> Result<Source<Image>, ProviderError> {
+        Ok(self.list_images(None).await?)
     }
 
     fn budget(&self) -> Option<ApiBudget> {

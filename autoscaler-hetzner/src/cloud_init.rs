@@ -31,6 +31,21 @@ pub const USER_DATA_LIMIT: usize = 32 * 1024;
 /// Where the agent's configuration goes.
 pub const AGENT_CONFIG_PATH: &str = "/etc/rancher/k3s/config.yaml";
 
+/// Where a baked image keeps the K3s install script, run again at boot with
+/// `INSTALL_K3S_SKIP_DOWNLOAD=true`: it writes the agent's service with this server's flags and
+/// starts it, and downloads nothing.
+pub const BAKED_INSTALLER: &str = "/usr/local/lib/gitea-ci-autoscaler/k3s-install.sh";
+
+/// How a new server gets K3s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boot {
+    /// A base image: download the install script and install K3s, then start the agent.
+    Install,
+    /// A baked image (`image bake`): K3s, its images and the runner images are on it already;
+    /// only the agent's config is written and the agent started.
+    Baked,
+}
+
 /// Everything a new server needs to join the cluster.
 #[derive(Debug, Clone)]
 pub struct K3sJoin {
@@ -97,13 +112,15 @@ impl K3sJoin {
     }
 
     /// The `#cloud-config` user data for the server `name`, whose node registers with
-    /// `node_labels` and joins with `own_token` (its own bootstrap token), else the static one.
-    /// Fails when there is no token, or the document would exceed Hetzner's 32 KiB.
+    /// `node_labels` and joins with `own_token` (its own bootstrap token), else the static one,
+    /// booting as `boot` says. Fails when there is no token, or the document would exceed
+    /// Hetzner's 32 KiB.
     pub fn user_data(
         &self,
         name: &str,
         node_labels: &BTreeMap<String, String>,
         own_token: Option<&SecretString>,
+        boot: Boot,
     ) -> Result<String, HetznerError> {
         self.validate()?;
         let token = match (own_token, &self.token) {
@@ -139,36 +156,51 @@ impl K3sJoin {
                 owner: "root:root",
                 content: agent_yaml,
             }],
-            runcmd: vec![
-                vec![
-                    "curl".to_owned(),
-                    "-sfL".to_owned(),
-                    "--retry".to_owned(),
-                    "5".to_owned(),
-                    "-o".to_owned(),
-                    "/run/k3s-install.sh".to_owned(),
-                    self.install_script_url.clone(),
+            runcmd: match boot {
+                Boot::Install => vec![
+                    vec![
+                        "curl".to_owned(),
+                        "-sfL".to_owned(),
+                        "--retry".to_owned(),
+                        "5".to_owned(),
+                        "-o".to_owned(),
+                        "/run/k3s-install.sh".to_owned(),
+                        self.install_script_url.clone(),
+                    ],
+                    vec![
+                        "env".to_owned(),
+                        format!("INSTALL_K3S_VERSION={}", self.version),
+                        format!("INSTALL_K3S_EXEC={}", exec.join(" ")),
+                        "sh".to_owned(),
+                        "/run/k3s-install.sh".to_owned(),
+                    ],
                 ],
-                vec![
+                Boot::Baked => vec![vec![
                     "env".to_owned(),
+                    "INSTALL_K3S_SKIP_DOWNLOAD=true".to_owned(),
                     format!("INSTALL_K3S_VERSION={}", self.version),
                     format!("INSTALL_K3S_EXEC={}", exec.join(" ")),
                     "sh".to_owned(),
-                    "/run/k3s-install.sh".to_owned(),
-                ],
-            ],
+                    BAKED_INSTALLER.to_owned(),
+                ]],
+            },
         };
-        let body = serde_saphyr::to_string(&doc)
-            .map_err(|e| HetznerError::Config(format!("cannot render cloud-init: {e}")))?;
-        let text = format!("#cloud-config\n{body}");
-        if text.len() > USER_DATA_LIMIT {
-            return Err(HetznerError::Config(format!(
-                "the user data for {name} is {} bytes, over Hetzner's limit of {USER_DATA_LIMIT}",
-                text.len()
-            )));
-        }
-        Ok(text)
+        render(name, &doc)
     }
+}
+
+/// The document as `#cloud-config` text, within Hetzner's limit.
+pub(crate) fn render(name: &str, doc: &CloudConfig<'_>) -> Result<String, HetznerError> {
+    let body = serde_saphyr::to_string(doc)
+        .map_err(|e| HetznerError::Config(format!("cannot render cloud-init: {e}")))?;
+    let text = format!("#cloud-config\n{body}");
+    if text.len() > USER_DATA_LIMIT {
+        return Err(HetznerError::Config(format!(
+            "the user data for {name} is {} bytes, over Hetzner's limit of {USER_DATA_LIMIT}",
+            text.len()
+        )));
+    }
+    Ok(text)
 }
 
 /// The metadata service's address on Hetzner Cloud.
@@ -177,7 +209,7 @@ pub const METADATA_ADDRESS: &str = "169.254.169.254/32";
 /// Shell lines (fixed text, no input in them) that close the metadata service to pods and to
 /// local processes other than root, each added once per boot. `raw PREROUTING` sees forwarded
 /// pod traffic before any chain K3s manages; local processes pass `OUTPUT`.
-fn metadata_firewall() -> Vec<Vec<String>> {
+pub(crate) fn metadata_firewall() -> Vec<Vec<String>> {
     [
         (
             "-t raw ",
@@ -226,7 +258,7 @@ fn credentials(token: &str) -> &str {
         .map_or(token, |(_, c)| c)
 }
 
-fn valid_k3s_version(v: &str) -> bool {
+pub(crate) fn valid_k3s_version(v: &str) -> bool {
     let Some(rest) = v.strip_prefix('v') else {
         return false;
     };
@@ -253,18 +285,18 @@ struct AgentConfig<'a> {
 }
 
 #[derive(Serialize)]
-struct CloudConfig<'a> {
-    bootcmd: Vec<Vec<String>>,
-    write_files: Vec<WriteFile<'a>>,
-    runcmd: Vec<Vec<String>>,
+pub(crate) struct CloudConfig<'a> {
+    pub(crate) bootcmd: Vec<Vec<String>>,
+    pub(crate) write_files: Vec<WriteFile<'a>>,
+    pub(crate) runcmd: Vec<Vec<String>>,
 }
 
 #[derive(Serialize)]
-struct WriteFile<'a> {
-    path: &'a str,
-    permissions: &'a str,
-    owner: &'a str,
-    content: String,
+pub(crate) struct WriteFile<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) permissions: &'a str,
+    pub(crate) owner: &'a str,
+    pub(crate) content: String,
 }
 
 #[cfg(test)]
@@ -312,7 +344,9 @@ mod tests {
             ("gitea-ci-autoscaler/owner".to_owned(), "ci".to_owned()),
             ("gitea-ci-autoscaler/pool".to_owned(), "linux".to_owned()),
         ]);
-        let text = join().user_data("ci-linux-a1b2", &labels, None).unwrap();
+        let text = join()
+            .user_data("ci-linux-a1b2", &labels, None, Boot::Install)
+            .unwrap();
         assert!(text.starts_with("#cloud-config\n"));
         let doc: Doc = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(doc.write_files[0].path, AGENT_CONFIG_PATH);
@@ -342,13 +376,40 @@ mod tests {
     }
 
     #[test]
+    fn a_baked_boot_writes_the_same_config_and_only_starts_the_agent() {
+        let labels = BTreeMap::from([("gitea-ci-autoscaler/pool".to_owned(), "linux".to_owned())]);
+        let base = join().user_data("n", &labels, None, Boot::Install).unwrap();
+        let baked = join().user_data("n", &labels, None, Boot::Baked).unwrap();
+        let base: Doc = serde_saphyr::from_str(&base).unwrap();
+        let doc: Doc = serde_saphyr::from_str(&baked).unwrap();
+        assert_eq!(doc.write_files[0].content, base.write_files[0].content);
+        assert_eq!(
+            doc.bootcmd, base.bootcmd,
+            "the metadata service is closed the same way"
+        );
+        // Nothing is downloaded: one command, the installer the bake left, told to skip it.
+        assert_eq!(
+            doc.runcmd,
+            [[
+                "env",
+                "INSTALL_K3S_SKIP_DOWNLOAD=true",
+                "INSTALL_K3S_VERSION=v1.33.4+k3s1",
+                "INSTALL_K3S_EXEC=agent --node-taint ci=true:NoSchedule",
+                "sh",
+                BAKED_INSTALLER
+            ]]
+        );
+        assert!(!baked.contains("get.k3s.io") && !baked.contains("curl"));
+    }
+
+    #[test]
     fn bad_join_data_names_every_problem() {
         let mut j = join();
         j.server_url = "http://10.0.0.2:6443".into();
         j.version = "latest".into();
         j.token = Some(SecretString::from("  "));
         let e = j
-            .user_data("n", &BTreeMap::new(), None)
+            .user_data("n", &BTreeMap::new(), None, Boot::Install)
             .unwrap_err()
             .to_string();
         assert!(e.contains("must start with https://"), "{e}");
@@ -370,7 +431,7 @@ mod tests {
             assert!(!e.contains("s3cret"), "the token is never shown: {e}");
             let own = SecretString::from(server);
             let e = join()
-                .user_data("n", &BTreeMap::new(), Some(&own))
+                .user_data("n", &BTreeMap::new(), Some(&own), Boot::Install)
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("K3s server token"), "{e}");
@@ -389,12 +450,14 @@ mod tests {
         let mut j = join();
         j.token = None;
         let own = SecretString::from("K10ab::abcdef.0123456789abcdef");
-        let text = j.user_data("n", &BTreeMap::new(), Some(&own)).unwrap();
+        let text = j
+            .user_data("n", &BTreeMap::new(), Some(&own), Boot::Install)
+            .unwrap();
         let doc: Doc = serde_saphyr::from_str(&text).unwrap();
         let agent: Agent = serde_saphyr::from_str(&doc.write_files[0].content).unwrap();
         assert_eq!(agent.token, "K10ab::abcdef.0123456789abcdef");
         let e = j
-            .user_data("n", &BTreeMap::new(), None)
+            .user_data("n", &BTreeMap::new(), None, Boot::Install)
             .unwrap_err()
             .to_string();
         assert!(e.contains("no join token"), "{e}");
@@ -402,7 +465,9 @@ mod tests {
 
     #[test]
     fn the_metadata_service_is_closed_to_pods_and_non_root_on_every_boot() {
-        let text = join().user_data("n", &BTreeMap::new(), None).unwrap();
+        let text = join()
+            .user_data("n", &BTreeMap::new(), None, Boot::Install)
+            .unwrap();
         let doc: Doc = serde_saphyr::from_str(&text).unwrap();
         let lines: Vec<&str> = doc.bootcmd.iter().map(|c| c[2].as_str()).collect();
         assert!(doc.bootcmd.iter().all(|c| c[0] == "sh" && c[1] == "-c"));
@@ -422,7 +487,7 @@ mod tests {
         let mut j = join();
         j.agent_args = vec!["--node-label=x=".to_owned() + &"y".repeat(USER_DATA_LIMIT)];
         let e = j
-            .user_data("n", &BTreeMap::new(), None)
+            .user_data("n", &BTreeMap::new(), None, Boot::Install)
             .unwrap_err()
             .to_string();
         assert!(e.contains("over Hetzner's limit of 32768"), "{e}");

@@ -58,6 +58,9 @@ pub enum HetznerError {
         /// The server.
         server: u64,
     },
+    /// A bake failed (what happened, and what became of its temporary server).
+    #[error("the bake failed: {0}")]
+    Bake(String),
 }
 
 impl HetznerError {
@@ -69,7 +72,7 @@ impl HetznerError {
             Self::Transport { .. } => ErrorKind::Transient,
             Self::Decode { .. } => ErrorKind::BadResponse,
             Self::BudgetSpent { .. } => ErrorKind::RateLimited,
-            Self::Config(_) | Self::UnknownLabels { .. } => ErrorKind::Invalid,
+            Self::Config(_) | Self::UnknownLabels { .. } | Self::Bake(_) => ErrorKind::Invalid,
         }
     }
 

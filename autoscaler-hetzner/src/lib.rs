@@ -17,6 +17,7 @@
 //! The caller builds the `reqwest::Client` (rustls, with a crypto provider installed once per
 //! process) and passes it in.
 
+pub mod bake;
 mod budget;
 mod client;
 pub mod cloud_init;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use autoscaler_core::{Server, ServerStatus, Timestamp};
+use autoscaler_core::{Image, ImageStatus, Server, ServerStatus, Timestamp};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +125,69 @@ pub(crate) fn timestamp(raw: &str) -> Result<Timestamp, String> {
         }
     }
     Err(format!("`{raw}` is not an RFC 3339 time"))
+}
+
+/// A page of a list: its items, read one by one, and where the next page is.
+pub(crate) trait Paged: serde::de::DeserializeOwned {
+    type Item;
+    fn split(self) -> (Vec<Result<Self::Item, String>>, Pagination);
+    fn id(item: &Self::Item) -> u64;
+}
+
+impl Paged for ServersPage {
+    type Item = Server;
+    fn split(self) -> (Vec<Result<Server, String>>, Pagination) {
+        let items = self.servers.into_iter().map(ServerWire::into_server);
+        (items.collect(), self.meta.pagination)
+    }
+    fn id(item: &Server) -> u64 {
+        item.id
+    }
+}
+
+impl Paged for ImagesPage {
+    type Item = Image;
+    fn split(self) -> (Vec<Result<Image, String>>, Pagination) {
+        let items = self.images.into_iter().map(ImageWire::into_image);
+        (items.collect(), self.meta.pagination)
+    }
+    fn id(item: &Image) -> u64 {
+        item.id
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImagesPage {
+    pub(crate) images: Vec<ImageWire>,
+    pub(crate) meta: Meta,
+}
+
+/// The answer to `create_image`: the image (status `creating`) and the action writing it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreatedImage {
+    pub(crate) image: ImageWire,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImageWire {
+    pub(crate) id: u64,
+    pub(crate) status: ImageStatus,
+    pub(crate) created: String,
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, String>,
+}
+
+impl ImageWire {
+    pub(crate) fn into_image(self) -> Result<Image, String> {
+        let created =
+            timestamp(&self.created).map_err(|e| format!("image {}: created: {e}", self.id))?;
+        Ok(Image {
+            id: self.id,
+            labels: self.labels,
+            created,
+            status: self.status,
+        })
+    }
 }
 
 impl ServerWire {
