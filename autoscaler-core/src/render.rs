@@ -197,8 +197,12 @@ fn describe(a: &Action) -> String {
             name,
             server_type,
             location,
+            baked_image,
             ..
-        }) => format!("create {name} ({server_type}, {location})"),
+        }) => match baked_image {
+            Some(id) => format!("create {name} ({server_type}, {location}, baked image {id})"),
+            None => format!("create {name} ({server_type}, {location})"),
+        },
         Action::DisableRunner { runner_name, .. }
         | Action::EnableRunner { runner_name, .. }
         | Action::DeleteRunner { runner_name, .. } => format!("{} {runner_name}", a.kind()),

@@ -26,6 +26,9 @@ pub(crate) struct Providers {
     /// Every new server gets a join token of its own (`JOIN_TOKENS=per-server`, the default);
     /// otherwise the cloud adapter writes the static one.
     pub(crate) mint_join_tokens: bool,
+    /// The K3s version new agents install (`K3S_VERSION`, else the API server's): a baked image
+    /// is used only when it was baked for it. `None` when it could not be read (`plan`).
+    pub(crate) k3s_version: Option<String>,
 }
 
 /// One call to one service: for the latency and error metrics.

@@ -29,15 +29,25 @@ fn source<T>(r: Result<Source<T>, ProviderError>, errors: &mut Vec<ProviderError
     }
 }
 
-/// Reads jobs, runners, servers, nodes and pods concurrently (and the cluster's identity when
-/// `identity` asks for it), each call bounded by `limit`.
+/// What a reading includes besides the five lists, as the shell asks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Extras {
+    /// The cluster's identity ([`Shell::wants_identity`](autoscaler_core::shell::Shell::wants_identity)).
+    pub(crate) identity: bool,
+    /// The snapshot images ([`Shell::wants_images`](autoscaler_core::shell::Shell::wants_images)).
+    pub(crate) images: bool,
+}
+
+/// Reads jobs, runners, servers, nodes and pods concurrently (and the cluster's identity and the
+/// images when `extras` asks for them), each call bounded by `limit`.
 pub(crate) async fn observe(
     p: &Providers,
     now: Timestamp,
-    identity: bool,
+    extras: Extras,
     limit: Duration,
 ) -> Observation {
-    let (cluster, caps, jobs, runners, servers, nodes, pods) = tokio::join!(
+    let identity = extras.identity;
+    let (cluster, images, caps, jobs, runners, servers, nodes, pods) = tokio::join!(
         async {
             if identity {
                 Some(
@@ -49,6 +59,13 @@ pub(crate) async fn observe(
                     )
                     .await,
                 )
+            } else {
+                None
+            }
+        },
+        async {
+            if extras.images {
+                Some(timed(Service::Hetzner, "list_images", limit, p.cloud.images()).await)
             } else {
                 None
             }
@@ -79,6 +96,11 @@ pub(crate) async fn observe(
             }
         };
     }
+    if let Some((images, call)) = images {
+        calls.push(call);
+        reading.images = Some(source(images, &mut errors));
+    }
+    reading.k3s_version.clone_from(&p.k3s_version);
     reading.forge = match caps.0 {
         Ok(c) => Some(c),
         Err(e) => {

@@ -7,7 +7,7 @@ use autoscaler_core::shell::{self, Decision, Shell};
 use autoscaler_core::{Plan, Snapshot, Timestamp};
 
 use super::execute::{Done, execute};
-use super::observe::observe;
+use super::observe::{Extras, observe};
 use super::{Call, Outcome, Providers};
 
 /// What one tick saw and did.
@@ -129,7 +129,11 @@ pub(crate) async fn tick(
     limit: Duration,
 ) -> TickReport {
     let started = Instant::now();
-    let observation = observe(p, now, shell.wants_identity(), limit).await;
+    let extras = Extras {
+        identity: shell.wants_identity(),
+        images: shell.wants_images(now),
+    };
+    let observation = observe(p, now, extras, limit).await;
     let Decision { snapshot, plan } = shell.decide(observation.reading);
     let outcomes = if leading {
         execute(p, shell.policy(), &plan, now, limit).await

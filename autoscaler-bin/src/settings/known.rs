@@ -151,6 +151,13 @@ pub(crate) const VARS: &[Var] = &[
         "the image of new servers",
     ),
     var(
+        "HETZNER_BAKED_IMAGE",
+        "autoscaler.pools[].baked_image",
+        "none",
+        "`auto`, an image id or a label selector: boot a baked image (`image bake`) of the \
+         cluster's K3s version instead, else the base image with a warning",
+    ),
+    var(
         "K3S_AGENT_ARGS",
         "k3s.agent_args",
         "`--node-label=managed-by=gitea-ci-autoscaler --node-label=node-role=ci-runner` (the \

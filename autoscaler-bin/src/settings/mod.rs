@@ -364,7 +364,7 @@ pub(crate) const DEFAULT_AGENT_ARGS: &str =
     "--node-label=managed-by=gitea-ci-autoscaler --node-label=node-role=ci-runner";
 
 /// The variables that shape the one pool of the seed's configuration.
-const POOL_VARIABLES: [&str; 8] = [
+const POOL_VARIABLES: [&str; 9] = [
     "RUNNER_LABELS",
     "IDLE_TIMEOUT_MINS",
     "TARGET_WAIT_SECS",
@@ -373,6 +373,7 @@ const POOL_VARIABLES: [&str; 8] = [
     "HETZNER_SERVER_TYPE",
     "HETZNER_LOCATION",
     "HETZNER_IMAGE",
+    "HETZNER_BAKED_IMAGE",
 ];
 
 fn placeholder() -> Secret {
@@ -519,6 +520,12 @@ pub(crate) fn load(env: &dyn Env, config_file: Option<&str>) -> Result<Settings,
         }
         if let Some(i) = r.text("HETZNER_IMAGE") {
             pool.image = i;
+        }
+        if let Some(b) = r.text("HETZNER_BAKED_IMAGE") {
+            match b.parse() {
+                Ok(b) => pool.baked_image = Some(b),
+                Err(e) => r.problems.push(format!("HETZNER_BAKED_IMAGE: `{b}`: {e}")),
+            }
         }
         if let Some(labels) = r.list("RUNNER_LABELS") {
             pool.labels = labels;

@@ -60,6 +60,7 @@ fn providers(waiting_job: bool) -> (Providers, World) {
         cloud: Arc::new(c),
         cluster: Arc::new(k),
         mint_join_tokens: false,
+        k3s_version: None,
     };
     (p, World { reads, creates })
 }

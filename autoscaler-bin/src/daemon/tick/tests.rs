@@ -60,6 +60,7 @@ fn providers(forge: MockForge, cloud: MockCloud, cluster: impl Cluster + 'static
         cloud: Arc::new(cloud),
         cluster: Arc::new(cluster),
         mint_join_tokens: false,
+        k3s_version: None,
     }
 }
 
@@ -120,6 +121,56 @@ async fn a_waiting_job_creates_a_server_with_the_pools_shape() {
     // The identity is read once.
     let report = tick_once(&p, &mut shell, false).await;
     assert!(report.calls.iter().all(|c| c.name != "cluster_identity"));
+}
+
+#[tokio::test]
+async fn a_pool_with_a_baked_image_lists_the_images_now_and_then_and_boots_from_one() {
+    let mut config = config();
+    config.pools[0].baked_image = Some(autoscaler_core::BakedImage::Auto);
+    let mut cloud = cloud(vec![]);
+    cloud.expect_images().times(1).returning(|| {
+        let mut labels = autoscaler_core::bake_labels("ci", "linux");
+        labels.insert(
+            autoscaler_core::keys::K3S_VERSION.into(),
+            autoscaler_core::version_label("v1.33.4+k3s1"),
+        );
+        Ok(Source::complete(vec![autoscaler_core::Image {
+            id: 77,
+            labels,
+            created: now(),
+            status: autoscaler_core::ImageStatus::Available,
+        }]))
+    });
+    cloud
+        .expect_create_server()
+        .withf(|s| s.spec.baked_image == Some(77) && s.spec.image == "77")
+        .times(1)
+        .returning(|s| {
+            Ok(synthetic::server(
+                "ci",
+                &s.spec.pool,
+                1,
+                &s.spec.name,
+                now(),
+            ))
+        });
+    let mut p = providers(
+        forge(vec![synthetic::queued_job(1, &labels(), now())]),
+        cloud,
+        cluster(),
+    );
+    p.k3s_version = Some("v1.33.4+k3s1".into());
+    let mut shell = shell_of(&config);
+    let report = tick_once(&p, &mut shell, true).await;
+    assert!(report.calls.iter().any(|c| c.name == "list_images"));
+    assert!(
+        report.plan.warnings.is_empty(),
+        "{:?}",
+        report.plan.warnings
+    );
+    // Read again only after a while: the second tick uses the list it has.
+    let report = tick_once(&p, &mut shell, false).await;
+    assert!(report.calls.iter().all(|c| c.name != "list_images"));
 }
 
 #[tokio::test]
