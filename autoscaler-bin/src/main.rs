@@ -3,6 +3,7 @@
 //! Gitea's history, `check-config` validates and
 //! prints the configuration, and `decide` runs the core on a snapshot file.
 
+mod bake;
 mod config_cmds;
 mod daemon;
 mod failure;
@@ -110,6 +111,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Baked server images: K3s and the runner images already on the disk, so a new server
+    /// skips the downloads and its job waits less.
+    Image {
+        /// What to do.
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
     /// Print a completion script for a shell: e.g. `gitea-ci-autoscaler completions bash >
     /// /etc/bash_completion.d/gitea-ci-autoscaler`, or `… completions zsh > "${fpath[1]}/_gitea-ci-autoscaler"`.
     Completions {
@@ -127,6 +135,18 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Make a pool's baked image: a temporary server from the pool's base image installs K3s
+    /// (not started) and preloads its images and the runner images, cleans its machine
+    /// identity and powers off; it is snapshotted (labels: installation, pool, K3s version,
+    /// content hash) and deleted, and the pool's oldest baked images beyond --keep are deleted.
+    /// Resumes what an earlier run left; an image of the same recipe means nothing to do.
+    /// Prints the image id. Exit codes: 0 the image is available; 1 the bake failed (the
+    /// temporary server is deleted, or the message says how it goes); 2 bad configuration.
+    Bake(bake::BakeArgs),
 }
 
 /// Which policies a replay runs.
@@ -159,6 +179,9 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Plan { config, json } => live::plan(config.as_deref(), json),
+        Command::Image {
+            command: ImageCommand::Bake(args),
+        } => bake::run(&args),
         Command::CheckConfig {
             variables: true, ..
         } => {

@@ -406,3 +406,69 @@ async fn run_serves_acts_and_stops_cleanly_on_sigterm() {
         "{logs}"
     );
 }
+
+/// `image bake` makes the pool's image with the cluster's K3s version and leaves no server;
+/// `plan` then boots new servers from it, and falls back with a warning for another version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_bake_makes_an_image_that_plan_then_boots() {
+    let s = services().await;
+    let mut bake = command(&s, &["image", "bake", "--poll-ms", "5"]);
+    bake.env("HETZNER_SERVER_TYPE", "ccx33");
+    let out = output(bake).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let id: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    for step in [
+        "creating the temporary server",
+        "powers off when done",
+        "taking the snapshot",
+        "is available",
+    ] {
+        assert!(err.contains(step), "{step}: {err}");
+    }
+    assert!(
+        err.contains("K3s v1.33.4+k3s1"),
+        "the cluster's version: {err}"
+    );
+    {
+        let state = s.hetzner_fake.state();
+        assert!(state.servers.is_empty(), "the temporary server is gone");
+        assert_eq!(state.snapshots.len(), 1);
+        assert_eq!(state.snapshots[0]["id"], id);
+    }
+    // Again: nothing to do, the same image.
+    let mut again = command(&s, &["image", "bake", "--poll-ms", "5"]);
+    again.env("HETZNER_SERVER_TYPE", "ccx33");
+    let out = output(again).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), id.to_string());
+
+    let mut plan = command(&s, &["plan"]);
+    plan.env("HETZNER_BAKED_IMAGE", "auto");
+    let out = output(plan).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("(ccx33, nbg1, baked image {id})")),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut plan = command(&s, &["plan", "--json"]);
+    plan.env("HETZNER_BAKED_IMAGE", "auto")
+        .env("K3S_VERSION", "v1.34.1+k3s1");
+    let out = output(plan).await;
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["actions"][0]["image"], json!("ubuntu-24.04"));
+    assert!(
+        plan["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "baked_image_fallback"),
+        "{plan}"
+    );
+    // A bad value is refused, naming the variable.
+    let mut bad = command(&s, &["plan"]);
+    bad.env("HETZNER_BAKED_IMAGE", "a b");
+    let out = output(bad).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HETZNER_BAKED_IMAGE"));
+}

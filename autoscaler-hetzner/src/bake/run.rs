@@ -72,13 +72,12 @@ pub async fn bake(
         }
         let servers = client.list_servers_matching(&servers_selector).await?;
         let images = client.list_images(Some(&images_selector)).await?;
-        let (servers, images) = match (servers, images) {
-            (Source::Complete { items: s }, Source::Complete { items: i }) => (s, i),
-            // Decide only on complete lists: a partial one could hide the server or the image.
-            _ => {
-                tokio::time::sleep(options.poll).await;
-                continue;
-            }
+        // Decide only on complete lists: a partial one could hide the server or the image.
+        let (Source::Complete { items: servers }, Source::Complete { items: images }) =
+            (servers, images)
+        else {
+            tokio::time::sleep(options.poll).await;
+            continue;
         };
         let step = next_step(
             recipe,
@@ -158,8 +157,9 @@ async fn give_up(
     what: &str,
 ) -> HetznerError {
     let reason = format!(
-        "{what} {}; the script's output is in the server's console and /var/log/cloud-init-output.log",
-        format!("{:#}", options.timeout)
+        "{what} {:#}; the script's output is in the server's console and \
+         /var/log/cloud-init-output.log",
+        options.timeout
     );
     with_cleanup(client, server, HetznerError::Bake(reason)).await
 }
