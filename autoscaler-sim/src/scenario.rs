@@ -60,6 +60,11 @@ pub struct WorldConfig {
     /// not used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boot_model: Option<crate::BootModel>,
+    /// The cold start of a server the core creates from a baked image (a pool with
+    /// `baked_image`, for which the world lists one image made for the cluster's K3s version);
+    /// without it, `BootModel::baked()`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baked_boot_model: Option<crate::BootModel>,
     /// Hetzner bills every started period in full, from the server's creation.
     #[serde(with = "secs")]
     pub billing_period: SignedDuration,
@@ -128,6 +133,7 @@ impl Default for WorldConfig {
             boot_max: SignedDuration::from_secs(90),
             runner_start: SignedDuration::from_secs(5),
             boot_model: None,
+            baked_boot_model: None,
             billing_period: SignedDuration::from_hours(1),
             prices: default_prices(),
             hetzner_requests_per_hour: 3600,
@@ -210,7 +216,7 @@ impl Scenario {
         if w.runner_start.is_negative() || w.cooldown.is_negative() {
             problems.push("world.runner_start and world.cooldown must not be negative".into());
         }
-        if let Some(m) = &w.boot_model {
+        for m in w.boot_model.iter().chain(&w.baked_boot_model) {
             problems.extend(m.problems());
         }
         if w.hetzner_requests_per_hour == 0 {

@@ -144,6 +144,43 @@ pub(crate) struct World {
     scenario: Scenario,
 }
 
+/// The K3s release the simulated cluster runs.
+const K3S_VERSION: &str = "v1.33.4+k3s1";
+
+/// One available image per pool that names a baked image, made for the simulated cluster's
+/// K3s version: what `image bake` would have left. The core chooses from it as it does from
+/// Hetzner's list (a selector the image's labels do not match falls back, as it would).
+fn baked_images(config: &autoscaler_core::Config) -> Vec<autoscaler_core::Image> {
+    let mut next = 900_000;
+    config
+        .pools
+        .iter()
+        .filter_map(|p| {
+            let wanted = p.baked_image.as_ref()?;
+            next += 1;
+            let mut labels = autoscaler_core::bake_labels(&config.installation, &p.name);
+            labels.insert(
+                autoscaler_core::keys::K3S_VERSION.to_owned(),
+                autoscaler_core::version_label(K3S_VERSION),
+            );
+            labels.insert(
+                autoscaler_core::keys::BAKE.to_owned(),
+                format!("{next:016x}"),
+            );
+            let id = match wanted {
+                autoscaler_core::BakedImage::Id(id) => *id,
+                _ => next,
+            };
+            Some(autoscaler_core::Image {
+                id,
+                labels,
+                created: Timestamp::UNIX_EPOCH,
+                status: autoscaler_core::ImageStatus::Available,
+            })
+        })
+        .collect()
+}
+
 impl World {
     pub(crate) fn new(scenario: &Scenario, start: Ms, end_hint: Ms) -> Self {
         let pools = &scenario.autoscaler.pools;
@@ -167,6 +204,8 @@ impl World {
         snap.servers = Source::complete(Vec::new());
         snap.nodes = Source::complete(Vec::new());
         snap.pods = Source::complete(Vec::new());
+        snap.k3s_version = Some(K3S_VERSION.to_owned());
+        snap.images = Source::complete(baked_images(&scenario.autoscaler));
         let mut rng = XorShiftRng::seed_from_u64(scenario.world.seed);
         let outages = plan_outages(&mut rng, scenario, start, end_hint);
         Self {
@@ -573,7 +612,13 @@ impl World {
     fn boot_later(&mut self, id: u64, spec: &ServerSpec) {
         let w = &self.scenario.world;
         let faults = &w.faults;
-        let (mut boot, runner_start) = match &w.boot_model {
+        // A server the core made from a baked image boots as one; any other as the world says.
+        let baked = spec.baked_image.map(|_| {
+            w.baked_boot_model
+                .clone()
+                .unwrap_or_else(crate::BootModel::baked)
+        });
+        let (mut boot, runner_start) = match baked.as_ref().or(w.boot_model.as_ref()) {
             // Every phase drawn: those before the node registers are the boot, the last is
             // the runner's start.
             Some(model) => {

@@ -216,12 +216,15 @@ fn a_bad_scenario_is_refused_before_the_replay() {
 fn a_baked_image_shortens_the_waits_that_a_cold_start_makes() {
     use autoscaler_sim::BootModel;
     let t = morning();
-    let with = |model: BootModel| {
+    // The pool names a baked image (the world lists one for it) or does not; the core chooses
+    // as the daemon does, and the servers it creates from the image boot as baked ones.
+    let with = |baked: Option<&str>| {
         let mut s = Scenario::default();
-        s.world.boot_model = Some(model);
+        s.world.boot_model = Some(BootModel::base());
+        s.autoscaler.pools[0].baked_image = baked.map(|b| b.parse().unwrap());
         s
     };
-    let (base, baked) = (with(BootModel::base()), with(BootModel::baked()));
+    let (base, baked) = (with(None), with(Some("auto")));
     let b = run(&t, &base, &mut ours(&base)).report;
     let k = run(&t, &baked, &mut ours(&baked)).report;
     assert_clean(&b);
@@ -238,6 +241,10 @@ fn a_baked_image_shortens_the_waits_that_a_cold_start_makes() {
         k.euros,
         "deterministic"
     );
+    // A selector no image matches falls back to the base image: the same run as without.
+    let unmatched = with(Some("team=nobody"));
+    let u = run(&t, &unmatched, &mut ours(&unmatched)).report;
+    assert_eq!((u.euros, u.wait.p95), (b.euros, b.wait.p95));
     // A scenario file can carry a model of its own, checked phase by phase.
     let s = Scenario::from_json(
         r#"{"world": {"boot_model": {"name": "mine", "phases": [
