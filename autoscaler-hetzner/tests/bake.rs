@@ -109,10 +109,13 @@ async fn a_bake_makes_one_labelled_image_and_leaves_no_server() {
             "done"
         ]
     );
-    let state = fake.state();
-    assert!(state.servers.is_empty(), "the temporary server is gone");
-    assert_eq!(state.snapshots.len(), 1);
-    let image = &state.snapshots[0];
+    let (servers, snapshots) = {
+        let state = fake.state();
+        (state.servers.clone(), state.snapshots.clone())
+    };
+    assert!(servers.is_empty(), "the temporary server is gone");
+    assert_eq!(snapshots.len(), 1);
+    let image = &snapshots[0];
     assert_eq!(image["id"], id);
     assert_eq!(image["status"], "available");
     let r = recipe();
@@ -139,7 +142,6 @@ async fn a_bake_makes_one_labelled_image_and_leaves_no_server() {
             .unwrap()
             .contains(autoscaler_hetzner::bake::BAKE_MARKER)
     );
-    drop(state);
     // Every request was one the spec knows.
     let spec = Spec::hetzner();
     for r in &mock.received_requests().await.unwrap() {
@@ -173,10 +175,12 @@ async fn a_bake_stopped_before_any_step_resumes_to_the_same_result() {
             matches!(result, Ok(Baked::Image(_))),
             "{stop_at}: {result:?}"
         );
-        let state = fake.state();
-        assert!(state.servers.is_empty(), "{stop_at}: a server is left");
-        assert_eq!(state.snapshots.len(), 1, "{stop_at}: one image");
-        drop(state);
+        let (servers, snapshots) = {
+            let state = fake.state();
+            (state.servers.len(), state.snapshots.len())
+        };
+        assert_eq!(servers, 0, "{stop_at}: a server is left");
+        assert_eq!(snapshots, 1, "{stop_at}: one image");
         assert_eq!(creates(&mock).await, 1, "{stop_at}: one server created");
     }
 }
