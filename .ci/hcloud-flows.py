@@ -1,6 +1,6 @@
 """The official hcloud Python library against the Hetzner fake: the flows the autoscaler relies
 on, driven by a client this project did not write. Paging by label selector, get by name,
-create (with its action), relabel, delete, and the errors the real API gives (invalid labels,
+create (with its action), relabel, delete, snapshots (create_image, list, delete), and the errors the real API gives (invalid labels,
 unknown server type, capacity, not found, bad token) must all come back as that library
 expects them.
 
@@ -77,6 +77,26 @@ check(client.servers.get_by_id(server.id).labels.get("gitea-ci-autoscaler/teardo
 action = client.servers.delete(server)
 check(action.command == "delete_server", "a delete answers with its action")
 refused("not_found", "the deleted server", lambda: client.servers.get_by_id(server.id))
+
+# A snapshot (what `image bake` does): the server is locked while it is written, the image is
+# listed by type and label, becomes available, boots a server, and is deleted.
+source = created[1]
+made = client.servers.create_image(source, description="bake", type="snapshot",
+                                   labels={OWNER: "ci", "gitea-ci-autoscaler/bake": "0123456789abcdef"})
+check(made.action.command == "create_image" and made.image.status == "creating",
+      f"create_image answers with the image and its action: {made.image.status}")
+refused("locked", "deleting a server being snapshotted", lambda: client.servers.delete(source))
+listed = client.images.get_all(type="snapshot", label_selector=f"{OWNER}=ci")
+check([i.id for i in listed] == [made.image.id], f"snapshots by label: {[i.id for i in listed]}")
+check(client.images.get_by_id(made.image.id).status == "available", "the snapshot becomes available")
+check(client.images.get_all(type="snapshot", label_selector=f"!{OWNER}") == [], "an absence selector on images")
+check(all(i.type == "system" for i in client.images.get_all(type="system")), "the type filter")
+booted = client.servers.create(name="ci-linux-baked", server_type=ServerType(name="cx33"),
+                               image=Image(id=made.image.id), location=Location(name="nbg1"),
+                               labels={OWNER: "ci"})
+check(booted.server.name == "ci-linux-baked", "a server boots the snapshot")
+check(client.images.delete(made.image), "the snapshot is deleted")
+refused("not_found", "the deleted snapshot", lambda: client.images.get_by_id(made.image.id))
 
 # The errors.
 refused("invalid_input", "a label with a colon",
