@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use autoscaler_core::SignedDuration;
+use autoscaler_hetzner::K3sJoin;
 use autoscaler_hetzner::bake::{BakeOptions, Baked, K3S_RELEASES, Recipe, bake};
-use autoscaler_hetzner::{HetznerClient, HetznerConfig, K3sJoin};
 use autoscaler_k3s::{ClusterConfig, K3sCluster};
 
 use crate::failure::Failure;
@@ -85,14 +85,7 @@ async fn bake_with(s: &Settings, args: &BakeArgs) -> Result<(), Failure> {
     // The client needs join data to be built; a bake creates no node, so none is real.
     let join = K3sJoin::new("https://unused.invalid:6443", None, version.clone());
     let install_script_url = join.install_script_url.clone();
-    let mut config = HetznerConfig::new(
-        s.hetzner.token.value.clone(),
-        s.core.installation.clone(),
-        join,
-    );
-    config.settings = s.hetzner.settings.clone();
-    config.timeout = s.daemon.call_timeout;
-    let client = HetznerClient::new(http, config).map_err(|e| Failure::Input(e.to_string()))?;
+    let client = wiring::hetzner_client(s, &http, join)?;
     let server_type = args
         .server_type
         .clone()

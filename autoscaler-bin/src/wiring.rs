@@ -39,6 +39,22 @@ pub(crate) fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The Hetzner client of the settings, new servers joining with `join`.
+pub(crate) fn hetzner_client(
+    s: &Settings,
+    http: &reqwest::Client,
+    join: K3sJoin,
+) -> Result<HetznerClient, Failure> {
+    let mut config = HetznerConfig::new(
+        s.hetzner.token.value.clone(),
+        s.core.installation.clone(),
+        join,
+    );
+    config.settings = s.hetzner.settings.clone();
+    config.timeout = s.daemon.call_timeout;
+    HetznerClient::new(http.clone(), config).map_err(|e| Failure::Input(e.to_string()))
+}
+
 /// Connects to the three services.
 pub(crate) async fn connect(s: &Settings, purpose: Purpose) -> Result<Wired, Failure> {
     let mut problems = Vec::new();
@@ -105,15 +121,7 @@ pub(crate) async fn connect(s: &Settings, purpose: Purpose) -> Result<Wired, Fai
     let k3s_version = version_known.then(|| version.clone());
     let mut join = K3sJoin::new(server_url, static_token, version);
     join.agent_args = s.k3s.agent_args.clone();
-    let mut hetzner = HetznerConfig::new(
-        s.hetzner.token.value.clone(),
-        s.core.installation.clone(),
-        join,
-    );
-    hetzner.settings = s.hetzner.settings.clone();
-    hetzner.timeout = s.daemon.call_timeout;
-    let mut cloud =
-        HetznerClient::new(http.clone(), hetzner).map_err(|e| Failure::Input(e.to_string()))?;
+    let mut cloud = hetzner_client(s, &http, join)?;
     if s.hetzner.settings.ssh_keys.is_empty() && purpose == Purpose::Run {
         // As the seed did: every SSH key of the project goes on new servers.
         let keys = cloud

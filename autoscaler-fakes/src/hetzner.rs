@@ -267,6 +267,17 @@ fn error(status: u16, code: &str, message: &str) -> (u16, Value) {
     )
 }
 
+/// The `label_selector` parameter, or Hetzner's 422 when it does not parse.
+fn label_selector(text: Option<String>) -> Result<selector::Selector, (u16, Value)> {
+    selector::parse(&text.unwrap_or_default()).map_err(|e| {
+        error(
+            422,
+            "invalid_input",
+            &format!("invalid label_selector: {e}"),
+        )
+    })
+}
+
 /// Whether `labels` match `selector` (a selector that does not parse matches nothing).
 pub fn selects(selector_text: &str, labels: &Value) -> bool {
     selector::parse(selector_text).is_ok_and(|terms| terms.matches(labels))
@@ -401,18 +412,9 @@ impl FakeHetzner {
         let out = match (method, segments.as_slice()) {
             ("GET", ["servers"]) => {
                 s.advance_bakes();
-                let terms = match selector::parse(&q("label_selector").unwrap_or_default()) {
+                let terms = match label_selector(q("label_selector")) {
                     Ok(t) => t,
-                    Err(e) => {
-                        return with(
-                            error(
-                                422,
-                                "invalid_input",
-                                &format!("invalid label_selector: {e}"),
-                            ),
-                            left,
-                        );
-                    }
+                    Err(e) => return with(e, left),
                 };
                 let statuses = all("status");
                 if let Some(bad) = statuses.iter().find(|st| !STATUSES.contains(&st.as_str())) {
@@ -624,18 +626,9 @@ impl FakeHetzner {
             }
             ("GET", ["images"]) => {
                 s.advance_images();
-                let terms = match selector::parse(&q("label_selector").unwrap_or_default()) {
+                let terms = match label_selector(q("label_selector")) {
                     Ok(t) => t,
-                    Err(e) => {
-                        return with(
-                            error(
-                                422,
-                                "invalid_input",
-                                &format!("invalid label_selector: {e}"),
-                            ),
-                            left,
-                        );
-                    }
+                    Err(e) => return with(e, left),
                 };
                 let (types, statuses) = (all("type"), all("status"));
                 let bad = types
