@@ -301,6 +301,16 @@ fn check_labels(labels: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Hetzner's 422 for a request whose `labels` break the rules, if they do.
+fn bad_labels(req: &Value) -> Option<(u16, Value)> {
+    let e = check_labels(req.get("labels")?).err()?;
+    Some(error(
+        422,
+        "invalid_input",
+        &format!("invalid input in field 'labels': {e}"),
+    ))
+}
+
 /// The statuses a server can have.
 const STATUSES: [&str; 9] = [
     "running",
@@ -479,12 +489,8 @@ impl FakeHetzner {
                         })
                         .cloned()
                 });
-                if let Some(e) = req.get("labels").and_then(|l| check_labels(l).err()) {
-                    error(
-                        422,
-                        "invalid_input",
-                        &format!("invalid input in field 'labels': {e}"),
-                    )
+                if let Some(e) = bad_labels(&req) {
+                    e
                 } else if sold.is_none() {
                     error(
                         422,
@@ -565,17 +571,10 @@ impl FakeHetzner {
                         let Ok(req) = serde_json::from_slice::<Value>(body) else {
                             return with(error(400, "json_error", "invalid JSON input"), left);
                         };
+                        if let Some(e) = bad_labels(&req) {
+                            return with(e, left);
+                        }
                         if let Some(labels) = req.get("labels") {
-                            if let Err(e) = check_labels(labels) {
-                                return with(
-                                    error(
-                                        422,
-                                        "invalid_input",
-                                        &format!("invalid input in field 'labels': {e}"),
-                                    ),
-                                    left,
-                                );
-                            }
                             s.servers[i]["labels"] = labels.clone();
                         }
                         (200, json!({"server": s.servers[i].clone()}))
@@ -594,12 +593,8 @@ impl FakeHetzner {
                 let kind = req["type"].as_str().unwrap_or("snapshot");
                 if !req.is_object() || !["snapshot", "backup"].contains(&kind) {
                     error(422, "invalid_input", "invalid input in field 'type'")
-                } else if let Some(e) = req.get("labels").and_then(|l| check_labels(l).err()) {
-                    error(
-                        422,
-                        "invalid_input",
-                        &format!("invalid input in field 'labels': {e}"),
-                    )
+                } else if let Some(e) = bad_labels(&req) {
+                    e
                 } else if s.locked(id) {
                     error(423, "locked", "server is locked")
                 } else {
@@ -695,15 +690,8 @@ impl FakeHetzner {
                         let Ok(req) = serde_json::from_slice::<Value>(body) else {
                             return with(error(400, "json_error", "invalid JSON input"), left);
                         };
-                        if let Some(e) = req.get("labels").and_then(|l| check_labels(l).err()) {
-                            return with(
-                                error(
-                                    422,
-                                    "invalid_input",
-                                    &format!("invalid input in field 'labels': {e}"),
-                                ),
-                                left,
-                            );
+                        if let Some(e) = bad_labels(&req) {
+                            return with(e, left);
                         }
                         if let Some(labels) = req.get("labels") {
                             s.snapshots[i]["labels"] = labels.clone();
