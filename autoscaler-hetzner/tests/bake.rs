@@ -342,3 +342,27 @@ fn the_fakes_image_answers_fit_the_spec() {
     assert_eq!(call("DELETE", &format!("/v1/images/{id}"), &[], b"").0, 204);
     assert_eq!(call("DELETE", &format!("/v1/images/{id}"), &[], b"").0, 404);
 }
+
+#[tokio::test]
+async fn a_failure_after_the_server_exists_deletes_it_and_a_new_run_starts_over() {
+    let (mock, fake, client) = setup(State::default()).await;
+    let failing = fake.clone();
+    let result = bake(&client, &recipe(), &options(), &mut |step| {
+        if matches!(step, Step::Snapshot { .. }) {
+            // The snapshot call meets an outage.
+            failing.state().faults.push_back((503, "unavailable"));
+        }
+        true
+    })
+    .await;
+    let e = result.unwrap_err().to_string();
+    assert!(e.contains("503") && e.contains("was deleted"), "{e}");
+    let (servers, snapshots) = {
+        let state = fake.state();
+        (state.servers.len(), state.snapshots.len())
+    };
+    assert_eq!((servers, snapshots), (0, 0), "no paid server is left");
+    let (again, _) = run(&client, &options()).await;
+    assert!(matches!(again, Ok(Baked::Image(_))), "{again:?}");
+    assert_eq!(creates(&mock).await, 2);
+}
