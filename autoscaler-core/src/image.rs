@@ -193,6 +193,18 @@ pub fn bake_labels(installation: &str, pool: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// The labels of an image baked for `pool` with K3s `version`, but for its content hash:
+/// [`bake_labels`] and the version ([`keys::K3S_VERSION`]), which [`choose`] checks.
+pub fn baked_image_labels(
+    installation: &str,
+    pool: &str,
+    version: &str,
+) -> BTreeMap<String, String> {
+    let mut labels = bake_labels(installation, pool);
+    labels.insert(keys::K3S_VERSION.to_owned(), version_label(version));
+    labels
+}
+
 /// What a pool boots from this time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootChoice {
@@ -285,11 +297,9 @@ mod tests {
     use super::*;
 
     fn image(id: u64, version: &str, created: &str, status: ImageStatus) -> Image {
-        let mut labels = bake_labels("ci", "linux");
-        labels.insert(keys::K3S_VERSION.to_owned(), version_label(version));
         Image {
             id,
-            labels,
+            labels: baked_image_labels("ci", "linux", version),
             created: created.parse().unwrap(),
             status,
         }

@@ -87,8 +87,8 @@ pub use config::{
 pub use decide::{BAKE_SERVER_LIMIT, decide};
 pub use error::{ConfigProblem, Error};
 pub use image::{
-    BakedImage, BootChoice, Image, ImageStatus, Selector, bake_labels, choose as choose_image,
-    version_label,
+    BakedImage, BootChoice, Image, ImageStatus, Selector, bake_labels, baked_image_labels,
+    choose as choose_image, version_label,
 };
 pub use jiff::{SignedDuration, Timestamp};
 pub use plan::{

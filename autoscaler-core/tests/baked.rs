@@ -24,11 +24,7 @@ fn world(baked: Option<BakedImage>) -> World {
 }
 
 fn baked(id: u64, version: &str, status: ImageStatus, created: &str) -> Image {
-    let mut labels = autoscaler_core::bake_labels(INSTALLATION, "linux");
-    labels.insert(
-        keys::K3S_VERSION.into(),
-        autoscaler_core::version_label(version),
-    );
+    let mut labels = autoscaler_core::baked_image_labels(INSTALLATION, "linux", version);
     labels.insert(keys::BAKE.into(), format!("{id:016x}"));
     Image {
         id,
@@ -167,6 +163,33 @@ fn a_bake_server_is_never_capacity_and_is_deleted_only_past_the_limit() {
             .iter()
             .any(|x| x.kind == WarningKind::BakeLeftover && x.message.contains("900"))
     );
+}
+
+#[test]
+fn a_left_bake_server_is_held_while_any_source_is_incomplete() {
+    // The evidence is the server itself (this installation's owner and bake labels, and its
+    // age) read in a complete list, with every other source complete too: a list that could not
+    // be read in full holds the delete.
+    let mut w = world(None);
+    bake_server(&mut w, INSTALLATION, 900, BAKE_SERVER_LIMIT * 2);
+    assert_eq!(deleted(&w.decide()), [900]);
+    for hole in 0..3 {
+        let mut v = world(None);
+        bake_server(&mut v, INSTALLATION, 900, BAKE_SERVER_LIMIT * 2);
+        match hole {
+            0 => v.truth.nodes = Source::unavailable("the API server is down"),
+            1 => v.truth.jobs = Source::unavailable("Gitea is down"),
+            _ => {
+                let servers = v.truth.servers.items().to_vec();
+                v.truth.servers = Source::Partial {
+                    items: servers,
+                    reason: "page 2 failed".into(),
+                };
+            }
+        }
+        let plan = v.decide();
+        assert!(deleted(&plan).is_empty(), "hole {hole}: {:?}", kinds(&plan));
+    }
 }
 
 proptest! {

@@ -158,11 +158,8 @@ fn baked_images(config: &autoscaler_core::Config) -> Vec<autoscaler_core::Image>
         .filter_map(|p| {
             let wanted = p.baked_image.as_ref()?;
             next += 1;
-            let mut labels = autoscaler_core::bake_labels(&config.installation, &p.name);
-            labels.insert(
-                autoscaler_core::keys::K3S_VERSION.to_owned(),
-                autoscaler_core::version_label(K3S_VERSION),
-            );
+            let mut labels =
+                autoscaler_core::baked_image_labels(&config.installation, &p.name, K3S_VERSION);
             labels.insert(
                 autoscaler_core::keys::BAKE.to_owned(),
                 format!("{next:016x}"),

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use autoscaler_core::keys;
 use sha2::{Digest, Sha256};
 
-use super::BAKE_MARKER;
 use crate::HetznerError;
 use crate::cloud_init::{self, BAKED_INSTALLER, CloudConfig, WriteFile};
 
@@ -117,11 +116,8 @@ impl Recipe {
     /// The labels of the temporary server and of the image: ownership, pool, K3s version and
     /// the content hash.
     pub fn labels(&self) -> BTreeMap<String, String> {
-        let mut labels = autoscaler_core::bake_labels(&self.installation, &self.pool);
-        labels.insert(
-            keys::K3S_VERSION.to_owned(),
-            autoscaler_core::version_label(&self.k3s_version),
-        );
+        let mut labels =
+            autoscaler_core::baked_image_labels(&self.installation, &self.pool, &self.k3s_version);
         labels.insert(keys::BAKE.to_owned(), self.hash());
         labels
     }
@@ -208,24 +204,6 @@ const SCRIPT: &str = concat!(
     "poweroff\n",
 );
 
-/// The marker the fake looks for, and a person reading the user data.
-const _: () = assert!(const_contains(SCRIPT.as_bytes(), BAKE_MARKER.as_bytes()));
-
-const fn const_contains(hay: &[u8], needle: &[u8]) -> bool {
-    let mut i = 0;
-    while i + needle.len() <= hay.len() {
-        let mut j = 0;
-        while j < needle.len() && hay[i + j] == needle[j] {
-            j += 1;
-        }
-        if j == needle.len() {
-            return true;
-        }
-        i += 1;
-    }
-    false
-}
-
 /// A recipe for tests.
 #[cfg(test)]
 pub(crate) fn example() -> Recipe {
@@ -301,6 +279,8 @@ mod tests {
         assert!(SCRIPT.contains("INSTALL_K3S_SKIP_START=true"));
         assert!(SCRIPT.contains("cloud-init clean --logs --machine-id --seed"));
         assert!(SCRIPT.contains("/etc/ssh/ssh_host_*"));
+        // The marker a person, the daemon's reader and the fake tell a bake's server by.
+        assert!(SCRIPT.contains(crate::bake::BAKE_MARKER));
     }
 
     #[test]

@@ -129,11 +129,7 @@ async fn a_pool_with_a_baked_image_lists_the_images_now_and_then_and_boots_from_
     config.pools[0].baked_image = Some(autoscaler_core::BakedImage::Auto);
     let mut cloud = cloud(vec![]);
     cloud.expect_images().times(1).returning(|| {
-        let mut labels = autoscaler_core::bake_labels("ci", "linux");
-        labels.insert(
-            autoscaler_core::keys::K3S_VERSION.into(),
-            autoscaler_core::version_label("v1.33.4+k3s1"),
-        );
+        let labels = autoscaler_core::baked_image_labels("ci", "linux", "v1.33.4+k3s1");
         Ok(Source::complete(vec![autoscaler_core::Image {
             id: 77,
             labels,
