@@ -122,7 +122,7 @@ async fn bake_with(s: &Settings, args: &BakeArgs) -> Result<(), Failure> {
             .location
             .clone()
             .or_else(|| pool.locations.first().cloned())
-            .unwrap_or_else(|| "nbg1".to_owned()),
+            .ok_or_else(|| Failure::Input(format!("pool {} has no location", pool.name)))?,
         base_image: pool.image.clone(),
         k3s_version: version,
         install_script_url,
@@ -229,20 +229,19 @@ async fn cluster_version(s: &Settings) -> Result<String, Failure> {
         .map_err(|e| Failure::Service(format!("cannot read the K3s version ({hint}): {e}")))
 }
 
-/// The images a workload file names (for the test below).
-#[cfg(test)]
-fn workload_images(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("image:"))
-        .map(|i| i.trim().to_owned())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The images a workload file names (for the test below).
+    fn workload_images(path: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("image:"))
+            .map(|i| i.trim().to_owned())
+            .collect()
+    }
 
     #[test]
     fn a_bake_preloads_the_images_of_the_shipped_runner_workload() {

@@ -79,23 +79,17 @@ pub(crate) async fn connect(s: &Settings, purpose: Purpose) -> Result<Wired, Fai
         }
         Err(problem) => Err(Failure::Service(problem)),
     };
-    let mut version_known = true;
-    let version = match &s.k3s.version {
-        Some(v) => v.clone(),
-        None => match cluster.version().await {
-            Ok(v) => v,
-            Err(e) => {
-                version_known = false;
-                needed(
-                    Err(format!(
-                        "cannot read the K3s version (or set K3S_VERSION): Kubernetes: {e}"
-                    )),
-                    // Never used: `plan` creates nothing. Well-formed, so the client can be built.
-                    "v0.0.0+k3s0",
-                )?
-            }
-        },
+    let read = match &s.k3s.version {
+        Some(v) => Ok(v.clone()),
+        None => cluster.version().await.map_err(|e| {
+            format!("cannot read the K3s version (or set K3S_VERSION): Kubernetes: {e}")
+        }),
     };
+    // What a baked image must have been baked for; unknown when it could not be read.
+    let k3s_version = read.as_ref().ok().cloned();
+    // The placeholder is never used: `plan` creates nothing. Well-formed, so the client can be
+    // built.
+    let version = needed(read, "v0.0.0+k3s0")?;
     let server_url = match &s.k3s.server_url {
         Some(u) => u.clone(),
         None => needed(
@@ -118,7 +112,6 @@ pub(crate) async fn connect(s: &Settings, purpose: Purpose) -> Result<Wired, Fai
         );
     }
     let static_token = s.k3s.join.static_token().map(|t| t.value.clone());
-    let k3s_version = version_known.then(|| version.clone());
     let mut join = K3sJoin::new(server_url, static_token, version);
     join.agent_args = s.k3s.agent_args.clone();
     let mut cloud = hetzner_client(s, &http, join)?;

@@ -82,6 +82,11 @@ async fn creates(mock: &MockServer) -> usize {
 #[tokio::test]
 async fn a_bake_makes_one_labelled_image_and_leaves_no_server() {
     let (mock, fake, client) = setup(State::default()).await;
+    // The fake tells a bake's server by the marker the bake writes.
+    assert_eq!(
+        autoscaler_fakes::hetzner::BAKE_MARKER,
+        autoscaler_hetzner::bake::BAKE_MARKER
+    );
     let (result, steps) = run(&client, &options()).await;
     let Ok(Baked::Image(id)) = result else {
         panic!("{result:?}")
@@ -365,4 +370,38 @@ async fn a_failure_after_the_server_exists_deletes_it_and_a_new_run_starts_over(
     let (again, _) = run(&client, &options()).await;
     assert!(matches!(again, Ok(Baked::Image(_))), "{again:?}");
     assert_eq!(creates(&mock).await, 2);
+}
+
+#[tokio::test]
+async fn a_passing_outage_while_waiting_is_waited_out_and_a_refusal_ends_the_bake() {
+    let (_mock, fake, client) = setup(State::default()).await;
+    let flaky = fake.clone();
+    let result = bake(&client, &recipe(), &options(), &mut |step| {
+        if matches!(step, Step::AwaitPowerOff { .. }) {
+            // The next looks meet an outage: the bake reads again.
+            flaky
+                .state()
+                .faults
+                .extend([(503, "unavailable"), (503, "unavailable")]);
+        }
+        true
+    })
+    .await;
+    assert!(matches!(result, Ok(Baked::Image(_))), "{result:?}");
+    // A refused token is no outage: the bake ends at once and deletes its server.
+    let (_mock, fake, client) = setup(State::default()).await;
+    let refusing = fake.clone();
+    let result = bake(&client, &recipe(), &options(), &mut |step| {
+        if matches!(step, Step::AwaitPowerOff { .. }) {
+            refusing.state().faults.push_back((401, "unauthorized"));
+        }
+        true
+    })
+    .await;
+    let e = result.unwrap_err().to_string();
+    assert!(
+        e.contains("unauthorized") && e.contains("was deleted"),
+        "{e}"
+    );
+    assert!(fake.state().servers.is_empty());
 }

@@ -65,19 +65,35 @@ pub async fn bake(
         .unwrap_or(Timestamp::MAX);
     let mut last: Option<Step> = None;
     let mut server: Option<u64> = None;
+    // Why the last look could not decide, if it could not.
+    let mut unread: Option<String> = None;
     loop {
         let now = Timestamp::now();
         if now > deadline {
-            return Err(give_up(client, server, options, "the bake took longer than").await);
+            let what = "the bake took longer than";
+            return Err(give_up(client, server, options, what, unread.as_deref()).await);
         }
-        let servers = client.list_servers_matching(&servers_selector).await?;
-        let images = client.list_images(Some(&images_selector)).await?;
-        // Decide only on complete lists: a partial one could hide the server or the image.
-        let (Source::Complete { items: servers }, Source::Complete { items: images }) =
-            (servers, images)
-        else {
-            tokio::time::sleep(options.poll).await;
-            continue;
+        let lists = (
+            client.list_servers_matching(&servers_selector).await,
+            client.list_images(Some(&images_selector)).await,
+        );
+        // Decide only on complete lists: a partial one could hide the server or the image. A
+        // list that fails for a passing reason (an outage, the rate limit) is read again.
+        let (servers, images) = match lists {
+            (Ok(Source::Complete { items: s }), Ok(Source::Complete { items: i })) => (s, i),
+            (Err(e), _) | (_, Err(e)) if !e.kind().is_retryable() => {
+                return Err(with_cleanup(client, server, e).await);
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                unread = Some(e.to_string());
+                tokio::time::sleep(options.poll).await;
+                continue;
+            }
+            _ => {
+                unread = Some("a list was read only in part".to_owned());
+                tokio::time::sleep(options.poll).await;
+                continue;
+            }
         };
         let step = next_step(
             recipe,
@@ -139,6 +155,7 @@ pub async fn bake(
                     Some(id),
                     options,
                     "the server did not power off within",
+                    None,
                 )
                 .await);
             }
@@ -155,9 +172,11 @@ async fn give_up(
     server: Option<u64>,
     options: &BakeOptions,
     what: &str,
+    unread: Option<&str>,
 ) -> HetznerError {
+    let last = unread.map_or_else(String::new, |why| format!(" (the last look failed: {why})"));
     let reason = format!(
-        "{what} {:#}; the script's output is in the server's console and \
+        "{what} {:#}{last}; the script's output is in the server's console and \
          /var/log/cloud-init-output.log",
         options.timeout
     );
